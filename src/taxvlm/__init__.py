@@ -1,0 +1,1 @@
+"""taxvlm: how frozen language models generalise taxonomic knowledge to images."""
