@@ -1,0 +1,27 @@
+"""taxvlm: cross-modal taxonomic generalisation of frozen (vision-)language models.
+
+Run `snakemake --cores all` for the embedded default (config/config.yaml); pass
+`--configfile other.yaml` to override keys (files are deep-merged over the default).
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,174 @@
+"""Per-category scores of the forced-choice evaluation, the majority baseline and headline means.
+
+Everything downstream (figures, tables, statistics) reads the one tidy table written by
+`collect_metrics`: one row per run × test set × category, where the category is the `asked` column
+(the hypernym, or the leaf, the question is about) — protocol §6.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import f1_score
+
+from taxvlm.io import read_tsv, write_tsv
+
+RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "seed")
+HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "test_set")
+TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen")
+SCORE_COLUMNS: tuple[str, ...] = (
+    "n", "n_yes", "n_no", "macro_f1", "accuracy", "majority_label", "majority_macro_f1", "majority_accuracy",
+)  # fmt: skip
+METRICS_COLUMNS: tuple[str, ...] = (
+    *RUN_KEYS, "condition_family", "pct_deprived", "test_set", "kind", "category", *SCORE_COLUMNS,
+)  # fmt: skip
+HEADLINE_COLUMNS: tuple[str, ...] = (
+    *HEADLINE_KEYS, "n", "n_seeds", "n_categories", "macro_f1", "sd", "ci_low", "ci_high", "accuracy",
+    "majority_macro_f1", "majority_accuracy",
+)  # fmt: skip
+_INTEGER_COLUMNS: tuple[str, ...] = ("seed", "n", "n_yes", "n_no")
+_FLOAT_COLUMNS: tuple[str, ...] = (
+    "pct_deprived", "macro_f1", "accuracy", "majority_macro_f1", "majority_accuracy",
+)  # fmt: skip
+
+_CONDITION = re.compile(r"^(?:(none|full)|random(\d+)(pair)?|systematic(\d+))$")
+
+
+def condition_axis(condition: str, n_categories: int) -> tuple[str, float]:
+    """(family, % deprived) of a condition name: the x-axis of the deprivation figure (protocol §3).
+
+    `none` is 0 and `full` is 100; `randomR`/`randomRpair` remove R% of each category's leaves;
+    `systematicN` removes N whole categories out of `n_categories` (x = 100·N/n_categories).
+    """
+    match = _CONDITION.match(condition)
+    if match is None:
+        raise ValueError(f"unknown condition {condition!r}")
+    fixed, random_pct, pair, n_systematic = match.groups()
+    if fixed is not None:
+        return fixed, 0.0 if fixed == "none" else 100.0
+    if random_pct is not None:
+        return ("randompair" if pair else "random"), float(random_pct)
+    if n_categories <= 0:
+        raise ValueError("n_categories must be positive for systematic conditions")
+    return "systematic", 100.0 * int(n_systematic) / n_categories
+
+
+def majority_label(y_true: Sequence[str]) -> str:
+    """The most frequent gold label; a tie goes to the alphabetically first label (`No` before `Yes`).
+
+    The tie-break cannot change the baseline's score: with equal counts, predicting either class gives
+    the same accuracy (0.5) and the same macro-F1 (1/3) by symmetry.
+    """
+    counts = pd.Series(list(y_true)).value_counts()
+    return str(min(counts.index[counts == counts.max()]))
+
+
+def category_scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, float | int | str]:
+    """Scores of one category in one test set, and of its majority-class baseline.
+
+    Macro-F1 uses sklearn's label set (classes present in y_true ∪ y_pred): a category whose gold
+    answers are all one class scores 1.0 when every prediction is right, and is halved by the absent
+    class's F1 of 0 as soon as one prediction is wrong.
+    """
+    y_true, y_pred = list(y_true), list(y_pred)
+    if not y_true:
+        raise ValueError("a category needs at least one example")
+    baseline = [majority_label(y_true)] * len(y_true)
+    return {
+        "n": len(y_true),
+        "n_yes": y_true.count("Yes"),
+        "n_no": y_true.count("No"),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0.0)),
+        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+        "majority_label": baseline[0],
+        "majority_macro_f1": float(f1_score(y_true, baseline, average="macro", zero_division=0.0)),
+        "majority_accuracy": float(np.mean(np.asarray(y_true) == np.asarray(baseline))),
+    }
+
+
+def score_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (test_set, kind, asked) of a predictions table; categories without rows are absent."""
+    rows = [
+        {"test_set": test_set, "kind": kind, "category": asked, **category_scores(g["answer"], g["prediction"])}
+        for (test_set, kind, asked), g in predictions.groupby(["test_set", "kind", "asked"], sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["test_set", "kind", "category", *SCORE_COLUMNS])
+
+
+def read_runs(runs: Iterable[dict], test_sets: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per-example prediction rows of many runs, each tagged with its run keys (and `correct`)."""
+    frames = []
+    for run in runs:
+        frame = read_tsv(run["path"])
+        if test_sets is not None:
+            frame = frame[frame["test_set"].isin(test_sets)]
+        frames.append(frame.assign(**{key: run[key] for key in RUN_KEYS}))
+    table = pd.concat(frames, ignore_index=True)
+    return table.assign(correct=(table["answer"] == table["prediction"]).astype(int))
+
+
+def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str] | None, n_categories: int) -> pd.DataFrame:
+    """The tidy metrics table of all runs (`results/analysis/metrics.tsv`).
+
+    `runs`: dicts with the run keys (encoder, lm, init, condition, shuffle, seed) and `path` to the
+    run's predictions.tsv. `n_categories` (number of hypernyms in the dataset) scales the x-axis of
+    systematic conditions.
+    """
+    frames = []
+    for run in runs:
+        family, pct = condition_axis(run["condition"], n_categories)
+        keys = {key: run[key] for key in RUN_KEYS} | {"condition_family": family, "pct_deprived": pct}
+        frames.append(score_predictions(read_tsv(run["path"])).assign(**keys))
+    table = pd.concat(frames, ignore_index=True)[list(METRICS_COLUMNS)]
+    table = table.sort_values([*RUN_KEYS, "test_set", "kind", "category"], kind="stable", ignore_index=True)
+    if out_path is not None:
+        write_tsv(table, out_path)
+    return table
+
+
+def read_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """metrics.tsv with its numeric columns typed again (pipeline tables are read as strings)."""
+    return read_tsv(path).astype({column: int for column in _INTEGER_COLUMNS} | {column: float for column in _FLOAT_COLUMNS})
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """95% CI of a mean, t(0.975, n−1)·sd/√n (protocol §6); NaN bounds when n < 2."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
+def headline(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean macro-F1 over categories × seeds per (encoder, lm, init, condition, shuffle, test_set).
+
+    Unweighted: every category counts once per seed whatever its size. The majority baseline and
+    accuracy are averaged the same way so they can be drawn alongside.
+    """
+    rows = []
+    for keys, group in metrics.groupby(list(HEADLINE_KEYS), sort=True):
+        low, high = t_interval(group["macro_f1"])
+        rows.append(
+            dict(zip(HEADLINE_KEYS, keys))
+            | {
+                "n": len(group),
+                "n_seeds": group["seed"].nunique(),
+                "n_categories": group["category"].nunique(),
+                "macro_f1": group["macro_f1"].mean(),
+                "sd": group["macro_f1"].std(ddof=1),
+                "ci_low": low,
+                "ci_high": high,
+                "accuracy": group["accuracy"].mean(),
+                "majority_macro_f1": group["majority_macro_f1"].mean(),
+                "majority_accuracy": group["majority_accuracy"].mean(),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))

@@ -1,0 +1,60 @@
+"""Unpack the stamp images of the Debian `tuxpaint-stamps-default` package (no install, no root).
+
+`dpkg-deb -x` where it exists; elsewhere the .deb is read directly (an `ar` archive whose
+`data.tar.*` member holds the files), so non-Debian machines work too.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+from taxvlm.assets.atomic import atomic_dir
+
+log = logging.getLogger(__name__)
+
+STAMPS = Path("usr/share/tuxpaint/stamps")
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER_SIZE = 60
+
+
+def extract_stamps(deb: Path, out_dir: Path) -> None:
+    """Write the package's `usr/share/tuxpaint/stamps` tree to `out_dir`, atomically."""
+    with atomic_dir(out_dir) as tmp:
+        root = tmp / "root"
+        if shutil.which("dpkg-deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, capture_output=True)
+        else:
+            log.info("dpkg-deb not found; reading %s as an ar archive", deb)
+            _extract_data_tar(deb, root, STAMPS)
+        if not (root / STAMPS).is_dir():
+            raise FileNotFoundError(f"{deb}: no {STAMPS}/ in the package")
+        for child in (root / STAMPS).iterdir():
+            child.rename(tmp / child.name)
+        shutil.rmtree(root)
+
+
+def _extract_data_tar(deb: Path, dest: Path, subtree: Path) -> None:
+    """Extract the members of the .deb's `data.tar.*` that lie under `subtree`."""
+    with tarfile.open(fileobj=io.BytesIO(_ar_member(deb, "data.tar"))) as tar:
+        wanted = [m for m in tar.getmembers()
+                  if Path(m.name.removeprefix("./")).is_relative_to(subtree)]
+        tar.extractall(dest, members=wanted, filter="data")
+
+
+def _ar_member(archive: Path, prefix: str) -> bytes:
+    """The content of the first member of an `ar` archive whose name starts with `prefix`."""
+    with open(archive, "rb") as handle:
+        if handle.read(len(AR_MAGIC)) != AR_MAGIC:
+            raise ValueError(f"{archive} is not a .deb (ar) archive")
+        while header := handle.read(AR_HEADER_SIZE):
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58])
+            if name.startswith(prefix):
+                return handle.read(size)
+            handle.seek(size + size % 2, io.SEEK_CUR)  # members are 2-byte aligned
+    raise ValueError(f"{archive} has no {prefix}* member")

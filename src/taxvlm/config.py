@@ -1,0 +1,127 @@
+"""Config checks and the experiment grid.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and fills defaults; this module
+adds what a schema cannot express (cross-references between sections) and turns the union of
+experiment grids into the list of runs, so the workflow and the tests share one definition.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem, reported as one line naming the field."""
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One projector training: the unit of work of the grid."""
+
+    encoder: str
+    lm: str
+    init: str
+    condition: str
+    shuffle: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.encoder}/{self.lm}/{self.init}/{self.condition}/{self.shuffle}/seed{self.seed}"
+
+    def keys(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "lm": self.lm,
+            "init": self.init,
+            "condition": self.condition,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+        }
+
+
+def _field(path: Any) -> str:
+    parts = ["config"]
+    for part in path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts)
+
+
+def schema_error(config: Mapping[str, Any], schema_path: str | Path) -> str | None:
+    """The most relevant schema violation as one line (None if valid).
+
+    Snakemake's own `validate` prints the whole jsonschema report; users asked for one line that
+    names the field, so the best match is formatted here before Snakemake injects the defaults.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
+    if error is None:
+        return None
+    return f"{_field(error.absolute_path)}: {error.message}"
+
+
+def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
+    """The sorted, de-duplicated union of the config's experiment grids."""
+    runs = set()
+    for block in experiments:
+        for combo in itertools.product(
+            block["encoders"],
+            block["lms"],
+            block["inits"],
+            block["conditions"],
+            block["shuffles"],
+            block["seeds"],
+        ):
+            runs.add(Run(*combo[:5], int(combo[5])))
+    return sorted(runs)
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Fail on names that point nowhere, before any job starts."""
+    assets = config.get("assets", {})
+    for family in ("encoders", "lms"):
+        for name, spec in config.get(family, {}).items():
+            asset = (spec.get("weights") or {}).get("asset")
+            if asset is not None and asset not in assets:
+                raise ConfigError(
+                    f"config.{family}.{name}.weights.asset: '{asset}' is not defined under config.assets "
+                    f"(known: {', '.join(sorted(assets)) or 'none'})"
+                )
+    for index, block in enumerate(config["experiments"]):
+        for family, key in (("encoders", "encoders"), ("lms", "lms")):
+            for name in block[key]:
+                if name not in config.get(family, {}):
+                    known = ", ".join(sorted(config.get(family, {}))) or "none"
+                    raise ConfigError(
+                        f"config.experiments[{index}].{key}: '{name}' is not defined under config.{family} "
+                        f"(known: {known})"
+                    )
+    dataset = config["dataset"]
+    kind = dataset["kind"]
+    if kind not in dataset:
+        raise ConfigError(f"config.dataset.{kind}: missing section for dataset kind '{kind}'")
+    for key, value in dataset[kind].items():
+        names = value if isinstance(value, list) else [value]
+        for name in names if key.endswith(("asset", "assets")) else []:
+            if name not in assets:
+                raise ConfigError(f"config.dataset.{kind}.{key}: '{name}' is not defined under config.assets")
+
+
+def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
+    """Global training settings overridden by the LM's own `training:` block.
+
+    Resolving per LM lets Snakemake's params trigger rerun exactly the jobs of an LM whose
+    settings changed.
+    """
+    merged = copy.deepcopy(dict(config["training"]))
+    merged.update(config["lms"][lm].get("training", {}))
+    return merged

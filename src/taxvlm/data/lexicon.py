@@ -1,0 +1,68 @@
+"""Surface forms and indefinite articles for the question template `Is there {article} {name} ...`.
+
+The rules are deliberately small and documented rather than linguistically complete; a dataset that
+needs something else states it explicitly (the `folder` TSV's `article` column).
+
+- No article for mass nouns and plural-only / plural surface forms (`Is there food ...`,
+  `Is there scissors ...`): the head (last word) of the name is looked up in `NO_ARTICLE_HEADS`; a
+  head ending in `s` counts as plural unless it ends in `ss`/`us`/`is`/`os` or is listed in
+  `SINGULAR_S_HEADS` (`bus`, `walrus`, `canvas`, ...).
+- Otherwise `an` before a written vowel, except words that start with a consonant sound
+  (`A_WORD_PREFIXES`: uni-, eu-, one ...) and `a` before a consonant, except silent-h words
+  (`AN_WORD_PREFIXES`: hour, honest ...).
+"""
+
+from __future__ import annotations
+
+ARTICLES = ("a", "an", "")
+
+NO_ARTICLE_HEADS = frozenset(
+    """
+    food seafood clothing furniture jewelry jewellery hardware lighting decor equipment footwear
+    headwear outerwear candy bread rice butter cheese meat corn popcorn lettuce garlic broccoli
+    spinach celery asparagus cauliflower bacon ham jam jelly honey milk coffee tea juice water soup
+    sugar salt flour cereal pasta spaghetti lasagna yogurt cream chocolate granola oatmeal hummus
+    fudge toast tofu grass moss hay sand soil mud ivy seaweed floss gloss glitter clay paint yarn
+    string wire tape foil pajamas
+    """.split()
+)
+SINGULAR_S_HEADS = frozenset("bus canvas gas lens atlas iris thermos".split())
+_SINGULAR_S_ENDINGS = ("ss", "us", "is", "os")
+A_WORD_PREFIXES = ("uni", "use", "usu", "uten", "uri", "ukulele", "eu", "ewe", "one", "once", "ouija")
+AN_WORD_PREFIXES = ("hour", "honest", "honor", "honour", "heir")
+_VOWELS = "aeiou"
+
+
+def surface_form(concept_id: str) -> str:
+    """A readable name from a concept id: `air_conditioner` → `air conditioner`, `bat1` → `bat`.
+
+    Used only where a dataset gives no surface form (THINGS ids missing from THINGSplus).
+    """
+    return concept_id.rstrip("0123456789").replace("_", " ").strip()
+
+
+def takes_no_article(name: str) -> bool:
+    """True for mass nouns and plural surface forms, judged by the head (last word) of the name."""
+    head = name.lower().split()[-1].split("-")[-1]
+    if head in NO_ARTICLE_HEADS:
+        return True
+    if head in SINGULAR_S_HEADS or head.endswith(_SINGULAR_S_ENDINGS):
+        return False
+    return head.endswith("s")
+
+
+def indefinite_article(name: str) -> str:
+    """`a`, `an` or `` (none) for a surface form, by the rules in the module docstring."""
+    if takes_no_article(name):
+        return ""
+    first = name.lower().split()[0]
+    if first.startswith(A_WORD_PREFIXES):
+        return "a"
+    if first.startswith(AN_WORD_PREFIXES) or first[0] in _VOWELS:
+        return "an"
+    return "a"
+
+
+def question_text(template: str, article: str, name: str) -> str:
+    """Fill the template; an empty article leaves no double space (`Is there food in ...`)."""
+    return " ".join(template.format(article=article, name=name).split())

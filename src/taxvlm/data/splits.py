@@ -1,0 +1,72 @@
+"""Seeded per-concept train / val / test split of sorted file names (protocol §2: 70 / 5 / 25).
+
+**Decision (rounding):** the counts of a concept with n images are the largest-remainder
+(Hamilton) apportionment of n by the fractions: every split gets floor(n·f), and the images left
+over go one each to the splits with the largest remainders (ties: larger fraction first, then
+train, val, test). With 70/5/25 this gives 8/1/3 for 12 images and 1/0/1 for 2.
+A concept is usable only if it gets at least one train and one test image and has at least
+`min_images` images; the others are excluded by the dataset builder with a warning.
+Which images land where: the sorted file names are permuted by `rng(seed, "split", concept)`,
+then cut train | val | test, so the split never depends on listing order or on other concepts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from taxvlm.data.errors import DataError
+from taxvlm.seeding import rng
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = {"train": 0.70, "val": 0.05, "test": 0.25}
+
+
+def fractions_from(split_cfg: Mapping) -> dict[str, float]:
+    """The configured fractions, checked to lie in [0, 1] and to sum to 1."""
+    fractions = {**DEFAULT_FRACTIONS, **split_cfg.get("fractions", {})}
+    for name, value in fractions.items():
+        if name not in SPLITS:
+            raise DataError(f"split.fractions: unknown split {name!r}; expected {list(SPLITS)}")
+        if not 0.0 <= float(value) <= 1.0:
+            raise DataError(f"split.fractions.{name} = {value} is outside [0, 1]")
+    if not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-9):
+        raise DataError(f"split.fractions must sum to 1, got {fractions}")
+    return {name: float(fractions[name]) for name in SPLITS}
+
+
+def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Largest-remainder apportionment of n images (see the module docstring)."""
+    exact = {name: n * fractions[name] for name in SPLITS}
+    counts = {name: math.floor(exact[name]) for name in SPLITS}
+    by_remainder = sorted(
+        SPLITS, key=lambda name: (-(exact[name] - counts[name]), -fractions[name], SPLITS.index(name))
+    )
+    for name in by_remainder[: n - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def minimum_images(fractions: Mapping[str, float], limit: int = 1000) -> int:
+    """The smallest n whose split has at least one train and one test image."""
+    for n in range(2, limit):
+        counts = split_counts(n, fractions)
+        if counts["train"] >= 1 and counts["test"] >= 1:
+            return n
+    raise DataError(f"split.fractions {dict(fractions)} never give both a train and a test image")
+
+
+def is_splittable(n: int, fractions: Mapping[str, float], min_images: int) -> bool:
+    counts = split_counts(n, fractions)
+    return n >= min_images and counts["train"] >= 1 and counts["test"] >= 1
+
+
+def assign_splits(
+    concept: str, file_names: Sequence[str], fractions: Mapping[str, float], seed: int
+) -> dict[str, str]:
+    """Map each file name of one concept to `train`, `val` or `test`."""
+    names = sorted(file_names)
+    order = rng(seed, "split", concept).permutation(len(names))
+    counts = split_counts(len(names), fractions)
+    labels = [name for name in SPLITS for _ in range(counts[name])]
+    return {names[index]: label for index, label in zip(order, labels, strict=True)}

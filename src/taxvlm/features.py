@@ -1,0 +1,80 @@
+"""Run a frozen encoder once over every image and cache its features (fp16).
+
+Training and evaluation read this cache instead of re-running the encoder every step, which is
+what makes a projector run cost only LM passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from taxvlm.io import atomic_path, read_tsv
+from taxvlm.models.encoders import Preprocess, load_encoder
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_features(path: Path) -> dict[str, Any]:
+    """Memory-map the cache so a large feature file does not have to fit in RAM."""
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, paths: list[str], preprocess: Preprocess):
+        self.paths, self.preprocess = paths, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with Image.open(self.paths[i]) as image:
+            return self.preprocess(image.convert("RGB"))
+
+
+def extract_features(
+    spec: dict[str, Any],
+    weights_dir: Path | None,
+    images_tsv: Path,
+    out_path: Path,
+    batch_size: int = 32,
+    device: str = "auto",
+    num_workers: int = 0,
+) -> None:
+    """Write `{"image_ids", "tokens" [N,T,D], "pooled" [N,D'], "meta"}` in images.tsv order."""
+    dev = resolve_device(device)
+    images = read_tsv(images_tsv)
+    encoder = load_encoder(spec, weights_dir, dev)
+    loader = torch.utils.data.DataLoader(
+        _Images(list(images["path"]), encoder.preprocess), batch_size=batch_size, num_workers=num_workers
+    )
+    tokens = pooled = None
+    start, t0 = 0, time.perf_counter()
+    with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+        for pixels in tqdm(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
+            tok, pool = encoder.encode(pixels.to(dev))
+            if tokens is None:  # preallocate once the shapes are known: no list of batches to concatenate
+                tokens = torch.empty(len(images), *tok.shape[1:], dtype=torch.float16)
+                pooled = torch.empty(len(images), *pool.shape[1:], dtype=torch.float16)
+            tokens[start : start + len(tok)] = tok.half().cpu()
+            pooled[start : start + len(tok)] = pool.half().cpu()
+            start += len(tok)
+            image_size = list(pixels.shape[-2:])
+    elapsed = time.perf_counter() - t0
+    log.info("%d images in %.1fs (%.1f images/s) on %s", len(images), elapsed, len(images) / elapsed, dev)
+    meta = {**encoder.meta, "image_size": image_size, "token_shape": list(tokens.shape[1:])}
+    with atomic_path(out_path) as tmp:
+        torch.save({"image_ids": list(images["image_id"]), "tokens": tokens, "pooled": pooled, "meta": meta}, tmp)

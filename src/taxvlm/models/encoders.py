@@ -1,0 +1,136 @@
+"""Frozen image encoders behind one interface: PIL image → (token features, pooled vector).
+
+Token features (`[B, T, D]`) are what a token projector consumes; the pooled vector (`[B, D']`) is
+what a pooled projector and the coherence analysis consume. Both are cached, so the encoder runs
+once per image. Which block the tokens come from is `spec["layer"]`:
+
+- `hf` (Dinov2 / ViT / CLIPVision / SiglipVision): `hidden_states[layer]` (default -2, the paper's
+  second-to-last block), patch tokens only (CLS and register tokens dropped); pooled = their mean.
+- `timm`: with `layer`, `forward_intermediates` of that block; without, `forward_features` (the final
+  map, e.g. EfficientNet's conv head). CNN maps are flattened to H·W tokens; ViT prefix tokens are
+  dropped. Pooled = mean of the tokens (for a CNN without `layer`: timm's global average pool).
+- `open_clip`: tokens from the visual tower's `forward_intermediates` (block `layer`, default -2);
+  pooled = `encode_image` (the contrastive embedding, which may have another width than the tokens).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
+Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # [B,3,H,W] → tokens, pooled
+
+
+@dataclass
+class Encoder:
+    model: nn.Module
+    preprocess: Preprocess
+    encode: Encode
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _flatten_tokens(feats: torch.Tensor, num_prefix: int = 0) -> torch.Tensor:
+    """NCHW maps → [B, H·W, C]; NLC sequences lose their `num_prefix` leading (CLS/register) tokens."""
+    if feats.ndim == 4:
+        return feats.flatten(2).transpose(1, 2)
+    return feats[:, num_prefix:]
+
+
+def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+    import timm
+
+    kwargs = dict(spec.get("kwargs", {}))
+    if weights_dir is not None:
+        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(weights_dir) / "model.safetensors")}
+    model = timm.create_model(spec["name"], pretrained=True, **kwargs)
+    size = spec.get("image_size")
+    data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)} if size else {}, model=model)
+    layer = spec.get("layer")
+
+    def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer is None:
+            tokens = _flatten_tokens(model.forward_features(pixels), getattr(model, "num_prefix_tokens", 0))
+        else:
+            (feats,) = model.forward_intermediates(pixels, indices=[int(layer)], intermediates_only=True)
+            tokens = _flatten_tokens(feats)
+        return tokens, tokens.mean(1)
+
+    meta = {"image_size": list(data_cfg["input_size"][1:]), "layer": layer, "pooled": "mean of tokens"}
+    return Encoder(model, timm.data.create_transform(**data_cfg), encode, meta)
+
+
+def _open_clip_weights(spec: dict[str, Any], weights_dir: Path | None) -> str | None:
+    """`spec["pretrained"]` (a hub tag) unless a local folder with exactly one checkpoint file is given."""
+    if weights_dir is None:
+        return spec.get("pretrained")
+    files = sorted(p for p in Path(weights_dir).iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
+    if len(files) != 1:
+        raise ValueError(f"open_clip weights dir {weights_dir} must hold exactly one checkpoint, found {files}")
+    return str(files[0])
+
+
+def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+    import open_clip
+
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        spec["name"], pretrained=_open_clip_weights(spec, weights_dir)
+    )
+    visual = model.visual
+    layer = int(spec.get("layer", -2))
+
+    def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = visual.forward_intermediates(pixels, indices=[layer], intermediates_only=True, output_fmt="NLC")
+        return out["image_intermediates"][0], model.encode_image(pixels)
+
+    size = visual.image_size if hasattr(visual, "image_size") else spec.get("image_size")
+    meta = {"image_size": list(size) if isinstance(size, tuple) else size, "layer": layer, "pooled": "encode_image"}
+    return Encoder(model, preprocess, encode, meta)
+
+
+def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+    from transformers import AutoImageProcessor, AutoModel
+
+    source = str(weights_dir) if weights_dir is not None else spec["id"]
+    token = os.environ.get("HF_TOKEN")
+    model = AutoModel.from_pretrained(source, token=token)
+    model = getattr(model, "vision_model", model)  # full CLIP/SigLIP checkpoints → their image tower
+    processor = AutoImageProcessor.from_pretrained(source, token=token)
+    layer = int(spec.get("layer", -2))
+    patch = model.config.patch_size
+
+    def preprocess(image: Any) -> torch.Tensor:
+        return processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = model(pixel_values=pixels, output_hidden_states=True).hidden_states[layer]
+        n_patches = (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch)
+        tokens = hidden[:, hidden.shape[1] - n_patches :]  # prefix (CLS, registers) sits in front
+        return tokens, tokens.mean(1)
+
+    meta = {"layer": layer, "pooled": "mean of patch tokens"}
+    return Encoder(model, preprocess, encode, meta)
+
+
+_SOURCES: dict[str, Callable[[dict[str, Any], Path | None], Encoder]] = {
+    "timm": _load_timm,
+    "open_clip": _load_open_clip,
+    "hf": _load_hf,
+}
+
+
+def load_encoder(spec: dict[str, Any], weights_dir: Path | None, device: str | torch.device = "cpu") -> Encoder:
+    """Build the frozen encoder named by `spec["source"]`, in eval mode on `device`."""
+    source = spec.get("source")
+    if source not in _SOURCES:
+        raise ValueError(f"encoder spec field 'source' is {source!r}; expected one of {sorted(_SOURCES)}")
+    encoder = _SOURCES[source](spec, weights_dir)
+    encoder.model.requires_grad_(False).eval().to(device)
+    encoder.meta = {"spec": spec, **encoder.meta}
+    return encoder

@@ -1,0 +1,164 @@
+"""Frozen causal LMs (pretrained or a random-init twin) and the image + question prompt.
+
+Prompt format (**decision**): `[head] [image tokens] [question text] [answer]`, where
+
+- plain (`chat_template: false`): head = BOS if the tokenizer adds one by default; question text =
+  `Question: {question} Answer:`; answers = ` Yes` / ` No` followed by EOS;
+- chat (`chat_template: true`): the tokenizer's chat template with a user turn = image + question and
+  the generation prompt; head = the template text before the image; answers = `Yes` / `No` plus the
+  template's end-of-turn token (or EOS when the template cannot be split that way).
+
+The pieces are tokenized separately, so training, batched scoring and the reference scorer all see
+identical token ids. Forced choice compares the *first* answer token of Yes vs No (they must differ);
+training uses every answer token plus the end token.
+
+Only the decoder's hidden states are computed for the whole sequence; `lm_logits` is applied to the
+few positions that are scored, never the full vocabulary at every position.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from taxvlm.seeding import derive_seed
+
+_IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"
+ANSWERS = ("Yes", "No")
+
+
+def twin_seed(lm_spec: dict[str, Any]) -> int:
+    """Seed of the random-init twin: fixed per LM (`random_init_seed`, default 0), so the run seed only
+    changes data order and projector init and all seeds share one random LM."""
+    return int(lm_spec.get("random_init_seed", 0))
+
+
+def load_lm(
+    spec: dict[str, Any], weights_dir: Path | None, init: str, seed: int, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, Any]:
+    """A frozen causal LM in eval mode, and its tokenizer. bf16 weights on GPU, fp32 on CPU.
+
+    `init="random"` keeps the pretrained config but draws fresh weights from `seed` (the twin control).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if spec.get("source", "hf") != "hf":
+        raise ValueError(f"LM spec field 'source' is {spec.get('source')!r}; only 'hf' is supported")
+    source = str(weights_dir) if weights_dir is not None else spec["id"]
+    token = os.environ.get("HF_TOKEN")
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+    if init == "pretrained":
+        model = AutoModelForCausalLM.from_pretrained(source, token=token, dtype=dtype)
+    elif init == "random":
+        config = AutoConfig.from_pretrained(source, token=token)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "lm-random-init"))
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    else:
+        raise ValueError(f"LM init is {init!r}; expected 'pretrained' or 'random'")
+    return model.requires_grad_(False).eval().to(device), tokenizer
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    head: list[int]  # token ids before the image
+    question_template: str  # text after the image, with `_QUESTION_MARK` where the question goes
+    answers: dict[str, list[int]]  # "Yes"/"No" → answer token ids + end token
+    tokenizer: Any
+
+    def question_ids(self, question: str) -> list[int]:
+        text = self.question_template.replace(_QUESTION_MARK, question)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @property
+    def choice_ids(self) -> tuple[int, int]:
+        """The first answer token of Yes and of No: what forced choice compares."""
+        return self.answers["Yes"][0], self.answers["No"][0]
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _chat_format(tokenizer: Any) -> PromptFormat:
+    kwargs = {"tokenize": False, "enable_thinking": False}
+    user = [{"role": "user", "content": _IMAGE_MARK + _QUESTION_MARK}]
+    prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True, **kwargs)
+    head, question_template = prompt.split(_IMAGE_MARK)
+    specials = set(tokenizer.all_special_ids)
+    answers = {}
+    for answer in ANSWERS:
+        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": answer}], **kwargs)
+        tail = full[len(prompt) :] if full.startswith(prompt) else answer + tokenizer.eos_token
+        ids = _ids(tokenizer, tail)
+        end = next((i for i, t in enumerate(ids) if t in specials), len(ids) - 1)
+        answers[answer] = ids[: end + 1]  # answer + end-of-turn; drop the template's trailing newline
+    return PromptFormat(_ids(tokenizer, head), question_template, answers, tokenizer)
+
+
+def _plain_format(tokenizer: Any) -> PromptFormat:
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [bos]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    answers = {a: _ids(tokenizer, " " + a) + eos for a in ANSWERS}
+    return PromptFormat([bos] if adds_bos else [], f"Question: {_QUESTION_MARK} Answer:", answers, tokenizer)
+
+
+def build_prompt(tokenizer: Any, chat_template: bool = False) -> PromptFormat:
+    """The prompt format of the module docstring; fails if Yes and No share their first token."""
+    prompt = _chat_format(tokenizer) if chat_template else _plain_format(tokenizer)
+    yes, no = prompt.choice_ids
+    if yes == no:
+        raise ValueError(f"'Yes' and 'No' start with the same token ({yes}); forced choice is impossible")
+    return prompt
+
+
+def _cache_kwarg(base: nn.Module) -> str:
+    """transformers 5 names the KV-cache argument `cache`; older versions `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def decoder_forward(
+    model: nn.Module, embeds: torch.Tensor, cache: Any = None, use_cache: bool = False
+) -> tuple[torch.Tensor, Any]:
+    """Final hidden states `[B, L, d]` of the decoder (no LM head), and the KV cache when asked.
+
+    No attention mask: sequences are right-padded, so causal attention alone keeps every real
+    position independent of the padding after it.
+    """
+    base = model.base_model
+    kwarg = _cache_kwarg(base)
+    out = base(inputs_embeds=embeds, use_cache=use_cache or cache is not None, **{kwarg: cache})
+    return out.last_hidden_state, getattr(out, kwarg, None)
+
+
+def lm_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The LM head on selected hidden states (with Gemma-style final soft-capping when configured)."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def pad_right(seqs: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `[B, L]` ids and the lengths."""
+    lengths = torch.tensor([len(s) for s in seqs])
+    ids = torch.full((len(seqs), int(lengths.max())), pad, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return ids, lengths
+
+
+def splice(model: nn.Module, head: list[int], image_embeds: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+    """`[head] [image tokens] [text]` as input embeddings `[B, len(head) + k + L, d]`."""
+    embed = model.get_input_embeddings()
+    device = image_embeds.device
+    text = embed(text_ids.to(device))
+    parts = [embed(torch.tensor(head, device=device)).expand(len(text_ids), -1, -1)] if head else []
+    return torch.cat(parts + [image_embeds.to(text.dtype), text], dim=1)

@@ -1,0 +1,58 @@
+"""The experiment grid and config cross-checks shared by the workflow and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taxvlm.config import ConfigError, Run, check_references, expand_experiments, schema_error, training_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_grid_is_the_sorted_union_of_blocks() -> None:
+    block = {"encoders": ["e"], "lms": ["l"], "inits": ["pretrained"], "conditions": ["none", "full"],
+             "shuffles": ["original"], "seeds": [7]}
+    overlapping = {**block, "conditions": ["full"], "seeds": [7, 42]}
+    runs = expand_experiments([block, overlapping])
+    assert runs == sorted(runs)
+    assert len(runs) == 3  # (none,7), (full,7), (full,42): (full,7) counted once
+    assert Run("e", "l", "pretrained", "full", "original", 42).path == "e/l/pretrained/full/original/seed42"
+
+
+def test_default_and_paper_configs_are_valid() -> None:
+    config = default_config()
+    assert schema_error(config, SCHEMA) is None
+    check_references(config)
+    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    merged = {**config, **things}
+    assert schema_error(merged, SCHEMA) is None
+
+
+def test_unknown_weights_asset_is_named() -> None:
+    config = default_config()
+    config["lms"]["smollm2_135m"]["weights"]["asset"] = "missing_asset"
+    with pytest.raises(ConfigError, match=r"config.lms.smollm2_135m.weights.asset: 'missing_asset'"):
+        check_references(config)
+
+
+def test_unknown_dataset_asset_is_named() -> None:
+    config = default_config()
+    config["dataset"]["tuxpaint"]["asset"] = "nope"
+    with pytest.raises(ConfigError, match=r"config.dataset.tuxpaint.asset: 'nope'"):
+        check_references(config)
+
+
+def test_lm_training_overrides_apply_to_that_lm_only() -> None:
+    config = default_config()
+    config["lms"]["other"] = {"source": "hf", "id": "x/y"}
+    config["lms"]["smollm2_135m"]["training"] = {"lr": 0.5}
+    assert training_config(config, "smollm2_135m")["lr"] == 0.5
+    assert training_config(config, "other")["lr"] == config["training"]["lr"]

@@ -1,0 +1,101 @@
+"""The workflow as users meet it: lint, format, planning, a tiny end-to-end run, bad config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+COPIED = ["Snakefile", "workflow", "config", "src", ".test", "profiles"]
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=1800
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the workflow, so runs never touch the checkout's results/."""
+    root = tmp_path_factory.mktemp("workflow")
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    return root
+
+
+def test_lint_is_clean() -> None:
+    result = snakemake("--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_config_plans_the_whole_grid() -> None:
+    result = snakemake("-n", "--quiet", "rules", "--cores", "2")
+    plan = result.stdout + result.stderr
+    for rule in ("fetch_asset", "convert_weights", "build_dataset", "extract_features",
+                 "train_projector", "evaluate_projector", "collect_metrics"):
+        assert rule in plan, f"{rule} missing from the default plan:\n{plan}"
+    # 2 inits x 4 conditions + 2 shuffles (efficientnet) + 2 conditions (dinov2) = 12 runs.
+    assert _job_count(plan, "train_projector") == 12
+
+
+def _job_count(plan: str, rule: str) -> int:
+    for line in plan.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == rule and fields[1].isdigit():
+            return int(fields[1])
+    raise AssertionError(f"no job count for {rule} in:\n{plan}")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainig: {lr: 0.1}\n", "config: Additional properties are not allowed ('trainig' was unexpected)"),
+        ("training: {lr: fast}\n", "config.training.lr: 'fast' is not of type 'number'"),
+        ("encoders: {bad: {source: hub}}\n", "config.encoders.bad.source: 'hub' is not one of"),
+        (
+            "experiments: [{encoders: [nope], lms: [smollm2_135m], inits: [pretrained],"
+            " conditions: [none], shuffles: [original], seeds: [7]}]\n",
+            "config.experiments[0].encoders: 'nope' is not defined under config.encoders",
+        ),
+    ],
+)
+def test_bad_config_fails_with_one_clear_line(tmp_path: Path, override: str, message: str) -> None:
+    config = tmp_path / "override.yaml"
+    config.write_text(override)
+    result = snakemake("-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+@pytest.mark.workflow
+def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(workdir: Path) -> None:
+    args = ("--configfile", ".test/config.yaml", "--cores", "2")
+    snakemake(*args, cwd=workdir)
+    analysis = workdir / "results/analysis"
+    assert (analysis / "metrics.tsv").stat().st_size > 0
+    assert any((analysis / "figures").glob("*.png"))
+    rerun = snakemake(*args, "-n", cwd=workdir)
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr

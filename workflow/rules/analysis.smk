@@ -1,0 +1,144 @@
+# Aggregation: tidy metrics, coherence, text-only LM probes, statistics, figures, tables, report.
+
+ANALYSIS = "results/analysis"
+TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
+
+
+def first_condition(shuffle):
+    """Coherence depends only on the shuffle: any materialised condition carries its map."""
+    return min(cond for cond, shuf in CONDITION_SHUFFLES if shuf == shuffle)
+
+
+SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
+
+
+rule collect_metrics:
+    input:
+        predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
+        pairs=f"{DATA}/pairs.tsv",
+        code=package_sources("analysis.metrics", "io"),
+    output:
+        metrics=f"{ANALYSIS}/metrics.tsv",
+        headline=f"{ANALYSIS}/headline.tsv",
+    params:
+        runs=[run.keys() for run in RUNS],
+    log:
+        "logs/collect_metrics.log",
+    script:
+        "../scripts/collect_metrics.py"
+
+
+rule coherence:
+    input:
+        features=expand("results/features/{encoder}.pt", encoder=ENCODERS),
+        images=f"{DATA}/images.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        shuffle_maps=[
+            f"results/conditions/{first_condition(s)}/{s}/shuffle_map.tsv" for s in SHUFFLES
+        ],
+        metrics=f"{ANALYSIS}/metrics.tsv",
+        code=package_sources("analysis.coherence", "io"),
+    output:
+        coherence=f"{ANALYSIS}/coherence.tsv",
+        correlations=f"{ANALYSIS}/coherence_correlations.tsv",
+    params:
+        encoders=ENCODERS,
+        shuffles=SHUFFLES,
+    log:
+        "logs/coherence.log",
+    script:
+        "../scripts/coherence.py"
+
+
+rule textprobe:
+    input:
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=package_sources("analysis.textprobe", "models.lms"),
+    output:
+        per_item=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_items.tsv",
+        summary=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
+    params:
+        lm=lambda wc: config["lms"][wc.lm],
+        probe=config["analysis"]["textprobe"],
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    log:
+        "logs/textprobe/{lm}_{init}.log",
+    benchmark:
+        "benchmarks/textprobe/{lm}_{init}.tsv"
+    script:
+        "../scripts/textprobe.py"
+
+
+rule combine_textprobe:
+    input:
+        summaries=expand(
+            f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
+            lm=TEXTPROBE_LMS,
+            init=["pretrained", "random"],
+        ),
+    output:
+        f"{ANALYSIS}/textprobe_summary.tsv",
+    log:
+        "logs/combine_textprobe.log",
+    script:
+        "../scripts/combine_textprobe.py"
+
+
+rule mixed_effects:
+    input:
+        predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
+        code=package_sources("analysis.stats", "io"),
+    output:
+        summary=f"{ANALYSIS}/mixed_effects.txt",
+        coefficients=f"{ANALYSIS}/mixed_effects.tsv",
+    params:
+        runs=[run.keys() for run in RUNS],
+    log:
+        "logs/mixed_effects.log",
+    script:
+        "../scripts/mixed_effects.py"
+
+
+rule figures:
+    input:
+        metrics=f"{ANALYSIS}/metrics.tsv",
+        headline=f"{ANALYSIS}/headline.tsv",
+        coherence=f"{ANALYSIS}/coherence.tsv",
+        correlations=f"{ANALYSIS}/coherence_correlations.tsv",
+        textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
+        code=package_sources("analysis.figures"),
+    output:
+        report(
+            directory(f"{ANALYSIS}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/figures.log",
+    script:
+        "../scripts/figures.py"
+
+
+rule tables:
+    input:
+        metrics=f"{ANALYSIS}/metrics.tsv",
+        headline=f"{ANALYSIS}/headline.tsv",
+        textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
+        coherence=f"{ANALYSIS}/coherence_correlations.tsv",
+        code=package_sources("analysis.tables"),
+    output:
+        report(
+            directory(f"{ANALYSIS}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/tables.log",
+    script:
+        "../scripts/tables.py"

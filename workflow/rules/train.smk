@@ -1,0 +1,29 @@
+# One projector per (encoder, LM, init, condition, shuffle, seed); the encoder and LM stay frozen.
+
+RUN = "{encoder}/{lm}/{init}/{condition}/{shuffle}/seed{seed}"
+
+
+rule train_projector:
+    input:
+        features="results/features/{encoder}.pt",
+        train="results/conditions/{condition}/{shuffle}/train.tsv",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=package_sources("train", "models", "io", "seeding"),
+    output:
+        projector=f"results/runs/{RUN}/projector.pt",
+        curve=f"results/runs/{RUN}/curve.tsv",
+        config=f"results/runs/{RUN}/train_config.json",
+    params:
+        lm=lambda wc: config["lms"][wc.lm],
+        encoder=lambda wc: config["encoders"][wc.encoder],
+        training=lambda wc: training_config(config, wc.lm),
+        checkpoint=f"results/checkpoints/{RUN}/checkpoint.pt",
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    log:
+        f"logs/train_projector/{RUN}.log",
+    benchmark:
+        f"benchmarks/train_projector/{RUN}.tsv"
+    script:
+        "../scripts/train_projector.py"
