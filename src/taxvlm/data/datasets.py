@@ -1,0 +1,439 @@
+"""Dataset readers (`things`, `folder`, `tuxpaint`) → one set of tables, split and written.
+
+Every reader returns a `DatasetTables` (concepts, taxonomy pairs, images, exclusions); the builder
+then drops concepts without a hypernym or without enough images for the split, assigns the
+per-concept split (`splits.py`) and writes `concepts.tsv`, `pairs.tsv`, `images.tsv` and
+`summary.json` as specified in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from PIL import Image
+
+from taxvlm.data import lexicon, splits
+from taxvlm.data.augment import make_view
+from taxvlm.data.errors import DataError, MissingDataError, read_table
+from taxvlm.io import atomic_path, write_json, write_tsv
+from taxvlm.seeding import rng
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+ARTICLE_OVERRIDES = {"a": "a", "an": "an", "none": ""}
+NO_HYPERNYM = "no hypernym"
+
+
+class Synset(Protocol):
+    """The part of an nltk WordNet synset the tuxpaint reader uses."""
+
+    def name(self) -> str: ...
+    def lemma_names(self) -> list[str]: ...
+    def hypernym_paths(self) -> list[list[Synset]]: ...
+
+
+class WordNet(Protocol):
+    """The part of nltk's WordNet reader the tuxpaint reader uses (tests pass a small fake)."""
+
+    def synsets(self, lemma: str, pos: str) -> list[Synset]: ...
+    def morphy(self, form: str, pos: str) -> str | None: ...
+
+
+@dataclass
+class DatasetTables:
+    """concepts (`concept`, `name`, `article`), pairs (`concept`, `hypernym`),
+    images (`image_id`, `concept`, `path`) and excluded concepts or stamps → reason."""
+
+    concepts: pd.DataFrame
+    pairs: pd.DataFrame
+    images: pd.DataFrame
+    excluded: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of one concept folder, sorted by name; an absent or empty folder is an error."""
+    if not folder.is_dir():
+        raise MissingDataError(f"concept folder not found: {folder}")
+    files = sorted(
+        path for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
+    if not files:
+        raise MissingDataError(f"concept folder has no images: {folder}")
+    return files
+
+
+def images_table(images_root: Path, concepts: Iterable[str]) -> pd.DataFrame:
+    """One row per file of `images_root/<concept>/`; image ids are `<concept>/<file stem>`."""
+    rows = [
+        {"image_id": f"{concept}/{path.stem}", "concept": concept, "path": str(path)}
+        for concept in sorted(concepts)
+        for path in image_files(Path(images_root) / concept)
+    ]
+    frame = pd.DataFrame(rows, columns=["image_id", "concept", "path"])
+    duplicated = sorted(set(frame.image_id[frame.image_id.duplicated()]))
+    if duplicated:
+        raise DataError(f"{images_root}: files differing only in extension: {duplicated}")
+    return frame
+
+
+def concept_row(concept: str, name: str, article: str | None = None) -> dict[str, str]:
+    """A concepts.tsv row; the article comes from the lexicon unless given."""
+    return {
+        "concept": concept,
+        "name": name,
+        "article": lexicon.indefinite_article(name) if article is None else article,
+    }
+
+
+def pairs_frame(pairs: Iterable[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(sorted(set(pairs)), columns=["concept", "hypernym"])
+
+
+# --------------------------------------------------------------------------- things
+
+
+def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
+    """THINGS images + THINGSplus categories; `leaf_set: xu2026` takes the leaves and pairs of
+    `inputs["pairs"]` (the paper's 2,040 pairs) instead of every categorised concept."""
+    categories = read_table(inputs["categories"], ["category", "uniqueID", "Word"])
+    leaf_set = cfg.get("leaf_set", "all")
+    if leaf_set == "all":
+        pairs = pairs_frame(zip(categories.uniqueID, categories.category))
+    elif leaf_set == "xu2026":
+        table = read_table(inputs["pairs"], ["concept", "hypernym"])
+        pairs = pairs_frame(zip(table.concept, table.hypernym))
+    else:
+        raise DataError(f"dataset.things.leaf_set: unknown value {leaf_set!r}; use 'all' or 'xu2026'")
+    words = dict(zip(categories.uniqueID, categories.Word))
+    leaves = sorted(set(pairs.concept))
+    concepts = [concept_row(c, words.get(c) or lexicon.surface_form(c)) for c in leaves]
+    return DatasetTables(pd.DataFrame(concepts), pairs, images_table(inputs["images"], leaves))
+
+
+# --------------------------------------------------------------------------- folder
+
+
+def _folder_article(concept: str, values: Iterable[str]) -> str | None:
+    """The one article override given for a concept (`a`, `an`, `none`), None when left empty."""
+    given = sorted({value.strip().lower() for value in values} - {""})
+    if len(given) > 1:
+        raise DataError(f"hypernyms TSV: conflicting article values {given} for concept {concept!r}")
+    if given and given[0] not in ARTICLE_OVERRIDES:
+        raise DataError(f"hypernyms TSV: article {given[0]!r} for {concept!r}; use a, an or none")
+    return ARTICLE_OVERRIDES[given[0]] if given else None
+
+
+def _folder_concept(concept: str, rows: pd.DataFrame) -> dict[str, str]:
+    names = sorted(set(rows.get("name", pd.Series(dtype=str))) - {""})
+    name = names[0] if names else lexicon.surface_form(concept)
+    return concept_row(concept, name, _folder_article(concept, rows.get("article", [])))
+
+
+def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
+    """`images/<concept>/<files>` plus a `concept<TAB>hypernym` TSV (optional `name`, `article`
+    columns; `article` is `a`, `an`, `none` or empty = lexicon). Folders absent from the TSV are
+    excluded (no hypernym); TSV concepts without a folder are an error."""
+    table = read_table(inputs["hypernyms"], ["concept", "hypernym"])
+    pairs = pairs_frame(zip(table.concept, table.hypernym))
+    leaves = sorted(set(pairs.concept))
+    concepts = [_folder_concept(c, table[table.concept == c]) for c in leaves]
+    root = Path(inputs["images"])
+    if not root.is_dir():
+        raise MissingDataError(f"images folder not found: {root}")
+    unlisted = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(leaves))
+    return DatasetTables(
+        pd.DataFrame(concepts), pairs, images_table(root, leaves), dict.fromkeys(unlisted, NO_HYPERNYM)
+    )
+
+
+# --------------------------------------------------------------------------- tuxpaint
+
+_DETERMINERS = frozenset({"a", "an", "the", "some", "two", "three", "several", "many"})
+MAX_PHRASE_WORDS = 3
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:['-][a-z]+)*", text.lower())
+
+
+def mirrored_of(stem: str) -> str:
+    """Tux Paint ships mirrored copies as `<stem>_mirror.png` without their own description."""
+    return stem.removesuffix("_mirror")
+
+
+def caption_of(stamp: Path) -> str:
+    """First line of the stamp's `.txt` (its English description), or '' when there is none."""
+    text_file = stamp.with_name(f"{mirrored_of(stamp.stem)}.txt")
+    if not text_file.is_file():
+        return ""
+    lines = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return lines[0] if lines else ""
+
+
+def noun_phrases(caption: str, stem: str) -> list[list[str]]:
+    """Word sequences that end in the noun, best first: the caption after its last `of`
+    ("A pair of pliers"), the caption, then the file name (`sea_lion`, `seaLion2`)."""
+    words = [word for word in _words(caption) if word not in _DETERMINERS]
+    phrases = [words[len(words) - words[::-1].index("of"):]] if "of" in words else []
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", stem)
+    phrases += [words, _words(re.sub(r"[\d_]+", " ", spaced))]
+    return [phrase for phrase in phrases if phrase]
+
+
+def find_noun(wordnet: WordNet, phrases: list[list[str]]) -> tuple[str, list[Synset]] | None:
+    """The longest final n-gram (≤ 3 words) of the first phrase that WordNet knows as a noun,
+    as (surface form in base form, its noun senses in WordNet order)."""
+    for phrase in phrases:
+        for length in range(min(MAX_PHRASE_WORDS, len(phrase)), 0, -1):
+            tail = phrase[-length:]
+            for lemma in ("_".join(tail), "-".join(tail)):
+                senses = wordnet.synsets(lemma, "n")
+                if senses:
+                    base = wordnet.morphy(lemma, "n") or lemma
+                    return base.replace("_", " "), senses
+    return None
+
+
+def _ancestors(synset: Synset) -> list[Synset]:
+    """Every synset on a hypernym path of `synset`, itself excluded."""
+    return [node for path in synset.hypernym_paths() for node in path[:-1]]
+
+
+def choose_sense(senses: list[Synset], folder_words: set[str], targets: list[Synset]) -> Synset:
+    """**Decision:** WordNet's first sense is often wrong for a picture collection (`tiger` → a
+    fierce person, `yak` → talk), so take the sense with the most ancestors named like the
+    stamp's folders (`animals/mammals` → animal, mammal); without any, the first sense under a
+    target synset; else the first sense. Ties keep WordNet order. `synset_overrides` settles the rest."""
+    def folder_matches(sense: Synset) -> int:
+        return len(folder_words & {lemma for node in _ancestors(sense) for lemma in node.lemma_names()})
+
+    best = max(senses, key=folder_matches)  # max keeps the first of equal scores
+    if folder_matches(best):
+        return best
+    target_names = {target.name() for target in targets}
+    under_target = [s for s in senses if any(n.name() in target_names for n in _ancestors(s))]
+    return (under_target or senses)[0]
+
+
+def synset_by_name(wordnet: WordNet, name: str, field_name: str) -> Synset:
+    """Resolve `musical_instrument.n.01`; an unknown name is an error naming the config field."""
+    lemma, _, rest = name.partition(".")
+    pos = rest.split(".")[0]
+    for synset in wordnet.synsets(lemma, pos) if pos else []:
+        if synset.name() == name:
+            return synset
+    raise DataError(f"{field_name}: unknown WordNet synset {name!r}")
+
+
+def hypernym_name(synset: Synset) -> str:
+    """`musical_instrument.n.01` → `musical instrument` (the synset's first lemma)."""
+    return synset.name().split(".")[0].replace("_", " ")
+
+
+def wordnet_hypernyms(synset: Synset, targets: Iterable[Synset]) -> set[str]:
+    """Names of the target synsets on any hypernym path of `synset` (not counting itself).
+    Targets sharing a first lemma (food.n.01, food.n.02) give one hypernym."""
+    above = {node.name() for node in _ancestors(synset)}
+    return {hypernym_name(target) for target in targets if target.name() in above}
+
+
+def folder_words(wordnet: WordNet, relative: Path) -> set[str]:
+    """The stamp's folder names in WordNet base form (`animals/birds/owl.png` → animal, bird)."""
+    return {wordnet.morphy(part, "n") or part for part in (p.lower() for p in relative.parent.parts)}
+
+
+@dataclass
+class _Stamp:
+    path: Path  # relative to the stamps root
+    name: str
+    synset: Synset
+
+
+def _stamp_files(root: Path, skip: set[str]) -> list[Path]:
+    """All PNG stamps under root (relative paths, sorted), except those inside a skipped folder."""
+    if not root.is_dir():
+        raise MissingDataError(f"tuxpaint stamps folder not found: {root}")
+    relative = sorted(path.relative_to(root) for path in root.rglob("*.png"))
+    return [path for path in relative if not skip.intersection(path.parent.parts)]
+
+
+def _match_stamps(
+    wordnet: WordNet, root: Path, cfg: Mapping[str, Any], targets: list[Synset]
+) -> tuple[dict[str, list[_Stamp]], dict[str, str]]:
+    """Group stamps by concept id (several stamps may name the same noun); unmatched → excluded."""
+    overrides = cfg.get("synset_overrides", {})
+    by_concept: dict[str, list[_Stamp]] = {}
+    excluded: dict[str, str] = {}
+    for path in _stamp_files(root, set(cfg.get("skip_folders", ["cartoon", "symbols", "town"]))):
+        match = find_noun(wordnet, noun_phrases(caption_of(root / path), mirrored_of(path.stem)))
+        if match is None:
+            excluded[str(path)] = "no WordNet noun in caption or file name"
+            continue
+        name, senses = match
+        concept = name.replace(" ", "_")
+        if concept in overrides:
+            synset = synset_by_name(wordnet, overrides[concept], f"synset_overrides.{concept}")
+        else:
+            synset = choose_sense(senses, folder_words(wordnet, path), targets)
+        by_concept.setdefault(concept, []).append(_Stamp(path, name, synset))
+    return by_concept, excluded
+
+
+def _stamp_hypernyms(
+    wordnet: WordNet, stamps: list[_Stamp], targets: list[Synset], source: str
+) -> set[str]:
+    """Hypernyms of a concept: target synsets above its (first stamp's) sense and/or the folder
+    names of all its stamps; never the concept's own name."""
+    if source not in ("wordnet", "folders", "both"):
+        raise DataError(f"dataset.tuxpaint.hypernym_source: {source!r}; use wordnet, folders or both")
+    found: set[str] = set()
+    if source in ("wordnet", "both"):
+        found |= wordnet_hypernyms(stamps[0].synset, targets)
+    if source in ("folders", "both"):
+        for stamp in stamps:
+            found |= {word.replace("_", " ") for word in folder_words(wordnet, stamp.path)}
+    return found - {stamps[0].name}
+
+
+def write_views(
+    concept: str, sources: list[Path], out_dir: Path, cfg: Mapping[str, Any]
+) -> pd.DataFrame:
+    """`views_per_concept` seeded views, cycling over the concept's stamps, as PNGs in out_dir."""
+    size, seed = int(cfg.get("image_size", 224)), int(cfg.get("seed", 0))
+    pictures = [Image.open(path) for path in sources]
+    rows = []
+    for index in range(int(cfg.get("views_per_concept", 12))):
+        view = make_view(pictures[index % len(pictures)], size, rng(seed, "view", concept, index))
+        stem = f"{concept}_{index:02d}"
+        path = out_dir / concept / f"{stem}.png"
+        with atomic_path(path) as tmp:
+            view.save(tmp, format="PNG")
+        rows.append({"image_id": f"{concept}/{stem}", "concept": concept, "path": str(path)})
+    return pd.DataFrame(rows)
+
+
+def read_tuxpaint(
+    cfg: Mapping[str, Any], inputs: Mapping[str, Path], out_dir: Path, wordnet: WordNet
+) -> DatasetTables:
+    """Tux Paint stamps named by WordNet nouns; hypernyms per `hypernym_source`; views written
+    under `out_dir/images/`. Concepts without any hypernym are excluded (reason recorded)."""
+    root = Path(inputs["stamps"])
+    targets = [
+        synset_by_name(wordnet, name, "dataset.tuxpaint.target_synsets")
+        for name in cfg.get("target_synsets", [])
+    ]
+    by_concept, excluded = _match_stamps(wordnet, root, cfg, targets)
+    concepts, pairs, images = [], [], []
+    for concept, stamps in sorted(by_concept.items()):
+        hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg.get("hypernym_source", "wordnet"))
+        if not hypernyms:
+            excluded[concept] = f"{NO_HYPERNYM} ({stamps[0].synset.name()})"
+            continue
+        concepts.append(concept_row(concept, stamps[0].name))
+        pairs += [(concept, hypernym) for hypernym in hypernyms]
+        images.append(write_views(concept, [root / s.path for s in stamps], out_dir / "images", cfg))
+    image_frame = pd.concat(images) if images else pd.DataFrame(columns=["image_id", "concept", "path"])
+    return DatasetTables(pd.DataFrame(concepts), pairs_frame(pairs), image_frame, excluded)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _split_images(
+    tables: DatasetTables, split_cfg: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Add the `split` column; concepts with too few images are dropped (with a warning)."""
+    fractions = splits.fractions_from(split_cfg)
+    min_images = int(split_cfg.get("min_images", splits.minimum_images(fractions)))
+    seed = int(split_cfg.get("seed", 0))
+    counts = tables.images.groupby("concept").size()
+    too_few = {
+        concept: f"too few images ({n} < {min_images} or no train/test image)"
+        for concept, n in counts.items() if not splits.is_splittable(int(n), fractions, min_images)
+    }
+    if too_few:
+        log.warning("excluded %d concept(s) with too few images: %s", len(too_few), sorted(too_few))
+    kept = tables.images[~tables.images.concept.isin(too_few)]
+    labels: dict[str, str] = {}
+    for concept, group in kept.groupby("concept"):
+        by_file = splits.assign_splits(str(concept), list(group.image_id), fractions, seed)
+        labels.update(by_file)
+    return kept.assign(split=kept.image_id.map(labels)), too_few
+
+
+def _summary(concepts: pd.DataFrame, pairs: pd.DataFrame, images: pd.DataFrame,
+             excluded: Mapping[str, str], too_few: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "concepts": len(concepts),
+        "hypernyms": int(pairs.hypernym.nunique()),
+        "pairs": len(pairs),
+        "images": len(images),
+        "images_per_split": {k: int(v) for k, v in sorted(images.split.value_counts().items())},
+        "leaves_per_hypernym": {k: int(v) for k, v in sorted(pairs.hypernym.value_counts().items())},
+        "excluded": dict(sorted(excluded.items())),
+        "excluded_count": len(excluded),
+        "excluded_too_few_images": len(too_few),
+    }
+
+
+def _write_tables(tables: DatasetTables, split_cfg: Mapping[str, Any], out_dir: Path) -> None:
+    images, too_few = _split_images(tables, split_cfg)
+    excluded = {**tables.excluded, **too_few}
+    with_images = set(images.concept)
+    with_pairs = set(tables.pairs.concept)
+    excluded.update({c: NO_HYPERNYM for c in sorted(with_images - with_pairs)})
+    keep = with_images & with_pairs
+    concepts = tables.concepts[tables.concepts.concept.isin(keep)].sort_values("concept")
+    pairs = tables.pairs[tables.pairs.concept.isin(keep)].sort_values(["concept", "hypernym"])
+    images = images[images.concept.isin(keep)].sort_values("image_id")
+    write_tsv(concepts[["concept", "name", "article"]], out_dir / "concepts.tsv")
+    write_tsv(pairs[["concept", "hypernym"]], out_dir / "pairs.tsv")
+    write_tsv(images[["image_id", "concept", "path", "split"]], out_dir / "images.tsv")
+    write_json(_summary(concepts, pairs, images, excluded, too_few), out_dir / "summary.json")
+
+
+def _load_wordnet(inputs: Mapping[str, Path]) -> WordNet:
+    from taxvlm.assets.wordnet import load_wordnet
+
+    return load_wordnet(Path(inputs["nltk_data"]))
+
+
+def build_dataset(
+    dataset_cfg: Mapping[str, Any],
+    split_cfg: Mapping[str, Any],
+    inputs: Mapping[str, Path],
+    out_dir: Path,
+    wordnet: WordNet | None = None,
+) -> None:
+    """Read the configured dataset kind and write concepts/pairs/images tables + summary.json.
+
+    `inputs` (resolved paths) per `dataset_cfg["kind"]`:
+    - `things`: `images` (`<concept>/*.jpg` tree), `categories` (THINGSplus
+      category53_longFormat.tsv), `pairs` (leaf–hypernym TSV, used when `leaf_set: xu2026`);
+    - `folder`: `images` (`<concept>/<image files>` tree), `hypernyms` (`concept<TAB>hypernym` TSV);
+    - `tuxpaint`: `stamps` (the extracted stamps folder, category folders at its top),
+      `nltk_data` (nltk data dir with corpora/wordnet; unused when `wordnet` is passed).
+    `wordnet` injects a WordNet reader (tests use a small fake).
+    """
+    kind = dataset_cfg.get("kind")
+    section = dataset_cfg.get(kind, {})
+    out_dir = Path(out_dir)
+    readers: dict[str, Callable[[], DatasetTables]] = {
+        "things": lambda: read_things(section, inputs),
+        "folder": lambda: read_folder(section, inputs),
+        "tuxpaint": lambda: read_tuxpaint(section, inputs, out_dir, wordnet or _load_wordnet(inputs)),
+    }
+    if kind not in readers:
+        raise DataError(f"dataset.kind: unknown kind {kind!r}; use one of {sorted(readers)}")
+    _write_tables(readers[kind](), split_cfg, out_dir)

@@ -1,0 +1,105 @@
+"""One (condition, shuffle) → the training table, the three test tables and a summary.
+
+Questions are about leaves; a question about leaf s is attached to every image of σ(s) in the split.
+Removal is about the question leaf s (a hypernym question goes when its (s, hypernym) pair is
+removed), so under a shuffle the removed questions travel to σ(s)'s images with the rest.
+- train: train-split images × (all leaf questions + hypernym questions that survive);
+- test_seen / test_unseen: test-split images × surviving / removed hypernym questions;
+- test_leaf: test-split images × leaf questions. Validation images are not used here.
+Rows are sorted by (image_id, question_id); `row_id` = `<image_id>|<question_id>`, so the same
+row has the same id in every condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from taxvlm.data.conditions import Removal, removal
+from taxvlm.data.errors import read_table
+from taxvlm.data.shuffles import shuffle_map
+from taxvlm.io import write_json, write_tsv
+
+COLUMNS = ["row_id", "image_id", "image_concept", "question_id", "leaf", "kind", "asked", "answer", "text"]
+TABLES = ("train", "test_seen", "test_unseen", "test_leaf")
+
+
+def _attach(questions: pd.DataFrame, images: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Every question on every `split` image of its leaf's image concept, in the contract's columns."""
+    chosen = images.loc[images.split == split, ["image_id", "concept"]]
+    rows = questions.merge(chosen.rename(columns={"concept": "image_concept"}), on="image_concept")
+    rows["row_id"] = rows.image_id + "|" + rows.question_id
+    return rows.sort_values(["image_id", "question_id"], ignore_index=True)[COLUMNS]
+
+
+def condition_tables(
+    questions: pd.DataFrame, images: pd.DataFrame, sigma: Mapping[str, str], removed: Removal
+) -> dict[str, pd.DataFrame]:
+    """The four tables of one (condition, shuffle)."""
+    questions = questions.assign(image_concept=questions.leaf.map(sigma))
+    is_leaf = questions.kind == "leaf"
+    gone = pd.Series(
+        [(leaf, target) in removed.pairs for leaf, target in zip(questions.leaf, questions.target)],
+        index=questions.index, dtype=bool,
+    ) & ~is_leaf
+    return {
+        "train": _attach(questions[~gone], images, "train"),
+        "test_seen": _attach(questions[~is_leaf & ~gone], images, "test"),
+        "test_unseen": _attach(questions[gone], images, "test"),
+        "test_leaf": _attach(questions[is_leaf], images, "test"),
+    }
+
+
+def _answer_counts(table: pd.DataFrame) -> dict[str, int]:
+    return {"rows": len(table), "Yes": int((table.answer == "Yes").sum()), "No": int((table.answer == "No").sum())}
+
+
+def _per_category(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Yes/No counts per hypernym asked about (leaf questions are summarised only in totals)."""
+    hypernym_rows = table[table.kind == "hypernym"]
+    return {str(asked): _answer_counts(group) for asked, group in hypernym_rows.groupby("asked")}
+
+
+def condition_summary(
+    condition: str, shuffle: str, removed: Removal, tables: Mapping[str, pd.DataFrame]
+) -> dict[str, Any]:
+    seen, unseen = len(tables["test_seen"]), len(tables["test_unseen"])
+    return {
+        "condition": condition,
+        "shuffle": shuffle,
+        "removed_leaves": removed.leaves,
+        "removed_pairs": len(removed.pairs),
+        "removed_categories": list(removed.categories),
+        "counts": {name: _answer_counts(tables[name]) for name in TABLES},
+        "per_category": {name: _per_category(tables[name]) for name in TABLES},
+        "unseen_share": unseen / (seen + unseen) if seen + unseen else 0.0,
+    }
+
+
+def materialize_condition(
+    condition: str,
+    shuffle: str,
+    data_dir: Path,
+    conditions_cfg: Mapping[str, Any],
+    shuffles_cfg: Mapping[str, Any],
+    out_dir: Path,
+) -> None:
+    """Read `data_dir/{pairs,images,questions}.tsv`; write the condition's tables, shuffle map
+    and summary.json into `out_dir`."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    pairs = read_table(data_dir / "pairs.tsv", ["concept", "hypernym"])
+    images = read_table(data_dir / "images.tsv", ["image_id", "concept", "path", "split"])
+    questions = read_table(
+        data_dir / "questions.tsv", ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
+    )
+    removed = removal(condition, pairs, conditions_cfg)
+    sigma = shuffle_map(shuffle, pairs, shuffles_cfg)
+    tables = condition_tables(questions, images, sigma, removed)
+    for name, table in tables.items():
+        write_tsv(table, out_dir / f"{name}.tsv")
+    shuffle_frame = pd.DataFrame(sorted(sigma.items()), columns=["leaf", "image_concept"])
+    write_tsv(shuffle_frame, out_dir / "shuffle_map.tsv")
+    write_json(condition_summary(condition, shuffle, removed, tables), out_dir / "summary.json")

@@ -1,0 +1,104 @@
+"""Lexicon articles, split rounding, question generation and condition-name parsing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from taxvlm.data import conditions, lexicon, splits
+from taxvlm.data.errors import DataError
+from taxvlm.data.questions import make_questions
+
+
+@pytest.mark.parametrize(
+    ("name", "article"),
+    [
+        ("owl", "an"), ("bat", "a"), ("umbrella", "an"), ("unicorn", "a"), ("hourglass", "an"),
+        ("food", ""), ("scissors", ""), ("french fries", ""), ("bus", "a"), ("walrus", "a"),
+        ("glass", "a"), ("musical instrument", "a"), ("electronic device", "an"), ("home decor", ""),
+    ],
+)
+def test_indefinite_article(name: str, article: str) -> None:
+    assert lexicon.indefinite_article(name) == article
+
+
+def test_question_text_has_no_double_space() -> None:
+    template = "Is there {article} {name} in this image?"
+    assert lexicon.question_text(template, "", "food") == "Is there food in this image?"
+    assert lexicon.question_text(template, "an", "owl") == "Is there an owl in this image?"
+
+
+@pytest.mark.parametrize(("n", "expected"), [(12, (8, 1, 3)), (2, (1, 0, 1)), (4, (3, 0, 1)), (20, (14, 1, 5))])
+def test_split_counts_largest_remainder(n: int, expected: tuple[int, int, int]) -> None:
+    counts = splits.split_counts(n, splits.DEFAULT_FRACTIONS)
+    assert (counts["train"], counts["val"], counts["test"]) == expected
+
+
+def test_split_is_seeded_and_ignores_listing_order() -> None:
+    names = [f"img_{i:02d}" for i in range(12)]
+    first = splits.assign_splits("owl", names, splits.DEFAULT_FRACTIONS, seed=3)
+    assert first == splits.assign_splits("owl", names[::-1], splits.DEFAULT_FRACTIONS, seed=3)
+    assert sorted(first.values()).count("test") == 3
+
+
+def test_minimum_images_default() -> None:
+    assert splits.minimum_images(splits.DEFAULT_FRACTIONS) == 2
+
+
+@pytest.mark.parametrize("fractions", [{"train": 1.2, "val": 0.0, "test": -0.2}, {"train": 0.5}])
+def test_bad_fractions_are_named(fractions: dict) -> None:
+    with pytest.raises(DataError, match="split.fractions"):
+        splits.fractions_from({"fractions": fractions})
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("none", conditions.Condition("none")),
+        ("full", conditions.Condition("full")),
+        ("random30", conditions.Condition("random", 30)),
+        ("random30pair", conditions.Condition("random", 30, True)),
+        ("systematic10", conditions.Condition("systematic", 10)),
+    ],
+)
+def test_parse_condition(name: str, parsed: conditions.Condition) -> None:
+    assert conditions.parse_condition(name) == parsed
+
+
+def test_ratio_outside_unit_interval_is_an_error() -> None:
+    with pytest.raises(DataError, match=r"ratio 1.5 is outside \[0, 1\]"):
+        conditions.parse_condition("random150")
+
+
+@pytest.mark.parametrize("name", ["random", "sometimes", "systematic", "random50leaf"])
+def test_unknown_condition_is_an_error(name: str) -> None:
+    with pytest.raises(DataError, match="unknown"):
+        conditions.parse_condition(name)
+
+
+def _toy_taxonomy() -> tuple[pd.DataFrame, pd.DataFrame]:
+    concepts = pd.DataFrame(
+        {"concept": ["fish", "owl", "salmon", "shovel"], "name": ["fish", "owl", "salmon", "shovel"],
+         "article": ["a", "an", "a", "a"]}
+    )
+    pairs = pd.DataFrame(
+        {"concept": ["fish", "owl", "owl", "salmon", "salmon", "shovel"],
+         "hypernym": ["animal", "animal", "bird", "animal", "fish", "tool"]}
+    )
+    return concepts, pairs
+
+
+def test_questions_are_balanced_and_negatives_are_never_true() -> None:
+    concepts, pairs = _toy_taxonomy()
+    questions = make_questions(concepts, pairs, {"seed": 0})
+    names = dict(zip(concepts.concept, concepts.name))
+    hypernyms = pairs.groupby("concept").hypernym.apply(set)
+    for row in questions[questions.answer == "No"].itertuples():
+        asked_name = names.get(row.asked, row.asked) if row.kind == "leaf" else row.asked
+        assert asked_name not in hypernyms[row.leaf] | {names[row.leaf]}
+    hyp = questions[questions.kind == "hypernym"]
+    assert (hyp.answer == "Yes").sum() == len(pairs)
+    leaf = questions[questions.kind == "leaf"]
+    assert sorted(leaf.groupby("leaf").size()) == [2] * len(concepts)
+    assert questions.question_id.is_unique
+    assert "Is there an animal in this image?" in set(hyp.text)

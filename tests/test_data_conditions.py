@@ -1,0 +1,193 @@
+"""Deprivation conditions and shuffles on the paper's 1,222-leaf / 2,040-pair set (THINGS ids with
+generated empty image files: image content is never read here)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from taxvlm.data import conditions
+from taxvlm.data.datasets import build_dataset
+from taxvlm.data.errors import DataError
+from taxvlm.data.materialize import materialize_condition
+from taxvlm.data.questions import build_questions
+from taxvlm.data.shuffles import shuffle_map
+from taxvlm.io import read_json, read_tsv
+
+THINGSPLUS = Path(__file__).parents[2] / "shared/data/thingsplus"
+PAIRS_TSV = THINGSPLUS / "xu2026_leaf_hypernym_pairs.tsv"
+IMAGES_PER_LEAF = 4  # uniform: 3 train / 1 test per leaf
+SYSTEMATIC10 = [
+    "container", "personal hygiene item", "dessert", "clothing", "furniture", "breakfast food",
+    "scientific equipment", "garden tool", "part of car", "sea animal",
+]
+CONDITIONS_CFG = {"seed": 0, "systematic_categories": {10: SYSTEMATIC10}}
+SHUFFLES_CFG = {"seed": 0}
+CONDITIONS = ["none", "full", "random50", "random50pair", "systematic10"]
+SHUFFLES = ["original", "across", "within"]
+PAPER_UNSEEN_SHARE = {10: 0.17, 30: 0.48, 50: 0.70, 70: 0.85, 90: 0.96}
+
+pytestmark = pytest.mark.skipif(
+    not PAIRS_TSV.is_file(), reason=f"paper pair set not found at {PAIRS_TSV} (../shared beside the repo)"
+)
+
+
+def _build_paper_data(root: Path) -> Path:
+    """THINGS-kind build of the paper's leaf set with empty image files, plus questions."""
+    pairs = read_tsv(PAIRS_TSV)
+    for concept in sorted(set(pairs.concept)):
+        folder = root / "images" / concept
+        folder.mkdir(parents=True)
+        for index in range(IMAGES_PER_LEAF):
+            (folder / f"{concept}_{index:02d}.jpg").write_bytes(b"")
+    data = root / "data"
+    inputs = {"images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV}
+    build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, {"seed": 0}, inputs, data)
+    build_questions(data / "concepts.tsv", data / "pairs.tsv", {"seed": 0}, data / "questions.tsv")
+    return data
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_paper_data(tmp_path_factory.mktemp("paper"))
+
+
+@pytest.fixture(scope="module")
+def materialized(paper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("conditions")
+    for condition in CONDITIONS:
+        for shuffle in SHUFFLES:
+            materialize_condition(condition, shuffle, paper, CONDITIONS_CFG, SHUFFLES_CFG, out / condition / shuffle)
+    return out
+
+
+def _tables(directory: Path) -> dict[str, pd.DataFrame]:
+    return {name: read_tsv(directory / f"{name}.tsv") for name in ("train", "test_seen", "test_unseen", "test_leaf")}
+
+
+def test_paper_set_loaded(paper: Path) -> None:
+    summary = read_json(paper / "summary.json")
+    assert (summary["concepts"], summary["pairs"], summary["hypernyms"]) == (1222, 2040, 53)
+
+
+def test_systematic10_removes_what_the_leaf_rule_implies(paper: Path, materialized: Path) -> None:
+    pairs = read_tsv(PAIRS_TSV)
+    expected = sorted(set(pairs.concept[pairs.hypernym.isin(SYSTEMATIC10)]))
+    summary = read_json(materialized / "systematic10" / "original" / "summary.json")
+    assert summary["removed_leaves"] == expected
+    assert summary["removed_categories"] == sorted(SYSTEMATIC10)
+
+
+@pytest.mark.parametrize("pct", [10, 30, 50, 70, 90])
+def test_random_draws_max1_floor_per_hypernym(pct: int) -> None:
+    pairs = read_tsv(PAIRS_TSV)
+    members = pairs.groupby("hypernym").concept.apply(set)
+    draws = conditions.random_draws(pairs, pct, seed=0)
+    assert set(draws) == set(members.index)
+    for hypernym, drawn in draws.items():
+        n_h = len(members[hypernym])
+        assert len(drawn) == max(1, math.floor(Fraction(pct, 100) * n_h))
+        assert set(drawn) <= members[hypernym] and len(set(drawn)) == len(drawn)
+    removed = conditions.removal(f"random{pct}", pairs, {"seed": 0})
+    assert removed.leaves == sorted(set().union(*map(set, draws.values())))
+
+
+@pytest.mark.parametrize("pct", sorted(PAPER_UNSEEN_SHARE))
+def test_unseen_share_matches_the_paper(paper: Path, tmp_path: Path, pct: int) -> None:
+    materialize_condition(f"random{pct}", "original", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path)
+    share = read_json(tmp_path / "summary.json")["unseen_share"]
+    print(f"random{pct}: unseen share {share:.3f} (paper ≈ {PAPER_UNSEEN_SHARE[pct]})")
+    assert share == pytest.approx(PAPER_UNSEEN_SHARE[pct], abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def paper_tables(paper: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_tsv(paper / "questions.tsv"), read_tsv(paper / "images.tsv")
+
+
+@pytest.mark.parametrize("shuffle", SHUFFLES)
+@pytest.mark.parametrize("condition", CONDITIONS)
+def test_invariants(paper: Path, paper_tables, materialized: Path, condition: str, shuffle: str) -> None:
+    tables = _tables(materialized / condition / shuffle)
+    questions, images = paper_tables
+    sigma = dict(read_tsv(materialized / condition / shuffle / "shuffle_map.tsv").values)
+    removed = conditions.removal(condition, read_tsv(paper / "pairs.tsv"), CONDITIONS_CFG)
+    per_split = images.groupby(["concept", "split"]).size()
+
+    def expected_rows(selected: pd.DataFrame, split: str) -> int:
+        return int(sum(per_split.get((sigma[leaf], split), 0) for leaf in selected.leaf))
+
+    train, hyp = tables["train"], questions[questions.kind == "hypernym"]
+    train_hyp = train[train.kind == "hypernym"].merge(questions[["question_id", "target"]], on="question_id")
+    assert not any((leaf, target) in removed.pairs for leaf, target in zip(train_hyp.leaf, train_hyp.target))
+    if not conditions.parse_condition(condition).pair_level:
+        assert not set(train_hyp.leaf) & set(removed.leaves)
+    leaf_questions = questions[questions.kind == "leaf"]
+    assert (train.kind == "leaf").sum() == expected_rows(leaf_questions, "train")
+    assert set(train.question_id[train.kind == "leaf"]) == set(leaf_questions.question_id)
+    assert len(tables["test_leaf"]) == expected_rows(leaf_questions, "test")
+    assert len(tables["test_seen"]) + len(tables["test_unseen"]) == expected_rows(hyp, "test")
+    assert (tables["test_unseen"].kind == "hypernym").all() and (tables["test_seen"].kind == "hypernym").all()
+    assert (train.image_concept == train.leaf.map(sigma)).all()
+    for table in tables.values():
+        assert table.row_id.is_unique
+
+
+@pytest.mark.parametrize("shuffle", ["across", "within"])
+def test_shuffle_maps_are_derangements(materialized: Path, shuffle: str) -> None:
+    frame = read_tsv(materialized / "none" / shuffle / "shuffle_map.tsv")
+    assert sorted(frame.leaf) == sorted(frame.image_concept)
+    assert not (frame.leaf == frame.image_concept).any()
+
+
+def test_within_keeps_the_hypernym_set_except_for_folded_singletons(materialized: Path) -> None:
+    sets = read_tsv(PAIRS_TSV).groupby("concept").hypernym.apply(frozenset)
+    group_size = sets.map(sets.value_counts())
+    sigma = read_tsv(materialized / "none" / "within" / "shuffle_map.tsv")
+    changed = sigma[[sets[a] != sets[b] for a, b in zip(sigma.leaf, sigma.image_concept)]]
+    assert all(group_size[a] == 1 or group_size[b] == 1 for a, b in zip(changed.leaf, changed.image_concept))
+    assert len(changed) < 0.25 * len(sigma)
+
+
+def test_rerun_is_byte_identical(paper: Path, materialized: Path, tmp_path: Path) -> None:
+    for condition, shuffle in [("random50", "within"), ("systematic10", "across")]:
+        materialize_condition(condition, shuffle, paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path / condition)
+        for path in sorted((materialized / condition / shuffle).iterdir()):
+            assert path.read_bytes() == (tmp_path / condition / path.name).read_bytes(), path.name
+
+
+def test_rerun_with_another_hash_seed_is_byte_identical(paper: Path, materialized: Path, tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import test_data_conditions as t\n"
+        "from taxvlm.data.materialize import materialize_condition\n"
+        "data = t._build_paper_data(Path(sys.argv[2]))\n"
+        "materialize_condition('random30pair', 'within', data, t.CONDITIONS_CFG, t.SHUFFLES_CFG, Path(sys.argv[2]) / 'c')\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), str(tmp_path)], env=env, check=True)
+    for name in ("concepts.tsv", "pairs.tsv", "images.tsv", "questions.tsv", "summary.json"):
+        assert (paper / name).read_bytes() == (tmp_path / "data" / name).read_bytes().replace(
+            str(tmp_path).encode(), str(paper.parent).encode()
+        ), name
+    materialize_condition("random30pair", "within", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path / "here")
+    for path in sorted((tmp_path / "c").iterdir()):
+        assert path.read_bytes() == (tmp_path / "here" / path.name).read_bytes(), path.name
+
+
+def test_bad_condition_and_shuffle_names(paper: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="shuffle 'sideways'"):
+        shuffle_map("sideways", read_tsv(paper / "pairs.tsv"), SHUFFLES_CFG)
+    with pytest.raises(DataError, match="unknown hypernym"):
+        materialize_condition("systematic2", "original", paper, {"systematic_categories": {"2": ["dessert", "robot"]}},
+                              SHUFFLES_CFG, tmp_path)
+    with pytest.raises(DataError, match="outside"):
+        materialize_condition("random101", "original", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path)

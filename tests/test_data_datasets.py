@@ -1,0 +1,234 @@
+"""Dataset readers on tiny generated fixtures: folder, things, tuxpaint (with a fake WordNet)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from taxvlm.data.datasets import build_dataset
+from taxvlm.data.errors import DataError, MissingDataError
+from taxvlm.io import read_json, read_tsv
+
+SPLIT = {"fractions": {"train": 0.7, "val": 0.05, "test": 0.25}, "seed": 0}
+
+
+def _png(path: Path, colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (8, 8), colour).save(path)
+
+
+def _image_tree(root: Path, counts: dict[str, int]) -> None:
+    for concept, n in counts.items():
+        for index in range(n):
+            _png(root / concept / f"{concept}_{index:02d}.png")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- folder
+
+
+@pytest.fixture
+def folder_inputs(tmp_path: Path) -> dict[str, Path]:
+    _image_tree(tmp_path / "images", {"owl": 4, "hammer": 4, "bat1": 4, "lonely": 1, "stray": 4})
+    tsv = _write(
+        tmp_path / "hypernyms.tsv",
+        "concept\thypernym\tarticle\nowl\tanimal\t\nowl\tbird\t\nhammer\ttool\t\n"
+        "bat1\tanimal\t\nlonely\ttool\tnone\n",
+    )
+    return {"images": tmp_path / "images", "hypernyms": tsv}
+
+
+def test_folder_dataset_tables(folder_inputs: dict[str, Path], tmp_path: Path, caplog) -> None:
+    out = tmp_path / "data"
+    with caplog.at_level(logging.WARNING):
+        build_dataset({"kind": "folder", "folder": {}}, SPLIT, folder_inputs, out)
+    concepts = read_tsv(out / "concepts.tsv")
+    assert list(concepts.columns) == ["concept", "name", "article"]
+    assert dict(zip(concepts.concept, concepts.name)) == {"bat1": "bat", "hammer": "hammer", "owl": "owl"}
+    assert dict(zip(concepts.concept, concepts.article))["owl"] == "an"
+    images = read_tsv(out / "images.tsv")
+    assert list(images.columns) == ["image_id", "concept", "path", "split"]
+    assert images.groupby("concept").split.apply(sorted).to_dict()["owl"] == ["test", "train", "train", "train"]
+    assert list(read_tsv(out / "pairs.tsv").columns) == ["concept", "hypernym"]
+    summary = read_json(out / "summary.json")
+    assert summary["excluded"] == {"lonely": "too few images (1 < 2 or no train/test image)", "stray": "no hypernym"}
+    assert summary["excluded_too_few_images"] == 1
+    assert "lonely" in caplog.text
+
+
+def test_folder_article_override(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "images", {"jeans": 2, "umbrella": 2})
+    tsv = _write(tmp_path / "h.tsv", "concept\thypernym\tarticle\njeans\tclothing\tnone\numbrella\ttool\ta\n")
+    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
+    articles = read_tsv(tmp_path / "d" / "concepts.tsv").set_index("concept").article
+    assert articles.to_dict() == {"jeans": "", "umbrella": "a"}
+
+
+def test_missing_column_is_named(folder_inputs: dict[str, Path], tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.tsv", "concept\tcategory\nowl\tanimal\n")
+    with pytest.raises(DataError, match=r"bad.tsv: missing column\(s\) \['hypernym'\]"):
+        build_dataset({"kind": "folder"}, SPLIT, {**folder_inputs, "hypernyms": bad}, tmp_path / "d")
+
+
+def test_concept_folder_without_images_is_named(folder_inputs: dict[str, Path], tmp_path: Path) -> None:
+    (folder_inputs["images"] / "empty").mkdir()
+    (folder_inputs["images"] / "empty" / "notes.txt").write_text("not an image")
+    tsv = _write(tmp_path / "h.tsv", "concept\thypernym\nowl\tanimal\nempty\ttool\n")
+    with pytest.raises(MissingDataError, match="concept folder has no images: .*empty"):
+        build_dataset({"kind": "folder"}, SPLIT, {**folder_inputs, "hypernyms": tsv}, tmp_path / "d")
+
+
+# --------------------------------------------------------------------------- things
+
+
+def test_things_leaf_sets(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "images", {"bat1": 4, "bat2": 4, "owl": 4, "bandanna": 4})
+    categories = _write(
+        tmp_path / "cat.tsv",
+        "category\tuniqueID\tWord\nanimal\tbat1\tbat\nsports equipment\tbat2\tbat\n"
+        "animal\towl\towl\nbird\towl\towl\n",
+    )
+    pairs = _write(tmp_path / "pairs.tsv", "concept\thypernym\nowl\tbird\nbandanna\tclothing\n")
+    inputs = {"images": tmp_path / "images", "categories": categories, "pairs": pairs}
+    build_dataset({"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "all")
+    assert len(read_tsv(tmp_path / "all" / "pairs.tsv")) == 4
+    assert set(read_tsv(tmp_path / "all" / "concepts.tsv").name) == {"bat", "owl"}
+    build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, SPLIT, inputs, tmp_path / "xu")
+    concepts = read_tsv(tmp_path / "xu" / "concepts.tsv")
+    assert dict(zip(concepts.concept, concepts.name)) == {"bandanna": "bandanna", "owl": "owl"}
+
+
+# --------------------------------------------------------------------------- tuxpaint
+
+
+class FakeSynset:
+    def __init__(self, name: str, parent: FakeSynset | None = None, lemmas: list[str] | None = None) -> None:
+        self._name, self._parent = name, parent
+        self._lemmas = lemmas or [name.split(".")[0]]
+
+    def name(self) -> str:
+        return self._name
+
+    def lemma_names(self) -> list[str]:
+        return self._lemmas
+
+    def hypernym_paths(self) -> list[list[FakeSynset]]:
+        return [[*self._parent.hypernym_paths()[0], self]] if self._parent else [[self]]
+
+
+class FakeWordNet:
+    """`tiger` has a first sense that is a person, like the real WordNet."""
+
+    def __init__(self) -> None:
+        entity = FakeSynset("entity.n.01")
+        animal = FakeSynset("animal.n.01", entity)
+        person = FakeSynset("person.n.01", entity)
+        bird = FakeSynset("bird.n.01", animal)
+        tool = FakeSynset("tool.n.01", entity)
+        instrument = FakeSynset("musical_instrument.n.01", entity)
+        self.index = {
+            "entity": [entity], "animal": [animal], "person": [person], "bird": [bird], "tool": [tool],
+            "musical_instrument": [instrument],
+            "owl": [FakeSynset("owl.n.01", bird)],
+            "tiger": [FakeSynset("tiger.n.01", person), FakeSynset("tiger.n.02", animal)],
+            "pliers": [FakeSynset("pliers.n.01", tool)],
+            "violin": [FakeSynset("violin.n.01", instrument)],
+            "rock": [FakeSynset("rock.n.01", entity)],
+        }
+
+    def synsets(self, lemma: str, pos: str) -> list[FakeSynset]:
+        return (self.index.get(lemma) or self.index.get(self.morphy(lemma, pos), [])) if pos == "n" else []
+
+    def morphy(self, form: str, pos: str) -> str:
+        """A crude lemmatiser: known forms stay, a final `s` goes."""
+        return form if form in self.index else form.removesuffix("s")
+
+
+@pytest.fixture
+def stamps(tmp_path: Path) -> Path:
+    root = tmp_path / "stamps"
+    for relative, caption in {
+        "animals/birds/owl.png": "An owl.",
+        "animals/mammals/cats/tiger_sumatran.png": "A Sumatran tiger.",
+        "household/tools/plyers.png": "A pair of pliers.",
+        "hobbies/music/violin.png": "A violin.",
+        "naturalforces/stone.png": "A rock.",
+        "cartoon/owl.png": "A cartoon owl.",
+        "animals/birds/blorp.png": "",
+    }.items():
+        _png(root / relative, (10, 120, 10, 255), mode="RGBA")
+        if caption:
+            _write((root / relative).with_suffix(".txt"), f"{caption}\nfr.utf8=...\n")
+    return root
+
+
+TUX = {
+    "skip_folders": ["cartoon"],
+    "hypernym_source": "wordnet",
+    "target_synsets": ["animal.n.01", "bird.n.01", "tool.n.01", "musical_instrument.n.01"],
+    "views_per_concept": 4,
+    "image_size": 16,
+    "seed": 0,
+}
+
+
+def _build_tux(stamps: Path, out: Path, **overrides) -> None:
+    build_dataset({"kind": "tuxpaint", "tuxpaint": {**TUX, **overrides}}, SPLIT,
+                  {"stamps": stamps, "nltk_data": Path("unused")}, out, wordnet=FakeWordNet())
+
+
+def test_tuxpaint_concepts_hypernyms_and_views(stamps: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    _build_tux(stamps, out)
+    pairs = read_tsv(out / "pairs.tsv")
+    assert sorted(zip(pairs.concept, pairs.hypernym)) == [
+        ("owl", "animal"), ("owl", "bird"), ("pliers", "tool"), ("tiger", "animal"),
+        ("violin", "musical instrument"),
+    ]
+    concepts = read_tsv(out / "concepts.tsv").set_index("concept")
+    assert concepts.article.to_dict() == {"owl": "an", "pliers": "", "tiger": "a", "violin": "a"}
+    images = read_tsv(out / "images.tsv")
+    assert len(images) == 16 and images.image_id.str.fullmatch(r"\w+/\w+_\d\d").all()
+    with Image.open(images.path.iloc[0]) as view:
+        assert view.size == (16, 16) and view.mode == "RGB"
+    excluded = read_json(out / "summary.json")["excluded"]
+    assert excluded == {
+        "animals/birds/blorp.png": "no WordNet noun in caption or file name",
+        "rock": "no hypernym (rock.n.01)",
+    }
+
+
+def test_tuxpaint_is_byte_identical_on_rerun(stamps: Path, tmp_path: Path) -> None:
+    _build_tux(stamps, tmp_path / "a")
+    _build_tux(stamps, tmp_path / "b")
+    for name in ("concepts.tsv", "pairs.tsv", "summary.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    views_a = sorted((tmp_path / "a" / "images").rglob("*.png"))
+    assert [p.read_bytes() for p in views_a] == [
+        (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes() for p in views_a
+    ]
+
+
+def test_tuxpaint_folder_hypernyms(stamps: Path, tmp_path: Path) -> None:
+    _build_tux(stamps, tmp_path / "d", hypernym_source="folders")
+    pairs = read_tsv(tmp_path / "d" / "pairs.tsv")
+    assert set(pairs.hypernym[pairs.concept == "tiger"]) == {"animal", "mammal", "cat"}
+
+
+def test_tuxpaint_synset_override(stamps: Path, tmp_path: Path) -> None:
+    _build_tux(stamps, tmp_path / "d", synset_overrides={"tiger": "tiger.n.01"})
+    assert read_json(tmp_path / "d" / "summary.json")["excluded"]["tiger"] == "no hypernym (tiger.n.01)"
+
+
+def test_unknown_synset_is_named(stamps: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="target_synsets: unknown WordNet synset 'gadget.n.07'"):
+        _build_tux(stamps, tmp_path / "d", target_synsets=["animal.n.01", "gadget.n.07"])
+    with pytest.raises(DataError, match="synset_overrides.owl: unknown WordNet synset 'owl.n.09'"):
+        _build_tux(stamps, tmp_path / "d", synset_overrides={"owl": "owl.n.09"})

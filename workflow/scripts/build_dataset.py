@@ -1,0 +1,14 @@
+"""Concept, pair and image tables of the configured dataset.
+
+Snakemake: input.<name> (the `inputs` of taxvlm.data.datasets.build_dataset, plus `code`),
+params.dataset, params.split → output.concepts/pairs/images/summary (one folder).
+"""
+
+import logging
+from pathlib import Path
+
+from taxvlm.data.datasets import build_dataset
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+inputs = {name: Path(path) for name, path in snakemake.input.items() if name != "code"}
+build_dataset(snakemake.params.dataset, snakemake.params.split, inputs, Path(snakemake.output.concepts).parent)
