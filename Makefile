@@ -4,7 +4,7 @@ VENV ?= .venv
 CORES ?= all
 BIN := $(VENV)/bin
 
-.PHONY: run test bench report lint env
+.PHONY: run test bench lint env apt-lists
 
 env: $(VENV)/.installed
 

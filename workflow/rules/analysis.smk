@@ -20,10 +20,10 @@ rule collect_metrics:
     output:
         metrics=f"{ANALYSIS}/metrics.tsv",
         headline=f"{ANALYSIS}/headline.tsv",
-    params:
-        runs=[run.keys() for run in RUNS],
     log:
         "logs/collect_metrics.log",
+    params:
+        runs=[run.keys() for run in RUNS],
     script:
         "../scripts/collect_metrics.py"
 
@@ -34,18 +34,19 @@ rule coherence:
         images=f"{DATA}/images.tsv",
         pairs=f"{DATA}/pairs.tsv",
         shuffle_maps=[
-            f"results/conditions/{first_condition(s)}/{s}/shuffle_map.tsv" for s in SHUFFLES
+            f"results/conditions/{first_condition(s)}/{s}/shuffle_map.tsv"
+            for s in SHUFFLES
         ],
         metrics=f"{ANALYSIS}/metrics.tsv",
         code=package_sources("analysis.coherence", "io"),
     output:
         coherence=f"{ANALYSIS}/coherence.tsv",
         correlations=f"{ANALYSIS}/coherence_correlations.tsv",
+    log:
+        "logs/coherence.log",
     params:
         encoders=ENCODERS,
         shuffles=SHUFFLES,
-    log:
-        "logs/coherence.log",
     script:
         "../scripts/coherence.py"
 
@@ -59,16 +60,16 @@ rule textprobe:
     output:
         per_item=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_items.tsv",
         summary=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
-    params:
-        lm=lambda wc: config["lms"][wc.lm],
-        probe=config["analysis"]["textprobe"],
-    threads: config["compute"]["train_threads"]
-    resources:
-        gpu=GPU,
     log:
         "logs/textprobe/{lm}_{init}.log",
     benchmark:
-        "benchmarks/textprobe/{lm}_{init}.tsv"
+        "results/benchmarks/textprobe/{lm}_{init}.tsv"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        lm=lambda wc: config["lms"][wc.lm],
+        probe=config["analysis"]["textprobe"],
     script:
         "../scripts/textprobe.py"
 
@@ -95,10 +96,10 @@ rule mixed_effects:
     output:
         summary=f"{ANALYSIS}/mixed_effects.txt",
         coefficients=f"{ANALYSIS}/mixed_effects.tsv",
-    params:
-        runs=[run.keys() for run in RUNS],
     log:
         "logs/mixed_effects.log",
+    params:
+        runs=[run.keys() for run in RUNS],
     script:
         "../scripts/mixed_effects.py"
 

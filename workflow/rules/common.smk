@@ -60,7 +60,9 @@ def package_sources(*modules):
     paths = []
     for module in modules:
         path = SRC / "taxvlm" / module.replace(".", "/")
-        paths.extend(sorted(map(str, path.rglob("*.py"))) if path.is_dir() else [f"{path}.py"])
+        paths.extend(
+            sorted(map(str, path.rglob("*.py"))) if path.is_dir() else [f"{path}.py"]
+        )
     return paths
 
 

@@ -2,16 +2,16 @@
 
 
 rule fetch_asset:
-    output:
-        "resources/downloads/{asset}",
-    params:
-        spec=lambda wc: config["assets"][wc.asset],
     input:
         code=package_sources("assets.fetch", "io"),
+    output:
+        "resources/downloads/{asset}",
     log:
         "logs/fetch_asset/{asset}.log",
     benchmark:
-        "benchmarks/fetch_asset/{asset}.tsv"
+        "results/benchmarks/fetch_asset/{asset}.tsv"
+    params:
+        spec=lambda wc: config["assets"][wc.asset],
     script:
         "../scripts/fetch_asset.py"
 
@@ -54,10 +54,10 @@ rule extract_things:
         code=package_sources("assets.things", "io"),
     output:
         directory("resources/things/images"),
-    params:
-        password=config["dataset"].get("things", {}).get("images_password"),
     log:
         "logs/extract_things.log",
+    params:
+        password=config["dataset"].get("things", {}).get("images_password"),
     script:
         "../scripts/extract_things.py"
 
@@ -73,12 +73,12 @@ rule convert_weights:
         code=package_sources("assets.convert", "assets.tiny"),
     output:
         directory("resources/models/{family}/{name}"),
-    params:
-        kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
-        options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
     log:
         "logs/convert_weights/{family}/{name}.log",
     benchmark:
-        "benchmarks/convert_weights/{family}/{name}.tsv"
+        "results/benchmarks/convert_weights/{family}/{name}.tsv"
+    params:
+        kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
+        options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
     script:
         "../scripts/convert_weights.py"

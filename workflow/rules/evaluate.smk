@@ -12,15 +12,15 @@ rule evaluate_projector:
         code=package_sources("evaluate", "models", "io"),
     output:
         f"results/runs/{RUN}/predictions.tsv",
-    params:
-        lm=lambda wc: config["lms"][wc.lm],
-        batch_size=config["evaluation"]["batch_size"],
-    threads: config["compute"]["train_threads"]
-    resources:
-        gpu=GPU,
     log:
         f"logs/evaluate_projector/{RUN}.log",
     benchmark:
-        f"benchmarks/evaluate_projector/{RUN}.tsv"
+        f"results/benchmarks/evaluate_projector/{RUN}.tsv"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        lm=lambda wc: config["lms"][wc.lm],
+        batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate_projector.py"

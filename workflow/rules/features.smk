@@ -8,15 +8,15 @@ rule extract_features:
         code=package_sources("features", "models.encoders", "io"),
     output:
         "results/features/{encoder}.pt",
-    params:
-        spec=lambda wc: config["encoders"][wc.encoder],
-        batch_size=config["compute"]["feature_batch_size"],
-    threads: workflow.cores
-    resources:
-        gpu=GPU,
     log:
         "logs/extract_features/{encoder}.log",
     benchmark:
-        "benchmarks/extract_features/{encoder}.tsv"
+        "results/benchmarks/extract_features/{encoder}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=GPU,
+    params:
+        spec=lambda wc: config["encoders"][wc.encoder],
+        batch_size=config["compute"]["feature_batch_size"],
     script:
         "../scripts/extract_features.py"

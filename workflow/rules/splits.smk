@@ -25,13 +25,13 @@ rule build_dataset:
         pairs=f"{DATA}/pairs.tsv",
         images=f"{DATA}/images.tsv",
         summary=f"{DATA}/summary.json",
-    params:
-        dataset=config["dataset"],
-        split=config["split"],
     log:
         "logs/build_dataset.log",
     benchmark:
-        "benchmarks/build_dataset.tsv"
+        "results/benchmarks/build_dataset.tsv"
+    params:
+        dataset=config["dataset"],
+        split=config["split"],
     script:
         "../scripts/build_dataset.py"
 
@@ -43,10 +43,10 @@ rule build_questions:
         code=package_sources("data", "io", "seeding"),
     output:
         f"{DATA}/questions.tsv",
-    params:
-        questions=config["questions"],
     log:
         "logs/build_questions.log",
+    params:
+        questions=config["questions"],
     script:
         "../scripts/build_questions.py"
 
@@ -65,11 +65,11 @@ rule materialize_condition:
         leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
         shuffle_map="results/conditions/{condition}/{shuffle}/shuffle_map.tsv",
         summary="results/conditions/{condition}/{shuffle}/summary.json",
+    log:
+        "logs/materialize_condition/{condition}_{shuffle}.log",
     params:
         conditions=config["conditions"],
         shuffles=config["shuffles"],
-    log:
-        "logs/materialize_condition/{condition}_{shuffle}.log",
     script:
         "../scripts/materialize_condition.py"
 

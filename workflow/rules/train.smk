@@ -13,17 +13,17 @@ rule train_projector:
         projector=f"results/runs/{RUN}/projector.pt",
         curve=f"results/runs/{RUN}/curve.tsv",
         config=f"results/runs/{RUN}/train_config.json",
+    log:
+        f"logs/train_projector/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/train_projector/{RUN}.tsv"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
     params:
         lm=lambda wc: config["lms"][wc.lm],
         encoder=lambda wc: config["encoders"][wc.encoder],
         training=lambda wc: training_config(config, wc.lm),
         checkpoint=f"results/checkpoints/{RUN}/checkpoint.pt",
-    threads: config["compute"]["train_threads"]
-    resources:
-        gpu=GPU,
-    log:
-        f"logs/train_projector/{RUN}.log",
-    benchmark:
-        f"benchmarks/train_projector/{RUN}.tsv"
     script:
         "../scripts/train_projector.py"

@@ -1,0 +1,14 @@
+"""Stack the per-(LM, init) text-probe summaries into one table.
+
+Snakemake: input.summaries (list of TSVs) → output[0].
+"""
+
+import logging
+
+import pandas as pd
+
+from taxvlm.io import read_tsv, write_tsv
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+frames = [read_tsv(path) for path in snakemake.input.summaries]
+write_tsv(pd.concat(frames, ignore_index=True), snakemake.output[0])
