@@ -27,7 +27,7 @@ def extract_stamps(deb: Path, out_dir: Path) -> None:
     with atomic_dir(out_dir) as tmp:
         root = tmp / "root"
         if shutil.which("dpkg-deb"):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, capture_output=True)
+            _dpkg_extract(deb, root)
         else:
             log.info("dpkg-deb not found; reading %s as an ar archive", deb)
             _extract_data_tar(deb, root, STAMPS)
@@ -36,6 +36,12 @@ def extract_stamps(deb: Path, out_dir: Path) -> None:
         for child in (root / STAMPS).iterdir():
             child.rename(tmp / child.name)
         shutil.rmtree(root)
+
+
+def _dpkg_extract(deb: Path, dest: Path) -> None:
+    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dpkg-deb -x {deb} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
 
 
 def _extract_data_tar(deb: Path, dest: Path, subtree: Path) -> None:
