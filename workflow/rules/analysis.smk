@@ -10,6 +10,25 @@ def first_condition(shuffle):
 
 
 SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
+FIGURE_NAMES = [
+    "deprivation",
+    "shuffles",
+    "encoders",
+    "lms",
+    "coherence",
+    "coherence_shuffles",
+    "depth",
+    "per_category",
+    "textprobe",
+]
+TABLE_NAMES = [
+    "headline",
+    "per_category",
+    "coherence",
+    "coherence_correlations",
+    "textprobe",
+    "textprobe_correlations",
+]
 
 
 rule collect_metrics:
@@ -94,7 +113,11 @@ rule mixed_effects:
         predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
         code=package_sources("analysis.stats", "io"),
     output:
-        summary=f"{ANALYSIS}/mixed_effects.txt",
+        summary=report(
+            f"{ANALYSIS}/mixed_effects.txt",
+            caption="../report/mixed_effects.rst",
+            category="Statistics",
+        ),
         coefficients=f"{ANALYSIS}/mixed_effects.tsv",
     log:
         "logs/mixed_effects.log",
@@ -107,18 +130,19 @@ rule mixed_effects:
 rule figures:
     input:
         metrics=f"{ANALYSIS}/metrics.tsv",
-        headline=f"{ANALYSIS}/headline.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
-        correlations=f"{ANALYSIS}/coherence_correlations.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
-        code=package_sources("analysis.figures"),
+        pairs=f"{DATA}/pairs.tsv",
+        code=package_sources("analysis.figures", "analysis.tables", "analysis.metrics"),
     output:
-        report(
-            directory(f"{ANALYSIS}/figures"),
-            patterns=["{name}.png"],
-            caption="../report/figures.rst",
-            category="Figures",
-        ),
+        **{
+            name: report(
+                f"{ANALYSIS}/figures/{name}.png",
+                caption=f"../report/figure_{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURE_NAMES
+        },
     log:
         "logs/figures.log",
     script:
@@ -128,17 +152,19 @@ rule figures:
 rule tables:
     input:
         metrics=f"{ANALYSIS}/metrics.tsv",
-        headline=f"{ANALYSIS}/headline.tsv",
+        coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
-        coherence=f"{ANALYSIS}/coherence_correlations.tsv",
-        code=package_sources("analysis.tables"),
+        code=package_sources("analysis.tables", "analysis.metrics"),
     output:
-        report(
-            directory(f"{ANALYSIS}/tables"),
-            patterns=["{name}.csv"],
-            caption="../report/tables.rst",
-            category="Tables",
-        ),
+        **{
+            f"{name}_csv": report(
+                f"{ANALYSIS}/tables/{name}.csv",
+                caption=f"../report/table_{name}.rst",
+                category="Tables",
+            )
+            for name in TABLE_NAMES
+        },
+        **{f"{name}_md": f"{ANALYSIS}/tables/{name}.md" for name in TABLE_NAMES},
     log:
         "logs/tables.log",
     script:

@@ -85,8 +85,8 @@ def final_outputs():
     return [
         "results/analysis/metrics.tsv",
         "results/analysis/headline.tsv",
-        "results/analysis/figures",
-        "results/analysis/tables",
+        *(f"results/analysis/figures/{name}.png" for name in FIGURE_NAMES),
+        *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
         "results/analysis/textprobe_summary.tsv",
         "results/analysis/coherence.tsv",
         "results/analysis/mixed_effects.txt",

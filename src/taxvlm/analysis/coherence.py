@@ -73,9 +73,16 @@ def coherence_table(
         attached = category_images(pairs, images, read_tsv(map_path))
         for category, group in attached.groupby("category", sort=True):
             vectors = unit[row_of.loc[group["image_id"]].to_numpy()]
-            rows.append({"encoder": encoder, "shuffle": shuffle, "category": category,
-                         "n_leaves": group["leaf"].nunique(), "n_images": len(group),
-                         "coherence": mean_pairwise_cosine(vectors)})  # fmt: skip
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "shuffle": shuffle,
+                    "category": category,
+                    "n_leaves": group["leaf"].nunique(),
+                    "n_images": len(group),
+                    "coherence": mean_pairwise_cosine(vectors),
+                }
+            )
     return pd.DataFrame(rows, columns=list(COHERENCE_COLUMNS))
 
 

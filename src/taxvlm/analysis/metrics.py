@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -17,27 +16,52 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import f1_score
 
+from taxvlm.data.conditions import parse_condition
 from taxvlm.io import read_tsv, write_tsv
 
 RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "seed")
 HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "test_set")
 TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen")
 SCORE_COLUMNS: tuple[str, ...] = (
-    "n", "n_yes", "n_no", "macro_f1", "accuracy", "majority_label", "majority_macro_f1", "majority_accuracy",
-)  # fmt: skip
+    "n",
+    "n_yes",
+    "n_no",
+    "macro_f1",
+    "accuracy",
+    "majority_label",
+    "majority_macro_f1",
+    "majority_accuracy",
+)
 METRICS_COLUMNS: tuple[str, ...] = (
-    *RUN_KEYS, "condition_family", "pct_deprived", "test_set", "kind", "category", *SCORE_COLUMNS,
-)  # fmt: skip
+    *RUN_KEYS,
+    "condition_family",
+    "pct_deprived",
+    "test_set",
+    "kind",
+    "category",
+    *SCORE_COLUMNS,
+)
 HEADLINE_COLUMNS: tuple[str, ...] = (
-    *HEADLINE_KEYS, "n", "n_seeds", "n_categories", "macro_f1", "sd", "ci_low", "ci_high", "accuracy",
-    "majority_macro_f1", "majority_accuracy",
-)  # fmt: skip
+    *HEADLINE_KEYS,
+    "n",
+    "n_seeds",
+    "n_categories",
+    "macro_f1",
+    "sd",
+    "ci_low",
+    "ci_high",
+    "accuracy",
+    "majority_macro_f1",
+    "majority_accuracy",
+)
 _INTEGER_COLUMNS: tuple[str, ...] = ("seed", "n", "n_yes", "n_no")
 _FLOAT_COLUMNS: tuple[str, ...] = (
-    "pct_deprived", "macro_f1", "accuracy", "majority_macro_f1", "majority_accuracy",
-)  # fmt: skip
-
-_CONDITION = re.compile(r"^(?:(none|full)|random(\d+)(pair)?|systematic(\d+))$")
+    "pct_deprived",
+    "macro_f1",
+    "accuracy",
+    "majority_macro_f1",
+    "majority_accuracy",
+)
 
 
 def condition_axis(condition: str, n_categories: int) -> tuple[str, float]:
@@ -46,17 +70,14 @@ def condition_axis(condition: str, n_categories: int) -> tuple[str, float]:
     `none` is 0 and `full` is 100; `randomR`/`randomRpair` remove R% of each category's leaves;
     `systematicN` removes N whole categories out of `n_categories` (x = 100·N/n_categories).
     """
-    match = _CONDITION.match(condition)
-    if match is None:
-        raise ValueError(f"unknown condition {condition!r}")
-    fixed, random_pct, pair, n_systematic = match.groups()
-    if fixed is not None:
-        return fixed, 0.0 if fixed == "none" else 100.0
-    if random_pct is not None:
-        return ("randompair" if pair else "random"), float(random_pct)
+    parsed = parse_condition(condition)
+    if parsed.kind in ("none", "full"):
+        return parsed.kind, 0.0 if parsed.kind == "none" else 100.0
+    if parsed.kind == "random":
+        return ("randompair" if parsed.pair_level else "random"), float(parsed.amount)
     if n_categories <= 0:
         raise ValueError("n_categories must be positive for systematic conditions")
-    return "systematic", 100.0 * int(n_systematic) / n_categories
+    return "systematic", 100.0 * parsed.amount / n_categories
 
 
 def majority_label(y_true: Sequence[str]) -> str:
@@ -113,7 +134,7 @@ def read_runs(runs: Iterable[dict], test_sets: Sequence[str] | None = None) -> p
     return table.assign(correct=(table["answer"] == table["prediction"]).astype(int))
 
 
-def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str] | None, n_categories: int) -> pd.DataFrame:
+def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str], n_categories: int) -> pd.DataFrame:
     """The tidy metrics table of all runs (`results/analysis/metrics.tsv`).
 
     `runs`: dicts with the run keys (encoder, lm, init, condition, shuffle, seed) and `path` to the
@@ -127,14 +148,19 @@ def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str] | Non
         frames.append(score_predictions(read_tsv(run["path"])).assign(**keys))
     table = pd.concat(frames, ignore_index=True)[list(METRICS_COLUMNS)]
     table = table.sort_values([*RUN_KEYS, "test_set", "kind", "category"], kind="stable", ignore_index=True)
-    if out_path is not None:
-        write_tsv(table, out_path)
+    write_tsv(table, out_path)
     return table
 
 
+def read_typed(path: str | os.PathLike[str], numeric: Iterable[str]) -> pd.DataFrame:
+    """A pipeline table with the named columns numeric again (blank cells → NaN), the rest strings."""
+    frame = read_tsv(path)
+    return frame.assign(**{c: pd.to_numeric(frame[c].replace("", np.nan)) for c in numeric if c in frame})
+
+
 def read_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """metrics.tsv with its numeric columns typed again (pipeline tables are read as strings)."""
-    return read_tsv(path).astype({column: int for column in _INTEGER_COLUMNS} | {column: float for column in _FLOAT_COLUMNS})
+    """metrics.tsv with its numeric columns typed (pipeline tables are read as strings)."""
+    return read_typed(path, (*_INTEGER_COLUMNS, *_FLOAT_COLUMNS))
 
 
 def t_interval(values: Sequence[float]) -> tuple[float, float]:

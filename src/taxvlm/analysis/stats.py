@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,8 +46,15 @@ def correlations(frame: pd.DataFrame, x: str, y: str, by: Sequence[str]) -> pd.D
         defined = len(group) >= 3 and group[x].nunique() > 1 and group[y].nunique() > 1
         pearson = stats.pearsonr(group[x], group[y]) if defined else (math.nan, math.nan)
         spearman = stats.spearmanr(group[x], group[y]) if defined else (math.nan, math.nan)
-        rows.append(row | {"pearson_r": float(pearson[0]), "pearson_p": float(pearson[1]),
-                           "spearman_r": float(spearman[0]), "spearman_p": float(spearman[1])})  # fmt: skip
+        rows.append(
+            row
+            | {
+                "pearson_r": float(pearson[0]),
+                "pearson_p": float(pearson[1]),
+                "spearman_r": float(spearman[0]),
+                "spearman_p": float(spearman[1]),
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, "n", "pearson_r", "pearson_p", "spearman_r", "spearman_p"])
 
 
@@ -61,6 +69,7 @@ class MixedEffectsFit:
     method: str
     summary: str
     coefficients: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COEFFICIENT_COLUMNS)))
+    warnings: list[str] = field(default_factory=list)  # e.g. perfect separation: read estimates with care
 
 
 def held_out_rows(runs: Sequence[dict]) -> pd.DataFrame:
@@ -94,41 +103,74 @@ def fit_mixed_effects(
     kept_random = [c for c in random if c in present and c not in dropped]
     formula = "correct ~ " + (" + ".join(_term(c, sorted(data[c].unique())) for c in kept_fixed) or "1")
     if data.empty or data["correct"].nunique() < 2:
-        return MixedEffectsFit(len(data), formula, kept_random, dropped, "none",
-                               "not fitted: the outcome does not vary (or there are no rows)")  # fmt: skip
-    if kept_random:
-        vc = {c: f"0 + C({c})" for c in kept_random}
-        model = BinomialBayesMixedGLM.from_formula(formula, vc, data)
-        result = model.fit_vb(rng=np.random.default_rng(seed))  # seeded random starting SDs
-        coefficients = pd.concat([
+        return MixedEffectsFit(
+            len(data),
+            formula,
+            kept_random,
+            dropped,
+            "none",
+            "not fitted: the outcome does not vary (or there are no rows)",
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if kept_random:
+            method, summary, coefficients = _fit_bayes(data, formula, kept_random, seed)
+        else:
+            method, summary, coefficients = _fit_glm(data, formula)
+    notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return MixedEffectsFit(len(data), formula, kept_random, dropped, method, summary, coefficients, notes)
+
+
+def _fit_bayes(data: pd.DataFrame, formula: str, random: Sequence[str], seed: int) -> tuple[str, str, pd.DataFrame]:
+    """Crossed random intercepts as variance components; the VB fit starts from seeded random SDs."""
+    model = BinomialBayesMixedGLM.from_formula(formula, {c: f"0 + C({c})" for c in random}, data)
+    result = model.fit_vb(rng=np.random.default_rng(seed))
+    coefficients = pd.concat(
+        [
             _table(model.fep_names, result.fe_mean, result.fe_sd, "fixed (log-odds)", np.asarray),
             _table(model.vcp_names, result.vcp_mean, result.vcp_sd, "random (SD)", np.exp),
-        ], ignore_index=True)  # fmt: skip
-        return MixedEffectsFit(len(data), formula, kept_random, dropped, "BinomialBayesMixedGLM.fit_vb",
-                               str(result.summary()), coefficients)  # fmt: skip
+        ],
+        ignore_index=True,
+    )
+    return "BinomialBayesMixedGLM.fit_vb", str(result.summary()), coefficients
+
+
+def _fit_glm(data: pd.DataFrame, formula: str) -> tuple[str, str, pd.DataFrame]:
     result = smf.glm(formula, data, family=Binomial()).fit()
-    coefficients = _table(list(result.params.index), result.params.to_numpy(), result.bse.to_numpy(),
-                          "fixed (log-odds)", np.asarray)  # fmt: skip
-    return MixedEffectsFit(len(data), formula, [], dropped, "GLM Binomial (no varying random effect)",
-                           str(result.summary()), coefficients)  # fmt: skip
+    coefficients = _table(
+        list(result.params.index), result.params.to_numpy(), result.bse.to_numpy(), "fixed (log-odds)", np.asarray
+    )
+    return "GLM Binomial (no varying random effect)", str(result.summary()), coefficients
 
 
 def _table(names: Sequence[str], mean: np.ndarray, sd: np.ndarray, effect: str, transform) -> pd.DataFrame:
     """Estimates with normal-approximation 95% intervals, mapped through `transform` (exp for log-SDs)."""
     mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
-    return pd.DataFrame({
-        "term": list(names), "effect": effect, "estimate": transform(mean), "sd": sd,
-        "ci_low": transform(mean - _Z95 * sd), "ci_high": transform(mean + _Z95 * sd),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "term": list(names),
+            "effect": effect,
+            "estimate": transform(mean),
+            "sd": sd,
+            "ci_low": transform(mean - _Z95 * sd),
+            "ci_high": transform(mean + _Z95 * sd),
+        }
+    )
 
 
-def write_mixed_effects(fit: MixedEffectsFit, summary_path: str | os.PathLike[str],
-                        coefficients_path: str | os.PathLike[str]) -> None:  # fmt: skip
+def write_mixed_effects(
+    fit: MixedEffectsFit, summary_path: str | os.PathLike[str], coefficients_path: str | os.PathLike[str]
+) -> None:
     """A human-readable account of what was fitted, and the tidy coefficient table."""
-    header = "\n".join([
-        f"rows: {fit.n}", f"method: {fit.method}", f"fixed effects: {fit.formula}",
-        f"random effects (variance components): {', '.join(fit.random_effects) or 'none'}",
-        f"dropped (single level or absent): {', '.join(fit.dropped) or 'none'}",
-    ])  # fmt: skip
+    header = "\n".join(
+        [
+            f"rows: {fit.n}",
+            f"method: {fit.method}",
+            f"fixed effects: {fit.formula}",
+            f"random effects (variance components): {', '.join(fit.random_effects) or 'none'}",
+            f"dropped (single level or absent): {', '.join(fit.dropped) or 'none'}",
+            f"warnings during the fit: {'; '.join(fit.warnings) or 'none'}",
+        ]
+    )
     write_text(f"{header}\n\n{fit.summary}\n", summary_path)
     write_tsv(fit.coefficients, coefficients_path)

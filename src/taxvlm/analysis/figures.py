@@ -1,0 +1,414 @@
+"""The paper's figures (protocol §7) from the tidy analysis tables, with seaborn on the Agg backend.
+
+Every function takes tables and an output path, draws whatever part of the grid exists, and writes a
+labelled placeholder instead of failing when its facet is absent from the experiment grid. Intervals
+are the t-based 95% CIs of protocol §6 (`metrics.t_interval`), never seaborn's bootstrap, and every
+number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from taxvlm.analysis.metrics import TEST_SET_ORDER, t_interval  # noqa: E402
+from taxvlm.analysis.stats import correlations  # noqa: E402
+from taxvlm.analysis.tables import AnalysisTables  # noqa: E402
+
+PathLike = str | os.PathLike[str]
+TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
+SHUFFLE_ORDER: tuple[str, ...] = ("original", "within", "across")
+INIT_DASHES: dict[str, str | tuple[float, float]] = {"pretrained": "", "random": (1, 2)}
+_DPI = 110
+
+
+def _save(fig: plt.Figure, path: PathLike) -> None:
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def placeholder(path: PathLike, title: str, message: str = "not in this grid") -> None:
+    """A small figure that says why the real one is missing (keeps report outputs complete)."""
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.6, title, ha="center", va="center", fontsize=12, weight="bold")
+    ax.text(0.5, 0.3, message, ha="center", va="center", fontsize=10, color="0.4")
+    _save(fig, path)
+
+
+def _ordered(values: pd.Series, preferred: Sequence[str]) -> list[str]:
+    present = list(pd.unique(values))
+    return [v for v in preferred if v in present] + sorted(v for v in present if v not in preferred)
+
+
+def _conditions(frame: pd.DataFrame) -> list[str]:
+    """Conditions from least to most deprived (none … full), random before systematic at equal %."""
+    table = frame[["condition", "pct_deprived", "condition_family"]].drop_duplicates()
+    return list(table.sort_values(["pct_deprived", "condition_family", "condition"])["condition"])
+
+
+def _model(frame: pd.DataFrame) -> pd.Series:
+    return frame["encoder"] + " + " + frame["lm"]
+
+
+def _grid(n_rows: int, n_cols: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False, sharey=True)
+    return fig, axes
+
+
+def deprivation_figure(headline: pd.DataFrame, path: PathLike) -> None:
+    """Macro-F1 vs % deprived: one row per condition family (random, random-pair, systematic), one
+    column per test set; `none` (0%) and `full` (100%) anchor every row. Colour = encoder + LM, solid =
+    pretrained LM, dotted = random-init LM, shaded = 95% CI, dashed black = majority baseline."""
+    data = headline[headline["shuffle"] == "original"].assign(model=lambda f: _model(f))
+    if data.empty:
+        placeholder(path, "F1 vs % deprived", "no original-shuffle runs in this grid")
+        return
+    families = [f for f in ("random", "randompair", "systematic") if f in set(data["condition_family"])]
+    test_sets = _ordered(data["test_set"], TEST_SET_ORDER)
+    anchors = data[data["condition_family"].isin(["none", "full"])]
+    fig, axes = _grid(max(len(families), 1), len(test_sets))
+    palette = dict(zip(sorted(data["model"].unique()), sns.color_palette("colorblind")))
+    for r, family in enumerate(families or ["none + full only"]):
+        for c, test_set in enumerate(test_sets):
+            ax = axes[r, c]
+            panel = pd.concat([data[data["condition_family"] == family], anchors])
+            panel = panel[panel["test_set"] == test_set].sort_values("pct_deprived")
+            ax.set_title(f"{family} · {TEST_SET_LABELS.get(test_set, test_set)}", fontsize=10)
+            if panel.empty:
+                ax.text(0.5, 0.5, "not in this grid", ha="center", transform=ax.transAxes, color="0.4")
+                continue
+            sns.lineplot(
+                panel,
+                x="pct_deprived",
+                y="macro_f1",
+                hue="model",
+                style="init",
+                palette=palette,
+                dashes=INIT_DASHES,
+                markers=True,
+                errorbar=None,
+                ax=ax,
+                legend=(r, c) == (0, 0),
+            )
+            for (model, _), line in panel.groupby(["model", "init"]):
+                ax.fill_between(line["pct_deprived"], line["ci_low"], line["ci_high"], color=palette[model], alpha=0.15)
+            majority = panel.groupby("pct_deprived")["majority_macro_f1"].mean()
+            ax.plot(majority.index, majority.to_numpy(), "k--", lw=1, label="majority")
+            ax.set(xlabel="% deprived", ylabel="macro-F1", ylim=(0, 1.02), xlim=(-3, 103))
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _bars(
+    data: pd.DataFrame,
+    x: str,
+    hue: str,
+    col: str,
+    row: str | None,
+    path: PathLike,
+    title: str,
+    x_order: Sequence[str] = (),
+    hue_order: Sequence[str] = (),
+) -> None:
+    """Mean macro-F1 bars with t-based 95% CIs, faceted, and the majority baseline as a black dash per
+    x group (the baseline depends on the test set, not on the model)."""
+    rows = _ordered(data[row], ()) if row else [None]
+    cols = _ordered(data[col], TEST_SET_ORDER)
+    x_levels, hue_levels = _ordered(data[x], x_order), _ordered(data[hue], hue_order)
+    fig, axes = _grid(len(rows), len(cols), width=max(4.2, 0.9 * len(x_levels) * max(1, len(hue_levels) / 2)))
+    for r, row_level in enumerate(rows):
+        for c, col_level in enumerate(cols):
+            ax = axes[r, c]
+            panel = data[data[col] == col_level]
+            panel = panel[panel[row] == row_level] if row else panel
+            ax.set_title(
+                " · ".join(str(v) for v in (row_level, TEST_SET_LABELS.get(col_level, col_level)) if v), fontsize=10
+            )
+            if panel.empty:
+                ax.text(0.5, 0.5, "not in this grid", ha="center", transform=ax.transAxes, color="0.4")
+                continue
+            order = [level for level in x_levels if level in set(panel[x])]
+            sns.barplot(
+                panel,
+                x=x,
+                y="macro_f1",
+                hue=hue,
+                order=order,
+                hue_order=hue_levels,
+                errorbar=t_interval,
+                palette="colorblind",
+                ax=ax,
+                legend=(r, c) == (0, 0),
+            )
+            majority = panel.groupby(x)["majority_macro_f1"].mean()
+            for position, level in enumerate(order):
+                ax.hlines(majority[level], position - 0.4, position + 0.4, colors="k", linestyles="dashed", lw=1)
+            ax.set(xlabel=x.replace("_", " "), ylabel="macro-F1", ylim=(0, 1.02))
+            ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def shuffles_figure(metrics: pd.DataFrame, path: PathLike) -> None:
+    """Counterfactual shuffles: hypernym macro-F1 per condition under original / within / across."""
+    data = metrics[(metrics["init"] == "pretrained") & metrics["test_set"].isin(["seen", "unseen"])]
+    if data["shuffle"].nunique() < 2:
+        placeholder(path, "Counterfactual shuffles", "fewer than two shuffles in this grid")
+        return
+    _bars(
+        data.assign(model=_model(data)),
+        "condition",
+        "shuffle",
+        "test_set",
+        "model",
+        path,
+        "Counterfactual shuffles (pretrained LM; dashes: majority baseline)",
+        _conditions(data),
+        SHUFFLE_ORDER,
+    )
+
+
+def encoder_figure(metrics: pd.DataFrame, path: PathLike) -> None:
+    """Encoder comparison: macro-F1 per condition and encoder (pretrained LM, original shuffle)."""
+    data = metrics[(metrics["init"] == "pretrained") & (metrics["shuffle"] == "original")]
+    if data.empty:
+        placeholder(path, "Encoder comparison", "no pretrained-LM original-shuffle runs in this grid")
+        return
+    _bars(
+        data,
+        "condition",
+        "encoder",
+        "test_set",
+        "lm",
+        path,
+        "Encoders (pretrained LM, original shuffle)",
+        _conditions(data),
+    )
+
+
+def lm_figure(metrics: pd.DataFrame, path: PathLike) -> None:
+    """LM comparison: macro-F1 per condition, LM and init (original shuffle), one row per encoder."""
+    data = metrics[metrics["shuffle"] == "original"]
+    if data.empty:
+        placeholder(path, "LM comparison", "no original-shuffle runs in this grid")
+        return
+    _bars(
+        data.assign(lm_init=data["lm"] + " (" + data["init"] + ")"),
+        "condition",
+        "lm_init",
+        "test_set",
+        "encoder",
+        path,
+        "Language models (original shuffle)",
+        _conditions(data),
+    )
+
+
+def _size_label(low: int, high: int) -> str:
+    return f"{low}–{high} leaves" if low < high else f"{high} leaves"
+
+
+def depth_figure(metrics: pd.DataFrame, pairs: pd.DataFrame | None, path: PathLike) -> None:
+    """Hypernym macro-F1 by category size (number of member leaves, binned into up to 4 quantile bins)
+    — the depth proxy: pairs.tsv carries no WordNet depth, and broader categories have more leaves."""
+    data = metrics[
+        (metrics["init"] == "pretrained")
+        & (metrics["shuffle"] == "original")
+        & metrics["test_set"].isin(["seen", "unseen"])
+    ]
+    if pairs is None or data.empty:
+        placeholder(path, "By taxonomic breadth", "no hypernym rows or no taxonomy in this grid")
+        return
+    sizes = pairs.groupby("hypernym")["concept"].nunique()
+    bins = pd.qcut(sizes, q=min(4, sizes.nunique()), duplicates="drop")
+    labels = {
+        interval: _size_label(int(np.floor(interval.left)) + 1, int(interval.right)) for interval in bins.cat.categories
+    }
+    size_bin = data["category"].map(bins.map(labels).astype(str))
+    _bars(
+        data.assign(size_bin=size_bin).dropna(subset=["size_bin"]),
+        "size_bin",
+        "condition",
+        "test_set",
+        None,
+        path,
+        "By category size (pretrained LM, original shuffle)",
+        list(labels.values()),
+        _conditions(data),
+    )
+
+
+def per_category_figure(metrics: pd.DataFrame, path: PathLike) -> None:
+    """Held-out macro-F1 of every hypernym (mean over seeds) per condition, one panel per model;
+    black ticks mark the category's majority baseline."""
+    test_set = "unseen" if (metrics["test_set"] == "unseen").any() else "seen"
+    data = metrics[
+        (metrics["test_set"] == test_set) & (metrics["init"] == "pretrained") & (metrics["shuffle"] == "original")
+    ]
+    if data.empty:
+        placeholder(path, "Per-category F1", "no hypernym rows in this grid")
+        return
+    conditions = _conditions(data)
+    data = (
+        data.assign(model=_model(data))
+        .groupby(["model", "condition", "category"], as_index=False)[["macro_f1", "majority_macro_f1"]]
+        .mean()
+    )
+    order = list(data.groupby("category")["macro_f1"].mean().sort_values(ascending=False).index)
+    models = sorted(data["model"].unique())
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(5 * len(models), 1.5 + 0.22 * len(order)), squeeze=False, sharey=True
+    )
+    for ax, model in zip(axes[0], models):
+        panel = data[data["model"] == model]
+        sns.barplot(
+            panel,
+            y="category",
+            x="macro_f1",
+            hue="condition",
+            order=order,
+            hue_order=conditions,
+            errorbar=None,
+            palette="colorblind",
+            ax=ax,
+        )
+        majority = panel.groupby("category")["majority_macro_f1"].mean().reindex(order)
+        ax.scatter(majority.to_numpy(), np.arange(len(order)), marker="|", color="k", s=80, label="majority")
+        ax.set(title=f"{model} · {TEST_SET_LABELS[test_set]}", xlabel="macro-F1", ylabel="", xlim=(0, 1.02))
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def coherence_figure(coherence: pd.DataFrame | None, metrics: pd.DataFrame, path: PathLike) -> None:
+    """Held-out macro-F1 (mean over seeds) vs visual coherence per category; rows = encoder + LM,
+    columns = shuffle, colour = condition; the legend gives Pearson r and n of each condition."""
+    held_out = metrics[(metrics["test_set"] == "unseen") & (metrics["init"] == "pretrained")]
+    if coherence is None or coherence.empty or held_out.empty:
+        placeholder(path, "Coherence vs held-out F1", "no coherence table or no held-out rows in this grid")
+        return
+    data = held_out.groupby(["encoder", "lm", "condition", "shuffle", "category"], as_index=False)["macro_f1"].mean()
+    data = data.merge(coherence[["encoder", "shuffle", "category", "coherence"]], on=["encoder", "shuffle", "category"])
+    if data.empty:
+        placeholder(path, "Coherence vs held-out F1", "no category has both a coherence and a held-out F1")
+        return
+    data = data.merge(held_out[["condition", "pct_deprived", "condition_family"]].drop_duplicates(), on="condition")
+    data = data.assign(model=_model(data))
+    r = correlations(data, "coherence", "macro_f1", by=["model", "shuffle", "condition"]).set_index(
+        ["model", "shuffle", "condition"]
+    )
+    palette = dict(zip(_conditions(data), itertools.cycle(sns.color_palette("colorblind"))))
+    models, shuffles = sorted(data["model"].unique()), _ordered(data["shuffle"], SHUFFLE_ORDER)
+    fig, axes = _grid(len(models), len(shuffles))
+    for i, model in enumerate(models):
+        for j, shuffle in enumerate(shuffles):
+            ax, panel = axes[i, j], data[(data["model"] == model) & (data["shuffle"] == shuffle)]
+            ax.set_title(f"{model} · {shuffle}", fontsize=10)
+            for condition in [c for c in palette if c in set(panel["condition"])]:
+                points, stats_row = panel[panel["condition"] == condition], r.loc[(model, shuffle, condition)]
+                ax.scatter(
+                    points["coherence"],
+                    points["macro_f1"],
+                    s=14,
+                    color=palette[condition],
+                    label=f"{condition}: r={stats_row['pearson_r']:.2f} (n={int(stats_row['n'])})",
+                )
+            ax.set(xlabel="visual coherence", ylabel="held-out macro-F1", ylim=(-0.02, 1.02))
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def coherence_shuffle_figure(coherence: pd.DataFrame | None, path: PathLike) -> None:
+    """Mean category coherence under each shuffle per encoder (t-based 95% CI over categories)."""
+    if coherence is None or coherence.empty:
+        placeholder(path, "Coherence by shuffle", "no coherence table in this grid")
+        return
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * coherence["shuffle"].nunique() * coherence["encoder"].nunique(), 3.2))
+    sns.barplot(
+        coherence.dropna(subset=["coherence"]),
+        x="shuffle",
+        y="coherence",
+        hue="encoder",
+        order=_ordered(coherence["shuffle"], SHUFFLE_ORDER),
+        errorbar=t_interval,
+        palette="colorblind",
+        ax=ax,
+    )
+    ax.set(ylabel="mean pairwise cosine", title="Visual coherence of categories")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def textprobe_figure(summary: pd.DataFrame | None, path: PathLike) -> None:
+    """Text-only probe accuracy per phrasing (Wilson 95% CI), one colour per LM × init; 0.5 = chance."""
+    data = None if summary is None else summary[summary["scope"] == "all"]
+    if data is None or data.empty:
+        placeholder(path, "Text-only taxonomy probes", "no text probe in this grid")
+        return
+    data = data.assign(label=data["lm"] + " (" + data["init"] + ")").astype(
+        {"accuracy": float, "ci_low": float, "ci_high": float}
+    )
+    probes, labels = sorted(data["probe"].unique()), sorted(data["label"].unique())
+    fig, axes = _grid(1, len(probes), width=4.8)
+    width = 0.8 / len(labels)
+    for ax, probe in zip(axes[0], probes):
+        panel = data[data["probe"] == probe]
+        phrasings = (
+            _ordered(panel["phrasing"], ())
+            if "all" not in set(panel["phrasing"])
+            else [*sorted(set(panel["phrasing"]) - {"all"}), "all"]
+        )
+        for k, label in enumerate(labels):
+            rows = panel[panel["label"] == label].set_index("phrasing").reindex(phrasings)
+            x = np.arange(len(phrasings)) - 0.4 + width * (k + 0.5)
+            ax.errorbar(
+                x,
+                rows["accuracy"],
+                yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
+                fmt="o",
+                capsize=3,
+                color=sns.color_palette("colorblind")[k % 10],
+                label=label,
+            )
+        ax.axhline(0.5, color="k", ls="--", lw=1)
+        ax.set_xticks(np.arange(len(phrasings)), phrasings, rotation=30)
+        ax.set(title=probe, ylabel="accuracy", ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+FIGURES: dict[str, Callable[[AnalysisTables, PathLike], None]] = {
+    "deprivation": lambda t, p: deprivation_figure(t.headline, p),
+    "shuffles": lambda t, p: shuffles_figure(t.metrics, p),
+    "encoders": lambda t, p: encoder_figure(t.metrics, p),
+    "lms": lambda t, p: lm_figure(t.metrics, p),
+    "coherence": lambda t, p: coherence_figure(t.coherence, t.metrics, p),
+    "coherence_shuffles": lambda t, p: coherence_shuffle_figure(t.coherence, p),
+    "depth": lambda t, p: depth_figure(t.metrics, t.pairs, p),
+    "per_category": lambda t, p: per_category_figure(t.metrics, p),
+    "textprobe": lambda t, p: textprobe_figure(t.textprobe, p),
+}
+
+
+def make_figures(tables: AnalysisTables, outputs: Mapping[str, PathLike]) -> None:
+    """Draw every figure named in `outputs` (keys from FIGURES) to its path."""
+    unknown = set(outputs) - set(FIGURES)
+    if unknown:
+        raise KeyError(f"unknown figures: {sorted(unknown)}")
+    sns.set_theme(style="whitegrid", context="paper")
+    for name, path in outputs.items():
+        FIGURES[name](tables, path)

@@ -1,0 +1,37 @@
+"""Visual coherence of every category per encoder and shuffle, and its correlation with F1 per run.
+
+Snakemake:
+  input.features      list of results/features/{encoder}.pt, in the order of params.encoders
+  input.shuffle_maps  list of shuffle_map.tsv (any condition's), in the order of params.shuffles
+  input.images        results/data/images.tsv (its `split` picks the training images)
+  input.pairs         results/data/pairs.tsv
+  input.metrics       results/analysis/metrics.tsv
+  params.encoders, params.shuffles   lists of names
+  output.coherence    coherence.tsv;  output.correlations  coherence_correlations.tsv
+  log[0]
+"""
+
+import logging
+
+import pandas as pd
+import torch
+
+from taxvlm.analysis.coherence import coherence_correlations, coherence_table
+from taxvlm.analysis.metrics import read_metrics
+from taxvlm.io import write_tsv
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+torch.set_num_threads(snakemake.threads)
+maps = dict(zip(snakemake.params.shuffles, snakemake.input.shuffle_maps, strict=True))
+coherence = pd.concat(
+    [
+        coherence_table(features, encoder, snakemake.input.images, snakemake.input.pairs, maps)
+        for encoder, features in zip(snakemake.params.encoders, snakemake.input.features, strict=True)
+    ],
+    ignore_index=True,
+)
+write_tsv(coherence, snakemake.output.coherence)
+write_tsv(coherence_correlations(coherence, read_metrics(snakemake.input.metrics)), snakemake.output.correlations)
+logging.info(
+    "mean coherence per encoder and shuffle:\n%s", coherence.groupby(["encoder", "shuffle"])["coherence"].mean()
+)

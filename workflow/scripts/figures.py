@@ -1,0 +1,28 @@
+"""All analysis figures (taxvlm.analysis.figures.FIGURES) from the tidy tables.
+
+Snakemake:
+  input.metrics     results/analysis/metrics.tsv (the headline is recomputed from it)
+  input.coherence   optional coherence.tsv (coherence figures; placeholder without)
+  input.textprobe   optional combined text-probe summary TSV (textprobe figure; placeholder without)
+  input.pairs       optional results/data/pairs.tsv (category-size figure; placeholder without)
+  output            either named outputs, one per figure name (deprivation, shuffles, encoders, lms,
+                    coherence, coherence_shuffles, depth, per_category, textprobe) each a .png path,
+                    or a single directory output that receives every figure as {name}.png
+  log[0]
+"""
+
+import logging
+from pathlib import Path
+
+from taxvlm.analysis.figures import FIGURES, make_figures
+from taxvlm.analysis.tables import load_tables
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+inputs = snakemake.input
+tables = load_tables(
+    inputs.metrics, inputs.get("coherence"), [inputs.textprobe] if inputs.get("textprobe") else [], inputs.get("pairs")
+)
+named = {name: snakemake.output[name] for name in snakemake.output.keys() if name in FIGURES}
+outputs = named or {name: Path(snakemake.output[0]) / f"{name}.png" for name in FIGURES}
+make_figures(tables, outputs)
+logging.info("wrote %s", sorted(outputs))
