@@ -57,6 +57,8 @@ def extract_features(
     """Write `{"image_ids", "tokens" [N,T,D], "pooled" [N,D'], "meta"}` in images.tsv order."""
     dev = resolve_device(device)
     images = read_tsv(images_tsv)
+    if images.empty:
+        raise ValueError(f"{images_tsv} lists no images")
     encoder = load_encoder(spec, weights_dir, dev)
     loader = torch.utils.data.DataLoader(
         _Images(list(images["path"]), encoder.preprocess), batch_size=batch_size, num_workers=num_workers

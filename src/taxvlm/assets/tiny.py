@@ -7,15 +7,13 @@ Everything is deterministic given `options["seed"]`, and each output folder appe
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from taxvlm.assets.atomic import atomic_dir
 
 # Words the prompts use plus common nouns, so a small BPE vocabulary has whole-word tokens for them;
 # the byte-level alphabet still covers any other concept name.
@@ -32,20 +30,6 @@ _CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-@contextlib.contextmanager
-def _atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _corpus() -> list[str]:
@@ -104,10 +88,11 @@ def build_tiny_causal_lm(out_dir: Path, options: dict[str, Any]) -> None:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=bool(options.get("tie_word_embeddings", False)),
+        initializer_range=float(options.get("initializer_range", 0.02)),
     )
     torch.manual_seed(int(options.get("seed", 0)))
     model = LlamaForCausalLM(config)
-    with _atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir)) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
@@ -135,18 +120,21 @@ def build_tiny_dinov2(out_dir: Path, options: dict[str, Any]) -> None:
         image_mean=[0.485, 0.456, 0.406],
         image_std=[0.229, 0.224, 0.225],
     )
-    with _atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir)) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
 
 
 def build_tiny_timm(out_dir: Path, options: dict[str, Any]) -> None:
-    """A random timm model saved as `model.safetensors` (the layout `load_encoder` reads for timm)."""
+    """A random timm model: `model.safetensors` plus `timm_config.json` (name and the architecture
+    kwargs, which `load_encoder` applies, since a tiny variant's shapes differ from the default)."""
     import timm
     from safetensors.torch import save_file
 
     torch.manual_seed(int(options.get("seed", 0)))
     model = timm.create_model(options["name"], pretrained=False, **options.get("kwargs", {}))
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    with _atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir)) as tmp:
         save_file(state, str(tmp / "model.safetensors"))
+        config = {"name": options["name"], "kwargs": options.get("kwargs", {})}
+        (tmp / "timm_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -15,6 +15,7 @@ once per image. Which block the tokens come from is `spec["layer"]`:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +47,12 @@ def _flatten_tokens(feats: torch.Tensor, num_prefix: int = 0) -> torch.Tensor:
 def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     import timm
 
-    kwargs = dict(spec.get("kwargs", {}))
+    kwargs = {}
     if weights_dir is not None:
+        saved = Path(weights_dir) / "timm_config.json"  # architecture kwargs of a tiny local build
+        kwargs = json.loads(saved.read_text())["kwargs"] if saved.exists() else {}
         kwargs["pretrained_cfg_overlay"] = {"file": str(Path(weights_dir) / "model.safetensors")}
+    kwargs.update(spec.get("kwargs", {}))
     model = timm.create_model(spec["name"], pretrained=True, **kwargs)
     size = spec.get("image_size")
     data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)} if size else {}, model=model)

@@ -77,6 +77,11 @@ class PromptFormat:
         text = self.question_template.replace(_QUESTION_MARK, question)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able record of the format (for train_config.json)."""
+        question = self.question_template.replace(_QUESTION_MARK, "{question}")
+        return {"head": self.head, "question": question, "answers": self.answers}
+
     @property
     def choice_ids(self) -> tuple[int, int]:
         """The first answer token of Yes and of No: what forced choice compares."""

@@ -1,0 +1,249 @@
+"""Train the projector through a frozen LM on cached image features; checkpointed and resumable.
+
+Fast paths: the encoder never runs (features are cached), the LM's weights get no gradients
+(`requires_grad=False`; only activations are back-propagated to the projector), and the LM head is
+applied only at the answer positions instead of producing full-vocabulary logits everywhere.
+
+Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
+epoch e from `rng(seed, "order", e)` (stateless, so a resumed run sees the same order); nothing
+else is random (LM in eval mode, no dropout). A resumed run therefore ends bit-identical to an
+uninterrupted one on the same machine and thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from taxvlm.features import load_features, resolve_device
+from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
+from taxvlm.models.lms import (
+    PromptFormat,
+    build_prompt,
+    decoder_forward,
+    lm_logits,
+    load_lm,
+    pad_right,
+    splice,
+    twin_seed,
+)
+from taxvlm.models.projector import build_projector, projector_spec
+from taxvlm.seeding import derive_seed, rng
+
+log = logging.getLogger(__name__)
+
+
+def answer_loss(
+    model: nn.Module,
+    prompt: PromptFormat,
+    image_embeds: torch.Tensor,
+    question_ids: list[list[int]],
+    answer_ids: list[list[int]],
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over the answer tokens (+ end token) only; the prompt is masked
+    by never computing logits there."""
+    text, _ = pad_right([q + a[:-1] for q, a in zip(question_ids, answer_ids)])
+    hidden, _ = decoder_forward(model, splice(model, prompt.head, image_embeds, text))
+    offset = len(prompt.head) + image_embeds.shape[1]
+    rows, cols, targets = [], [], []
+    for i, (q, a) in enumerate(zip(question_ids, answer_ids)):
+        start = offset + len(q) - 1  # the position that predicts the first answer token
+        rows += [i] * len(a)
+        cols += range(start, start + len(a))
+        targets += a
+    logits = lm_logits(model, hidden[torch.tensor(rows), torch.tensor(cols)])
+    return F.cross_entropy(logits.float(), torch.tensor(targets, device=logits.device))
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """LR factor: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.from_numpy(rng(seed, "order", epoch).permutation(n))
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels for the block (cheap on CPU; on GPU it would need cuBLAS workspace config)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled or previous)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _fingerprint(config: dict[str, Any], train_tsv: Path, n_images: int) -> str:
+    """What a checkpoint must match to be resumed: the run config, the training table, the feature count."""
+    blob = json.dumps([config, sha256_file(train_tsv), n_images], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _resume(
+    path: Path, fingerprint: str, projector: nn.Module, optimizer: Any, scheduler: Any, dev: torch.device
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load a matching checkpoint into the training state; return (step, curve so far)."""
+    if not path.exists():
+        return 0, []
+    state = torch.load(path, map_location=dev, weights_only=True)
+    if state["fingerprint"] != fingerprint:
+        log.warning("ignoring %s: it belongs to another run configuration", path)
+        return 0, []
+    projector.load_state_dict(state["projector"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    log.info("resumed from %s at step %d", path, state["step"])
+    return state["step"], state["curve"]
+
+
+def train_projector(
+    features_path: Path,
+    train_tsv: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    encoder_spec: dict[str, Any],
+    init: str,
+    training: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    checkpoint_path: Path,
+    device: str = "auto",
+) -> None:
+    """Write `projector.pt`, `curve.tsv` and `train_config.json` to `out_dir`; resume from
+    `checkpoint_path` when it matches this run, and delete it at the end."""
+    dev = resolve_device(device)
+    out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
+    data = load_features(features_path)
+    pspec = projector_spec(training, encoder_spec)
+    feats = data[pspec["features"]]
+    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
+    rows = read_tsv(train_tsv)
+    image_idx = torch.tensor([index[i] for i in rows["image_id"]], dtype=torch.long)
+
+    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
+    prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+    by_text = {text: prompt.question_ids(text) for text in sorted(set(rows["text"]))}
+    question_ids = [by_text[t] for t in rows["text"]]
+    answer_ids = [prompt.answers[a] for a in rows["answer"]]
+
+    d_vis, d_lm = feats.shape[-1], model.get_input_embeddings().embedding_dim
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "projector"))
+        projector = build_projector(pspec, d_vis, d_lm).to(dev)
+    optimizer = torch.optim.AdamW(
+        projector.parameters(), lr=float(training["lr"]), weight_decay=float(training.get("weight_decay", 0.0))
+    )
+    batch_size = int(training["batch_size"])
+    steps_per_epoch = math.ceil(len(rows) / batch_size)
+    total = int(training["epochs"]) * steps_per_epoch
+    warmup = max(1, math.ceil(float(training.get("warmup_fraction", 0.0)) * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+
+    config = {
+        "training": training,
+        "lm": lm_spec,
+        "encoder": encoder_spec,
+        "projector": pspec,
+        "init": init,
+        "seed": seed,
+    }
+    fingerprint = _fingerprint(config, train_tsv, len(index))
+    step, curve = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
+
+    every = int(training.get("checkpoint_every", 0))
+    clip = float(training.get("grad_clip", 0.0))
+    order, order_epoch = None, -1
+    t0, start_step = time.perf_counter(), step
+    bar = tqdm(total=total, initial=step, desc="train", unit="step")
+    with _deterministic(dev.type == "cpu"):
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(len(rows), seed, epoch), epoch
+            batch = order[pos * batch_size : (pos + 1) * batch_size].tolist()
+            lr = scheduler.get_last_lr()[0]
+            with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+                embeds = projector(feats[image_idx[batch]].to(dev).float())
+                loss = answer_loss(
+                    model, prompt, embeds, [question_ids[i] for i in batch], [answer_ids[i] for i in batch]
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(projector.parameters(), clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            curve.append({"step": step, "epoch": epoch, "loss": loss.item(), "lr": lr})
+            rate = (step - start_step) * batch_size / (time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}", samples_s=f"{rate:.1f}")
+            if every and step % every == 0 and step < total:
+                _save_checkpoint(
+                    {
+                        "fingerprint": fingerprint,
+                        "step": step,
+                        "projector": projector.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "curve": curve,
+                    },
+                    checkpoint_path,
+                )
+    bar.close()
+    if step > start_step:
+        log.info("trained %d steps at %.1f samples/s on %s", step - start_step, rate, dev)
+
+    with atomic_path(out_dir / "projector.pt") as tmp:
+        torch.save(
+            {
+                "state_dict": {k: v.cpu() for k, v in projector.state_dict().items()},
+                "spec": pspec,
+                "d_vis": d_vis,
+                "d_lm": d_lm,
+                "init": init,
+                "seed": seed,
+            },
+            tmp,
+        )
+    write_tsv(pd.DataFrame(curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
+    write_json(
+        {
+            **config,
+            "n_train": len(rows),
+            "steps": total,
+            "warmup_steps": warmup,
+            "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
+            "prompt": prompt.describe(),
+        },
+        out_dir / "train_config.json",
+    )
+    checkpoint_path.unlink(missing_ok=True)

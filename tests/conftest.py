@@ -1,0 +1,39 @@
+"""Shared fixtures. Model-core fixtures: tiny random models built offline (see taxvlm.assets.tiny)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# initializer_range 0.2 (not HF's 0.02) so that a soft prompt can move the tiny LM's answer distribution.
+TINY_LM = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "seed": 0,
+    "initializer_range": 0.2,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from taxvlm.assets.tiny import build_tiny_causal_lm
+
+    out = tmp_path_factory.mktemp("models") / "tiny_llama"
+    build_tiny_causal_lm(out, TINY_LM)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from taxvlm.assets.tiny import build_tiny_causal_lm
+
+    out = tmp_path_factory.mktemp("models") / "tiny_llama_chat"
+    build_tiny_causal_lm(out, {**TINY_LM, "chat_template": True})
+    return out

@@ -1,0 +1,132 @@
+"""Encoder loaders (tiny timm / HF / open_clip models saved locally), the feature cache, projectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from taxvlm.assets.tiny import build_tiny_dinov2, build_tiny_timm
+from taxvlm.features import extract_features
+from taxvlm.io import write_tsv
+from taxvlm.models.encoders import load_encoder
+from taxvlm.models.projector import build_projector
+
+
+def _images(n: int = 3) -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (40 + 7 * i, 50, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def _encode(encoder, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.inference_mode():
+        return encoder.encode(torch.stack([encoder.preprocess(im) for im in images]))
+
+
+@pytest.mark.parametrize(
+    "name, layer, tokens, dim",
+    [
+        ("test_vit", -2, 100, 64),  # 160 px / 16 px patches, prefix (CLS) dropped
+        ("test_efficientnet", None, 25, 256),
+    ],  # final 5×5 map of the conv head, flattened
+)
+def test_timm_shapes(tmp_path: Path, name: str, layer: int | None, tokens: int, dim: int) -> None:
+    build_tiny_timm(tmp_path / name, {"name": name, "seed": 0})
+    spec = {"source": "timm", "name": name, **({"layer": layer} if layer is not None else {})}
+    encoder = load_encoder(spec, tmp_path / name)
+    tok, pooled = _encode(encoder, _images())
+    assert tok.shape == (3, tokens, dim) and pooled.shape == (3, dim)
+    torch.testing.assert_close(pooled, tok.mean(1))
+    assert not any(p.requires_grad for p in encoder.model.parameters())
+
+
+def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
+    options = {
+        "name": "vit_tiny_patch16_224",
+        "seed": 3,
+        "kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+    }
+    build_tiny_timm(tmp_path / "vit", options)
+    encoder = load_encoder({"source": "timm", "name": options["name"], "layer": -2, "image_size": 32}, tmp_path / "vit")
+    saved = load_file(tmp_path / "vit" / "model.safetensors")
+    assert all(torch.equal(saved[k], v) for k, v in encoder.model.state_dict().items())
+    tok, pooled = _encode(encoder, _images(2))
+    assert tok.shape == (2, 16, 32) and pooled.shape == (2, 32)
+
+
+def test_hf_dinov2_patch_tokens(tmp_path: Path) -> None:
+    build_tiny_dinov2(tmp_path / "dino", {"image_size": 56, "hidden_size": 32, "seed": 0})
+    encoder = load_encoder({"source": "hf", "layer": -2}, tmp_path / "dino")
+    tok, pooled = _encode(encoder, _images())
+    assert tok.shape == (3, 16, 32) and pooled.shape == (3, 32)  # (56/14)² patches, CLS dropped
+    with torch.inference_mode():
+        pixels = torch.stack([encoder.preprocess(im) for im in _images()])
+        hidden = encoder.model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+    torch.testing.assert_close(tok, hidden[:, 1:])
+
+
+def test_open_clip_local_file(tmp_path: Path) -> None:
+    open_clip = pytest.importorskip("open_clip")
+    config = {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    }
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "taxvlm-tiny-clip.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "cfg")
+    (tmp_path / "w").mkdir()
+    torch.save(open_clip.create_model("taxvlm-tiny-clip").state_dict(), tmp_path / "w" / "open_clip_model.pt")
+    encoder = load_encoder({"source": "open_clip", "name": "taxvlm-tiny-clip"}, tmp_path / "w")
+    tok, pooled = _encode(encoder, _images(2))
+    assert tok.shape == (2, 16, 32) and pooled.shape == (2, 24)  # block -2 patch tokens; contrastive embedding
+
+
+def test_unknown_source_names_the_field() -> None:
+    with pytest.raises(ValueError, match="'source'"):
+        load_encoder({"source": "onnx"}, None)
+
+
+def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # images.tsv paths are relative to the working directory
+    (tmp_path / "img").mkdir()
+    ids = ["b/b_0", "a/a_0", "a/a_1"]  # table order, not sorted order, is the cache order
+    for i, image in zip(ids, _images()):
+        image.save(tmp_path / "img" / f"{i.replace('/', '_')}.png")
+    write_tsv(
+        pd.DataFrame(
+            {
+                "image_id": ids,
+                "concept": ["b", "a", "a"],
+                "path": [f"img/{i.replace('/', '_')}.png" for i in ids],
+                "split": ["train"] * 3,
+            }
+        ),
+        tmp_path / "images.tsv",
+    )
+    build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
+    spec = {"source": "hf", "layer": -2, "features": "tokens"}
+    extract_features(spec, tmp_path / "dino", Path("images.tsv"), Path("features.pt"), batch_size=2, device="cpu")
+    cache = torch.load(tmp_path / "features.pt", weights_only=True)
+    assert set(cache) == {"image_ids", "tokens", "pooled", "meta"} and cache["image_ids"] == ids
+    assert cache["tokens"].dtype == cache["pooled"].dtype == torch.float16
+    assert cache["tokens"].shape == (3, 16, 32) and cache["pooled"].shape == (3, 32)
+    assert cache["meta"]["spec"] == spec and cache["meta"]["image_size"] == [56, 56]
+    tok, _ = _encode(load_encoder(spec, tmp_path / "dino"), [Image.open(f"img/{ids[0].replace('/', '_')}.png")])
+    torch.testing.assert_close(cache["tokens"][0].float(), tok[0], atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "linear"])
+def test_projector_shapes(kind: str) -> None:
+    tokens = build_projector({"projector": kind, "prefix_tokens": 4, "features": "tokens"}, 16, 8)
+    pooled = build_projector({"projector": kind, "prefix_tokens": 4, "features": "pooled"}, 16, 8)
+    assert tokens(torch.randn(2, 7, 16)).shape == (2, 7, 8)
+    assert pooled(torch.randn(2, 16)).shape == (2, 4, 8)
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in pooled.modules())
+    assert n_linear == (2 if kind == "mlp" else 1)

@@ -1,0 +1,229 @@
+"""Model core through a tiny LM: prompt, random twin, exact fast scoring, training, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from taxvlm import train as train_mod
+from taxvlm.evaluate import evaluate_projector, score_questions, score_questions_reference
+from taxvlm.io import read_tsv, write_tsv
+from taxvlm.models.lms import build_prompt, load_lm
+from taxvlm.models.projector import build_projector
+from taxvlm.train import answer_loss, train_projector
+
+NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
+TRAINING = {
+    "projector": "mlp",
+    "prefix_tokens": 2,
+    "lr": 1e-2,
+    "weight_decay": 0.0,
+    "warmup_fraction": 0.05,
+    "epochs": 4,
+    "batch_size": 16,
+    "grad_clip": 1.0,
+    "checkpoint_every": 5,
+}
+LM_SPEC = {"source": "hf", "chat_template": False}
+ENCODER = {"source": "timm", "features": "pooled"}
+
+
+def _rows(image_ids: list[str], concepts: list[str], names: list[str]) -> pd.DataFrame:
+    rows = [
+        {
+            "row_id": f"{image}:{name}",
+            "image_id": image,
+            "image_concept": concept,
+            "question_id": f"q_{name}",
+            "leaf": name,
+            "kind": "leaf",
+            "asked": name,
+            "answer": "Yes" if name == concept else "No",
+            "text": f"Is there {'an' if name[0] in 'aeiou' else 'a'} {name} in this image?",
+        }
+        for image, concept in zip(image_ids, concepts)
+        for name in names
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two visually separable concepts, questions about both: learnable only through the image."""
+    root = tmp_path_factory.mktemp("toy")
+    g = torch.Generator().manual_seed(0)
+    n, names = 48, NAMES[:2]
+    concepts = [names[i % 2] for i in range(n)]
+    pooled = torch.randn(2, 16, generator=g)[torch.arange(n) % 2] * 2 + 0.3 * torch.randn(n, 16, generator=g)
+    image_ids = [f"img{i:02d}" for i in range(n)]
+    torch.save(
+        {"image_ids": image_ids, "tokens": pooled[:, None].repeat(1, 3, 1).half(), "pooled": pooled.half(), "meta": {}},
+        root / "features.pt",
+    )
+    rows = _rows(image_ids, concepts, names)
+    write_tsv(rows[rows.image_id < "img36"], root / "train.tsv")
+    write_tsv(rows[rows.image_id >= "img36"], root / "test.tsv")
+    return {"root": root, "features": root / "features.pt", "train": root / "train.tsv", "test": root / "test.tsv"}
+
+
+def _train(toy: dict[str, Path], lm_dir: Path, name: str, **overrides) -> Path:
+    out = toy["root"] / name
+    train_projector(
+        toy["features"],
+        toy["train"],
+        LM_SPEC,
+        lm_dir,
+        ENCODER,
+        "pretrained",
+        {**TRAINING, **overrides},
+        7,
+        out,
+        toy["root"] / f"{name}.ckpt",
+        device="cpu",
+    )
+    return out
+
+
+def test_prompt_answers_and_any_name(tiny_lm_dir: Path, tiny_chat_lm_dir: Path) -> None:
+    _, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    prompt = build_prompt(tok)
+    assert prompt.head == [tok.bos_token_id]
+    assert prompt.answers["Yes"] == tok(" Yes", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert len(prompt.answers["Yes"]) == len(prompt.answers["No"]) == 2  # single answer token + EOS
+    text = tok.decode(prompt.question_ids("Is there a ñandú in this image?"))
+    assert text == "Question: Is there a ñandú in this image? Answer:"
+    _, chat_tok = load_lm(LM_SPEC, tiny_chat_lm_dir, "pretrained", 0, "cpu")
+    chat = build_prompt(chat_tok, chat_template=True)
+    assert chat_tok.decode(chat.head) == "<|im_start|>user\n"
+    assert chat_tok.decode(chat.answers["No"]) == "No<|im_end|>"
+    assert chat_tok.decode(chat.question_ids("Q?")).endswith("Q?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_random_twin_is_frozen_deterministic_and_different(tiny_lm_dir: Path) -> None:
+    pretrained, _ = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    twin_a, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 0, "cpu")
+    twin_b, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 0, "cpu")
+    other, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 1, "cpu")
+    a, b, p, o = (m.state_dict() for m in (twin_a, twin_b, pretrained, other))
+    assert a.keys() == p.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["model.layers.0.mlp.up_proj.weight"], p["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(a["model.layers.0.mlp.up_proj.weight"], o["model.layers.0.mlp.up_proj.weight"])
+    assert not any(param.requires_grad for param in twin_a.parameters()) and not twin_a.training
+
+
+@pytest.mark.parametrize("chat", [False, True])
+@pytest.mark.parametrize("features", ["pooled", "tokens"])
+def test_fast_scores_equal_plain_forward(tiny_lm_dir: Path, tiny_chat_lm_dir: Path, chat: bool, features: str) -> None:
+    model, tok = load_lm(LM_SPEC, tiny_chat_lm_dir if chat else tiny_lm_dir, "pretrained", 0, "cpu")
+    prompt = build_prompt(tok, chat_template=chat)
+    torch.manual_seed(0)
+    feats = torch.randn(5, 3, 16) if features == "tokens" else torch.randn(5, 16)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": features}, 16, 64)
+    rows = _rows([f"i{i}" for i in range(5)], ["cat"] * 5, NAMES)
+    image_index = [int(i[1:]) for i in rows["image_id"]][::-1]  # unsorted: scoring regroups by image
+    questions = list(rows["text"])
+    fast = score_questions(model, prompt, projector, feats, image_index, questions, batch_size=7)
+    ref = score_questions_reference(model, prompt, projector, feats, image_index, questions)
+    for f, r in zip(fast, ref):
+        torch.testing.assert_close(f, r, atol=1e-5, rtol=0)
+
+
+def test_gradients_reach_only_the_projector(tiny_lm_dir: Path) -> None:
+    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    prompt = build_prompt(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    optimizer = torch.optim.AdamW(projector.parameters(), lr=1e-2)
+    proj_before = [p.clone() for p in projector.parameters()]
+    q = [prompt.question_ids("Is there a cat in this image?")] * 2
+    loss = answer_loss(model, prompt, projector(torch.randn(2, 16)), q, [prompt.answers["Yes"], prompt.answers["No"]])
+    loss.backward()
+    optimizer.step()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in projector.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(proj_before, projector.parameters()))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    trained, untrained = _train(toy, tiny_lm_dir, "trained"), _train(toy, tiny_lm_dir, "untrained", epochs=0)
+    curve = read_tsv(trained / "curve.tsv").astype({"loss": float, "lr": float})
+    assert list(curve.columns) == ["step", "epoch", "loss", "lr"] and len(curve) == 4 * 5
+    assert curve["loss"].tail(5).mean() < 0.7 * curve["loss"].head(5).mean()
+    accuracy = {}
+    for name, run in [("trained", trained), ("untrained", untrained)]:
+        evaluate_projector(
+            toy["features"],
+            run / "projector.pt",
+            {"seen": toy["test"], "leaf": toy["test"]},
+            LM_SPEC,
+            tiny_lm_dir,
+            "pretrained",
+            7,
+            8,
+            run / "predictions.tsv",
+            device="cpu",
+        )
+        pred = read_tsv(run / "predictions.tsv")
+        assert list(pred.columns) == [
+            "test_set",
+            "row_id",
+            "question_id",
+            "image_id",
+            "leaf",
+            "kind",
+            "asked",
+            "answer",
+            "logp_yes",
+            "logp_no",
+            "prediction",
+        ]
+        accuracy[name] = (pred["prediction"] == pred["answer"]).mean()
+    assert accuracy["trained"] >= 0.8 and accuracy["trained"] > accuracy["untrained"] + 0.3  # measured: 0.92 vs 0.29
+    assert not (toy["root"] / "trained.ckpt").exists()
+    assert {"projector.pt", "curve.tsv", "train_config.json", "predictions.tsv"} <= {p.name for p in trained.iterdir()}
+
+
+def test_killed_job_resumes_to_the_same_projector(
+    toy: dict[str, Path], tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = _train(toy, tiny_lm_dir, "uninterrupted", epochs=2)
+    save = train_mod._save_checkpoint
+
+    def save_then_die(state: dict, path: Path) -> None:
+        save(state, path)
+        if state["step"] == 5:
+            raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _train(toy, tiny_lm_dir, "resumed", epochs=2)
+    assert (toy["root"] / "resumed.ckpt").exists() and not (toy["root"] / "resumed").exists()
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    resumed = _train(toy, tiny_lm_dir, "resumed", epochs=2)
+    a = torch.load(reference / "projector.pt", weights_only=True)["state_dict"]
+    b = torch.load(resumed / "projector.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (reference / "curve.tsv").read_bytes() == (resumed / "curve.tsv").read_bytes()
+    assert not (toy["root"] / "resumed.ckpt").exists()
+
+
+def test_evaluation_refuses_a_mismatched_run(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    run = _train(toy, tiny_lm_dir, "short", epochs=0)
+    with pytest.raises(ValueError, match="init=pretrained seed=7"):
+        evaluate_projector(
+            toy["features"],
+            run / "projector.pt",
+            {"leaf": toy["test"]},
+            LM_SPEC,
+            tiny_lm_dir,
+            "random",
+            7,
+            8,
+            run / "predictions.tsv",
+            device="cpu",
+        )

@@ -1,0 +1,26 @@
+"""Forced-choice evaluation of one projector. Snakemake: input.features, input.projector,
+input.seen/unseen/leaf, input.lm_weights (optional folder); params.lm, params.batch_size;
+wildcards.init, wildcards.seed → output[0] (predictions.tsv)."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from taxvlm.evaluate import evaluate_projector
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+torch.set_num_threads(snakemake.threads)
+lm_weights = snakemake.input.get("lm_weights")
+tables = {name: Path(snakemake.input[name]) for name in ("seen", "unseen", "leaf")}
+evaluate_projector(
+    Path(snakemake.input.features),
+    Path(snakemake.input.projector),
+    tables,
+    snakemake.params.lm,
+    Path(lm_weights) if lm_weights else None,
+    snakemake.wildcards.init,
+    int(snakemake.wildcards.seed),
+    snakemake.params.batch_size,
+    Path(snakemake.output[0]),
+)

@@ -1,0 +1,20 @@
+"""Cache one encoder's features over every image. Snakemake: input.images, input.weights (optional
+folder) → output[0]; params.spec, params.batch_size."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from taxvlm.features import extract_features
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+torch.set_num_threads(snakemake.threads)
+weights = snakemake.input.get("weights")
+extract_features(
+    snakemake.params.spec,
+    Path(weights) if weights else None,
+    Path(snakemake.input.images),
+    Path(snakemake.output[0]),
+    batch_size=snakemake.params.batch_size,
+)

@@ -1,0 +1,26 @@
+"""Train one projector. Snakemake: input.features, input.train, input.lm_weights (optional folder);
+params.lm, params.encoder, params.training, params.checkpoint; output.projector/curve/config (one run
+folder); wildcards.init, wildcards.seed."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from taxvlm.train import train_projector
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+torch.set_num_threads(snakemake.threads)
+lm_weights = snakemake.input.get("lm_weights")
+train_projector(
+    Path(snakemake.input.features),
+    Path(snakemake.input.train),
+    snakemake.params.lm,
+    Path(lm_weights) if lm_weights else None,
+    snakemake.params.encoder,
+    snakemake.wildcards.init,
+    snakemake.params.training,
+    int(snakemake.wildcards.seed),
+    Path(snakemake.output.projector).parent,
+    Path(snakemake.params.checkpoint),
+)
