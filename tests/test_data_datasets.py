@@ -232,3 +232,15 @@ def test_unknown_synset_is_named(stamps: Path, tmp_path: Path) -> None:
         _build_tux(stamps, tmp_path / "d", target_synsets=["animal.n.01", "gadget.n.07"])
     with pytest.raises(DataError, match="synset_overrides.owl: unknown WordNet synset 'owl.n.09'"):
         _build_tux(stamps, tmp_path / "d", synset_overrides={"owl": "owl.n.09"})
+
+
+def test_concept_sample_is_seeded_and_bounded() -> None:
+    from taxvlm.data.datasets import sample_concepts
+
+    concepts = {f"c{i:02d}" for i in range(30)}
+    first = sample_concepts(concepts, 10, seed=3)
+    assert len(first) == 10 and first <= concepts
+    assert sample_concepts(set(sorted(concepts, reverse=True)), 10, seed=3) == first
+    assert sample_concepts(concepts, 10, seed=4) != first
+    assert sample_concepts(concepts, None, seed=3) == concepts
+    assert sample_concepts(concepts, 50, seed=3) == concepts

@@ -57,8 +57,9 @@ def test_default_config_plans_the_whole_grid() -> None:
     for rule in ("fetch_asset", "convert_weights", "build_dataset", "extract_features",
                  "train_projector", "evaluate_projector", "collect_metrics"):
         assert rule in plan, f"{rule} missing from the default plan:\n{plan}"
-    # 2 inits x 4 conditions + 2 shuffles (efficientnet) + 2 conditions (dinov2) = 12 runs.
-    assert _job_count(plan, "train_projector") == 12
+    # efficientnet: 4 pretrained conditions + 2 random-init + 2 shuffles; dinov2: 1 = 9 runs.
+    assert _job_count(plan, "train_projector") == 9
+    assert _job_count(plan, "evaluate_projector") == 9
 
 
 def _job_count(plan: str, rule: str) -> int:

@@ -162,7 +162,7 @@ def train_projector(
     )
     batch_size = int(training["batch_size"])
     steps_per_epoch = math.ceil(len(rows) / batch_size)
-    total = int(training["epochs"]) * steps_per_epoch
+    total = max(1, math.ceil(float(training["epochs"]) * steps_per_epoch))
     warmup = max(1, math.ceil(float(training.get("warmup_fraction", 0.0)) * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 
@@ -247,3 +247,13 @@ def train_projector(
         out_dir / "train_config.json",
     )
     checkpoint_path.unlink(missing_ok=True)
+    _remove_empty_parents(checkpoint_path.parent)
+
+
+def _remove_empty_parents(folder: Path) -> None:
+    """Drop the now-empty checkpoint folders of a finished run (stop at the first non-empty one)."""
+    for path in (folder, *folder.parents):
+        try:
+            path.rmdir()
+        except OSError:
+            return

@@ -387,13 +387,28 @@ def _summary(concepts: pd.DataFrame, pairs: pd.DataFrame, images: pd.DataFrame,
     }
 
 
-def _write_tables(tables: DatasetTables, split_cfg: Mapping[str, Any], out_dir: Path) -> None:
+def sample_concepts(concepts: set[str], max_concepts: int | None, seed: int) -> set[str]:
+    """A seeded uniform sample of at most `max_concepts` usable concepts (all when None).
+
+    Lets a small budget (the CPU default, a quick look at THINGS) keep many views per concept
+    instead of thinning every concept's training data.
+    """
+    if max_concepts is None or len(concepts) <= max_concepts:
+        return concepts
+    ordered = sorted(concepts)
+    chosen = rng(seed, "max_concepts").choice(len(ordered), size=max_concepts, replace=False)
+    return {ordered[i] for i in chosen}
+
+
+def _write_tables(
+    tables: DatasetTables, split_cfg: Mapping[str, Any], out_dir: Path, max_concepts: int | None, seed: int
+) -> None:
     images, too_few = _split_images(tables, split_cfg)
     excluded = {**tables.excluded, **too_few}
     with_images = set(images.concept)
     with_pairs = set(tables.pairs.concept)
     excluded.update({c: NO_HYPERNYM for c in sorted(with_images - with_pairs)})
-    keep = with_images & with_pairs
+    keep = sample_concepts(with_images & with_pairs, max_concepts, seed)
     concepts = tables.concepts[tables.concepts.concept.isin(keep)].sort_values("concept")
     pairs = tables.pairs[tables.pairs.concept.isin(keep)].sort_values(["concept", "hypernym"])
     images = images[images.concept.isin(keep)].sort_values("image_id")
@@ -424,7 +439,8 @@ def build_dataset(
     - `folder`: `images` (`<concept>/<image files>` tree), `hypernyms` (`concept<TAB>hypernym` TSV);
     - `tuxpaint`: `stamps` (the extracted stamps folder, category folders at its top),
       `nltk_data` (nltk data dir with corpora/wordnet; unused when `wordnet` is passed).
-    `wordnet` injects a WordNet reader (tests use a small fake).
+    `wordnet` injects a WordNet reader (tests use a small fake). `dataset_cfg["max_concepts"]` keeps a
+    seeded sample (`sample_seed`) of the usable concepts.
     """
     kind = dataset_cfg.get("kind")
     section = dataset_cfg.get(kind, {})
@@ -436,4 +452,6 @@ def build_dataset(
     }
     if kind not in readers:
         raise DataError(f"dataset.kind: unknown kind {kind!r}; use one of {sorted(readers)}")
-    _write_tables(readers[kind](), split_cfg, out_dir)
+    _write_tables(
+        readers[kind](), split_cfg, out_dir, dataset_cfg.get("max_concepts"), int(dataset_cfg.get("sample_seed", 0))
+    )
