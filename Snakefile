@@ -16,6 +16,20 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    encoder=_alternation(config["encoders"]),
+    lm=_alternation(config["lms"]),
+    family="encoders|lms",
+    name=_alternation([*config["encoders"], *config["lms"]]),
+    init="pretrained|random",
+    condition=r"none|full|random\d+(pair)?|systematic\d+",
+    shuffle="original|across|within",
+    seed=r"\d+",
+    asset=_alternation(config["assets"]),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/features.smk"

@@ -56,3 +56,16 @@ def test_lm_training_overrides_apply_to_that_lm_only() -> None:
     config["lms"]["smollm2_135m"]["training"] = {"lr": 0.5}
     assert training_config(config, "smollm2_135m")["lr"] == 0.5
     assert training_config(config, "other")["lr"] == config["training"]["lr"]
+
+
+def test_conda_env_pins_match_requirements() -> None:
+    pins = {
+        line.split("==")[0].lower(): line.strip()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    env = yaml.safe_load((REPO / "envs/taxvlm.yaml").read_text())
+    pip_section = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    assert pip_section, "envs/taxvlm.yaml has no pip pins"
+    for pin in pip_section:
+        assert pins.get(pin.split("==")[0].lower()) == pin, f"{pin} differs from requirements.txt"

@@ -1,35 +1,5 @@
 # Aggregation: tidy metrics, coherence, text-only LM probes, statistics, figures, tables, report.
 
-ANALYSIS = "results/analysis"
-TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
-
-
-def first_condition(shuffle):
-    """Coherence depends only on the shuffle: any materialised condition carries its map."""
-    return min(cond for cond, shuf in CONDITION_SHUFFLES if shuf == shuffle)
-
-
-SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
-FIGURE_NAMES = [
-    "deprivation",
-    "shuffles",
-    "encoders",
-    "lms",
-    "coherence",
-    "coherence_shuffles",
-    "depth",
-    "per_category",
-    "textprobe",
-]
-TABLE_NAMES = [
-    "headline",
-    "per_category",
-    "coherence",
-    "coherence_correlations",
-    "textprobe",
-    "textprobe_correlations",
-]
-
 
 rule collect_metrics:
     input:
@@ -41,6 +11,8 @@ rule collect_metrics:
         headline=f"{ANALYSIS}/headline.tsv",
     log:
         "logs/collect_metrics.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         runs=[run.keys() for run in RUNS],
     script:
@@ -63,6 +35,8 @@ rule coherence:
         correlations=f"{ANALYSIS}/coherence_correlations.tsv",
     log:
         "logs/coherence.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         encoders=ENCODERS,
         shuffles=SHUFFLES,
@@ -83,6 +57,8 @@ rule textprobe:
         "logs/textprobe/{lm}_{init}.log",
     benchmark:
         "results/benchmarks/textprobe/{lm}_{init}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
         gpu=GPU,
@@ -104,6 +80,8 @@ rule combine_textprobe:
         f"{ANALYSIS}/textprobe_summary.tsv",
     log:
         "logs/combine_textprobe.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/combine_textprobe.py"
 
@@ -121,6 +99,8 @@ rule mixed_effects:
         coefficients=f"{ANALYSIS}/mixed_effects.tsv",
     log:
         "logs/mixed_effects.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         runs=[run.keys() for run in RUNS],
     script:
@@ -145,6 +125,8 @@ rule figures:
         },
     log:
         "logs/figures.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/figures.py"
 
@@ -167,5 +149,7 @@ rule tables:
         **{f"{name}_md": f"{ANALYSIS}/tables/{name}.md" for name in TABLE_NAMES},
     log:
         "logs/tables.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/tables.py"

@@ -1,16 +1,13 @@
-import os
 import re
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# The package lives in src/; jobs (local or on a cluster) inherit this environment.
+# The package lives in src/. Jobs import it through workflow/scripts/taxvlm (a link to it), since
+# Snakemake puts the scripts folder on the path of every script job, whatever its environment.
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p
-)
 
 from taxvlm.config import (
     ConfigError,
@@ -39,20 +36,8 @@ def _alternation(names):
     return "|".join(re.escape(name) for name in sorted(names)) or "^$"
 
 
-wildcard_constraints:
-    encoder=_alternation(config["encoders"]),
-    lm=_alternation(config["lms"]),
-    family="encoders|lms",
-    name=_alternation([*config["encoders"], *config["lms"]]),
-    init="pretrained|random",
-    condition=r"none|full|random\d+(pair)?|systematic\d+",
-    shuffle="original|across|within",
-    seed=r"\d+",
-    asset=_alternation(config["assets"]),
-
-
 def package_sources(*modules):
-    """Package files a rule runs, as inputs: Snakemake does not track imported modules.
+    """Package files a job runs, as inputs (Snakemake does not track imported modules).
 
     Snakemake compares checksums of small inputs, so touching a file reruns nothing while an
     edit reruns exactly the rules that use it.
@@ -92,3 +77,59 @@ def final_outputs():
         "results/analysis/mixed_effects.txt",
         f"{DATA}/taxonomy.png",
     ]
+
+
+def dataset_asset(key):
+    section = config["dataset"][config["dataset"]["kind"]]
+    return f"resources/downloads/{section[key]}"
+
+
+def convert_source(wildcards):
+    asset = model_spec(wildcards.family, wildcards.name)["weights"].get("asset")
+    return {"source": f"resources/downloads/{asset}"} if asset else {}
+
+
+def dataset_inputs(wildcards):
+    """The prepared inputs of the configured dataset kind, by the names build_dataset expects."""
+    kind = config["dataset"]["kind"]
+    section = config["dataset"][kind]
+    if kind == "tuxpaint":
+        return {"stamps": "resources/tuxpaint", "nltk_data": "resources/nltk_data"}
+    if kind == "things":
+        return {
+            "images": "resources/things/images",
+            "categories": section["categories"],
+            "pairs": section["pairs"],
+        }
+    return {"images": section["images"], "hypernyms": section["hypernyms"]}
+
+
+ANALYSIS = "results/analysis"
+TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
+
+
+def first_condition(shuffle):
+    """Coherence depends only on the shuffle: any materialised condition carries its map."""
+    return min(cond for cond, shuf in CONDITION_SHUFFLES if shuf == shuffle)
+
+
+SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
+FIGURE_NAMES = [
+    "deprivation",
+    "shuffles",
+    "encoders",
+    "lms",
+    "coherence",
+    "coherence_shuffles",
+    "depth",
+    "per_category",
+    "textprobe",
+]
+TABLE_NAMES = [
+    "headline",
+    "per_category",
+    "coherence",
+    "coherence_correlations",
+    "textprobe",
+    "textprobe_correlations",
+]

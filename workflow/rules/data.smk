@@ -10,15 +10,12 @@ rule fetch_asset:
         "logs/fetch_asset/{asset}.log",
     benchmark:
         "results/benchmarks/fetch_asset/{asset}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         spec=lambda wc: config["assets"][wc.asset],
     script:
         "../scripts/fetch_asset.py"
-
-
-def dataset_asset(key):
-    section = config["dataset"][config["dataset"]["kind"]]
-    return f"resources/downloads/{section[key]}"
 
 
 rule install_wordnet:
@@ -29,6 +26,8 @@ rule install_wordnet:
         directory("resources/nltk_data"),
     log:
         "logs/install_wordnet.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/install_wordnet.py"
 
@@ -41,6 +40,8 @@ rule extract_tuxpaint:
         directory("resources/tuxpaint"),
     log:
         "logs/extract_tuxpaint.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/extract_tuxpaint.py"
 
@@ -56,15 +57,12 @@ rule extract_things:
         directory("resources/things/images"),
     log:
         "logs/extract_things.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         password=config["dataset"].get("things", {}).get("images_password"),
     script:
         "../scripts/extract_things.py"
-
-
-def convert_source(wildcards):
-    asset = model_spec(wildcards.family, wildcards.name)["weights"].get("asset")
-    return {"source": f"resources/downloads/{asset}"} if asset else {}
 
 
 rule convert_weights:
@@ -77,6 +75,8 @@ rule convert_weights:
         "logs/convert_weights/{family}/{name}.log",
     benchmark:
         "results/benchmarks/convert_weights/{family}/{name}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
         options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),

@@ -16,6 +16,8 @@ rule evaluate_projector:
         f"logs/evaluate_projector/{RUN}.log",
     benchmark:
         f"results/benchmarks/evaluate_projector/{RUN}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
         gpu=GPU,

@@ -12,6 +12,8 @@ rule extract_features:
         "logs/extract_features/{encoder}.log",
     benchmark:
         "results/benchmarks/extract_features/{encoder}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     threads: workflow.cores
     resources:
         gpu=GPU,

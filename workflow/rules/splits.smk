@@ -1,21 +1,6 @@
 # Experimental design: concept table, image split, questions, deprivation conditions, shuffles.
 
 
-def dataset_inputs(wildcards):
-    """The prepared inputs of the configured dataset kind, by the names build_dataset expects."""
-    kind = config["dataset"]["kind"]
-    section = config["dataset"][kind]
-    if kind == "tuxpaint":
-        return {"stamps": "resources/tuxpaint", "nltk_data": "resources/nltk_data"}
-    if kind == "things":
-        return {
-            "images": "resources/things/images",
-            "categories": section["categories"],
-            "pairs": section["pairs"],
-        }
-    return {"images": section["images"], "hypernyms": section["hypernyms"]}
-
-
 rule build_dataset:
     input:
         unpack(dataset_inputs),
@@ -29,6 +14,8 @@ rule build_dataset:
         "logs/build_dataset.log",
     benchmark:
         "results/benchmarks/build_dataset.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         dataset=config["dataset"],
         split=config["split"],
@@ -45,6 +32,8 @@ rule build_questions:
         f"{DATA}/questions.tsv",
     log:
         "logs/build_questions.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         questions=config["questions"],
     script:
@@ -67,6 +56,8 @@ rule materialize_condition:
         summary="results/conditions/{condition}/{shuffle}/summary.json",
     log:
         "logs/materialize_condition/{condition}_{shuffle}.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     params:
         conditions=config["conditions"],
         shuffles=config["shuffles"],
@@ -86,5 +77,7 @@ rule plot_taxonomy:
         ),
     log:
         "logs/plot_taxonomy.log",
+    conda:
+        "../../envs/taxvlm.yaml"
     script:
         "../scripts/plot_taxonomy.py"

@@ -17,6 +17,8 @@ rule train_projector:
         f"logs/train_projector/{RUN}.log",
     benchmark:
         f"results/benchmarks/train_projector/{RUN}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
         gpu=GPU,
