@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from taxvlm.assets.atomic import atomic_dir
+from taxvlm.io import atomic_dir
 
 log = logging.getLogger(__name__)
 

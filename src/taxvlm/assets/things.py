@@ -14,8 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from taxvlm.assets.atomic import atomic_dir
-from taxvlm.io import write_tsv
+from taxvlm.io import atomic_dir, write_tsv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 THINGSPLUS_COLUMNS = ["category", "uniqueID", "Word"]

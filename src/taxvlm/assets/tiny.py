@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from taxvlm.assets.atomic import atomic_dir
+from taxvlm.io import atomic_dir
 
 # Words the prompts use plus common nouns, so a small BPE vocabulary has whole-word tokens for them;
 # the byte-level alphabet still covers any other concept name.

@@ -13,7 +13,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from taxvlm.assets.atomic import atomic_dir
+from taxvlm.io import atomic_dir
 
 log = logging.getLogger(__name__)
 

