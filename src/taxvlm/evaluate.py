@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.features import load_features, resolve_device
+from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
@@ -136,6 +136,7 @@ def evaluate_projector(
     `seed` must match what `projector.pt` was trained with.
     """
     dev = resolve_device(device)
+    flush_denormals_on_cpu(dev)
     ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
     if (ckpt["init"], ckpt["seed"]) != (init, seed):
         raise ValueError(

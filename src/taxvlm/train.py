@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from taxvlm.features import load_features, resolve_device
+from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
@@ -139,6 +139,7 @@ def train_projector(
     """Write `projector.pt`, `curve.tsv` and `train_config.json` to `out_dir`; resume from
     `checkpoint_path` when it matches this run, and delete it at the end."""
     dev = resolve_device(device)
+    flush_denormals_on_cpu(dev)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
     data = load_features(features_path)
     pspec = projector_spec(training, encoder_spec)

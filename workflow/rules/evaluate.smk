@@ -9,7 +9,7 @@ rule evaluate_projector:
         unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
         leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=package_sources("evaluate", "models", "io"),
+        code=script_code("evaluate_projector.py"),
     output:
         f"results/runs/{RUN}/predictions.tsv",
     log:
@@ -22,7 +22,7 @@ rule evaluate_projector:
     resources:
         gpu=GPU,
     params:
-        lm=lambda wc: config["lms"][wc.lm],
+        lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate_projector.py"

@@ -5,7 +5,7 @@ rule extract_features:
     input:
         images=f"{DATA}/images.tsv",
         weights=lambda wc: weights_dir("encoders", wc.encoder),
-        code=package_sources("features", "models.encoders", "io"),
+        code=script_code("extract_features.py"),
     output:
         "results/features/{encoder}.pt",
     log:
@@ -14,7 +14,7 @@ rule extract_features:
         "results/benchmarks/extract_features/{encoder}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: workflow.cores
+    threads: config["compute"]["feature_threads"]
     resources:
         gpu=GPU,
     params:

@@ -4,7 +4,7 @@
 rule build_dataset:
     input:
         unpack(dataset_inputs),
-        code=package_sources("data", "io", "seeding"),
+        code=script_code("build_dataset.py"),
     output:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
@@ -27,7 +27,7 @@ rule build_questions:
     input:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
-        code=package_sources("data", "io", "seeding"),
+        code=script_code("build_questions.py"),
     output:
         f"{DATA}/questions.tsv",
     log:
@@ -46,7 +46,7 @@ rule materialize_condition:
         pairs=f"{DATA}/pairs.tsv",
         images=f"{DATA}/images.tsv",
         questions=f"{DATA}/questions.tsv",
-        code=package_sources("data", "io", "seeding"),
+        code=script_code("materialize_condition.py"),
     output:
         train="results/conditions/{condition}/{shuffle}/train.tsv",
         seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
@@ -68,7 +68,7 @@ rule materialize_condition:
 rule plot_taxonomy:
     input:
         pairs=f"{DATA}/pairs.tsv",
-        code=package_sources("data.taxonomy_figure"),
+        code=script_code("plot_taxonomy.py"),
     output:
         report(
             f"{DATA}/taxonomy.png",

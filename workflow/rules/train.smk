@@ -8,7 +8,7 @@ rule train_projector:
         features="results/features/{encoder}.pt",
         train="results/conditions/{condition}/{shuffle}/train.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=package_sources("train", "models", "io", "seeding"),
+        code=script_code("train_projector.py"),
     output:
         projector=f"results/runs/{RUN}/projector.pt",
         curve=f"results/runs/{RUN}/curve.tsv",
@@ -23,7 +23,7 @@ rule train_projector:
     resources:
         gpu=GPU,
     params:
-        lm=lambda wc: config["lms"][wc.lm],
+        lm=lambda wc: lm_spec(wc.lm),
         encoder=lambda wc: config["encoders"][wc.encoder],
         training=lambda wc: training_config(config, wc.lm),
         checkpoint=f"results/checkpoints/{RUN}/checkpoint.pt",

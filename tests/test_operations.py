@@ -1,0 +1,423 @@
+"""Operations: a real SLURM run, the incremental-rerun contract, resumability, failures, secrets.
+
+One local run of the tiny configuration (`.test/config.yaml` plus `OPS_OVERRIDE`, which adds a
+second tiny LM so "only that LM's jobs" means something) is made once per module and reused:
+the rerun contract is checked with dry runs against it, the SLURM run is compared with it, and
+the resumability and failure tests work on copies of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slurm.cluster import ACCOUNT, PARTITION, SlurmCluster, SlurmUnavailable, ensure_installed  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+COPIED = ["Snakefile", "workflow", "config", "src", ".test", "profiles"]
+SECRET = "sk-test-secret-value"
+RUN_TIMEOUT = 1800
+
+# The .test grid for tiny_llama (10 runs) plus a second tiny LM with 2 runs, also text-probed.
+OPS_OVERRIDE = """\
+lms:
+  tiny_llama_b:
+    source: hf
+    weights:
+      convert: tiny_llama
+      options: {hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96, seed: 1}
+    chat_template: false
+analysis:
+  textprobe:
+    lms: [tiny_llama, tiny_llama_b]
+experiments:
+  - encoders: [tiny_vit]
+    lms: [tiny_llama]
+    inits: [pretrained, random]
+    conditions: [none, random50, systematic1, full]
+    shuffles: [original]
+    seeds: [7]
+  - encoders: [tiny_vit]
+    lms: [tiny_llama]
+    inits: [pretrained]
+    conditions: [full]
+    shuffles: [across, within]
+    seeds: [7]
+  - encoders: [tiny_vit]
+    lms: [tiny_llama_b]
+    inits: [pretrained]
+    conditions: [none, full]
+    shuffles: [original]
+    seeds: [7]
+"""
+CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
+N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
+AGGREGATION = {"collect_metrics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
+               "tables": 1, "all": 1}
+TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/seed7/projector.pt"
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def snakemake(*args: str, cwd: Path, check: bool = True, environ: dict | None = None,
+              timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=environ or env())
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-8000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    (dest / "ops.yaml").write_text(OPS_OVERRIDE)
+    return dest
+
+
+def clone_run(source: Path, dest: Path) -> Path:
+    """A copy of a finished run (results, metadata, mtimes), without locks."""
+    shutil.copytree(source, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "locks", "incomplete"))
+    return dest
+
+
+def job_table(text: str) -> Counter:
+    """The first 'Job stats' table of a snakemake output as {rule: count} (empty: nothing to do)."""
+    if "Nothing to be done" in text:
+        return Counter()
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    except StopIteration:
+        raise AssertionError(f"no job table in:\n{text[-4000:]}") from None
+    table = Counter()
+    for line in lines[start + 3:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit() or fields[0] == "total":
+            break
+        table[fields[0]] = int(fields[1])
+    return table
+
+
+def planned_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job block a dry run prints."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text):
+        match = re.match(r"(?:local)?rule (\w+):\n", block.lstrip("\n"))
+        if not match:
+            continue
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        pairs = dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {}
+        jobs.append((match.group(1), pairs))
+    return jobs
+
+
+def dry_run(workdir: Path, override: str | None = None) -> tuple[Counter, list]:
+    configs = list(CONFIGS)
+    if override is not None:
+        (workdir / "override.yaml").write_text(override)
+        configs.append("override.yaml")
+    result = snakemake("-n", *configs, "--cores", "2", cwd=workdir)
+    text = result.stdout + result.stderr
+    return job_table(text), planned_jobs(text)
+
+
+def files_under(root: Path):
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            yield path
+
+
+# --------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
+    """The tiny grid run locally once, with a hub token in the environment."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("ops") / "base")
+    start = time.monotonic()
+    result = snakemake(*CONFIGS, "--cores", "2", cwd=workdir, environ=env(HF_TOKEN=SECRET))
+    return workdir, result.stdout + result.stderr, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory):
+    try:
+        install_seconds = ensure_installed()
+    except SlurmUnavailable as reason:
+        pytest.skip(f"SLURM cannot be installed here: {reason}")
+    try:
+        # Two fake GPUs (backed by /dev/null, /dev/zero): the profile's GPU requests get scheduled.
+        cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), fake_gpus=2).start()
+    except SlurmUnavailable as reason:
+        pytest.skip(f"SLURM cannot be started here: {reason}")
+    cluster.install_seconds = install_seconds
+    yield cluster
+    cluster.stop()
+
+
+def slurm_test_profile(workdir: Path, cluster: SlurmCluster) -> Path:
+    """profiles/slurm with its placeholders filled in for the test cluster.
+
+    Requests are clamped to what the single test node has (two fake GPUs, its CPUs and memory, so
+    that two jobs fit at a time); everything else, GPU requests included, is the shipped profile.
+    """
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    placeholders = {"<cpu-partition>": PARTITION, "<gpu-partition>": PARTITION, "<account>": ACCOUNT}
+    memory = cluster.hardware["memory"] // 4
+
+    def adapt(resources: dict) -> dict:
+        out = {}
+        for key, value in resources.items():
+            if isinstance(value, str) and value.strip() in placeholders:
+                value = placeholders[value.strip()]
+            if key == "mem_mb":
+                value = min(int(value), memory)
+            if key == "cpus_per_task":
+                value = 1
+            out[key] = value
+        return out
+
+    assert profile["executor"] == "slurm"
+    defaults = profile["default-resources"]
+    assert {defaults["slurm_partition"], defaults["slurm_account"]} <= set(placeholders), defaults
+    profile["default-resources"] = adapt(defaults)
+    profile["set-resources"] = {rule: adapt(res) for rule, res in profile.get("set-resources", {}).items()}
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["slurm-keep-successful-logs"] = True
+    target = workdir / "profiles/slurm-test/config.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(profile, sort_keys=False))
+    return target.parent
+
+
+# ----------------------------------------------------------------------------- the rerun contract
+@pytest.mark.workflow
+def test_finished_run_has_nothing_to_do(base_run) -> None:
+    workdir, output, _ = base_run
+    table = job_table(output)
+    assert table["train_projector"] == N_RUNS and table["evaluate_projector"] == N_RUNS
+    assert dry_run(workdir)[0] == Counter()
+
+
+@pytest.mark.workflow
+def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
+    table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.01}}}\n")
+    assert table == Counter({"train_projector": 2, "evaluate_projector": 2, **AGGREGATION}), table
+    assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
+
+
+@pytest.mark.workflow
+def test_adding_a_seed_adds_only_that_seeds_jobs(base_run) -> None:
+    override = OPS_OVERRIDE.split("experiments:")[1].replace("seeds: [7]\n", "seeds: [7, 8]\n")
+    table, jobs = dry_run(base_run[0], "experiments:" + override)
+    assert table == Counter({"train_projector": N_RUNS, "evaluate_projector": N_RUNS, **AGGREGATION}), table
+    assert {wc["seed"] for rule, wc in jobs if "seed" in wc} == {"8"}
+
+
+@pytest.mark.workflow
+def test_changing_an_encoder_layer_reruns_its_features_and_downstream_only(base_run) -> None:
+    table, _ = dry_run(base_run[0], "encoders: {tiny_vit: {layer: -1}}\n")
+    assert table == Counter({"extract_features": 1, "train_projector": N_RUNS,
+                             "evaluate_projector": N_RUNS, **AGGREGATION}), table
+
+
+@pytest.mark.workflow
+def test_editing_package_code_reruns_the_rules_that_use_it(base_run) -> None:
+    module = base_run[0] / "src/taxvlm/evaluate.py"
+    original = module.read_bytes()
+    stat = module.stat()
+    try:
+        module.write_bytes(original + b"\n# an edit\n")
+        table, _ = dry_run(base_run[0])
+    finally:
+        module.write_bytes(original)
+        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert table == Counter({"evaluate_projector": N_RUNS, **AGGREGATION}), table
+
+
+@pytest.mark.workflow
+def test_touching_files_without_changing_them_reruns_nothing(base_run) -> None:
+    workdir = base_run[0]
+    for name in ("src/taxvlm/train.py", "src/taxvlm/io.py", ".test/data/hypernyms.tsv",
+                 "results/data/pairs.tsv", "results/features/tiny_vit.pt"):
+        (workdir / name).touch()
+    assert dry_run(workdir)[0] == Counter()
+
+
+# ------------------------------------------------------------------------ resumability and failure
+@pytest.mark.workflow
+def test_killed_training_resumes_from_its_checkpoint(base_run, tmp_path: Path) -> None:
+    workdir = clone_run(base_run[0], tmp_path / "resume")
+    # Long enough to be caught mid-run: checkpoints every 10 steps, a few hundred steps in all.
+    (workdir / "long.yaml").write_text("training: {epochs: 40, checkpoint_every: 10}\n")
+    args = [*CONFIGS, "long.yaml", "--cores", "1", TRAIN_TARGET]
+    checkpoint = workdir / TRAIN_TARGET.replace("results/runs", "results/checkpoints").replace(
+        "projector.pt", "checkpoint.pt")
+    log = workdir / "logs/train_projector" / (TRAIN_TARGET.split("results/runs/")[1].rsplit("/", 1)[0] + ".log")
+
+    proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, env=env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpoint.exists(), f"no checkpoint appeared:\n{proc.communicate(timeout=60)[0] if proc.poll() is not None else ''}"
+        assert proc.poll() is None, "training finished before it could be interrupted"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert not (workdir / TRAIN_TARGET).exists()
+
+    # The interrupted job's outputs are not trusted: the next run plans it again.
+    snakemake("--unlock", *args, cwd=workdir)
+    plan = snakemake("-n", *args, cwd=workdir)
+    assert job_table(plan.stdout + plan.stderr) == Counter({"train_projector": 1})
+    snakemake(*args, "--rerun-incomplete", cwd=workdir)
+    assert re.search(r"resum", log.read_text(), re.I), log.read_text()
+    assert not checkpoint.exists()
+
+    reference = clone_run(base_run[0], tmp_path / "reference")
+    (reference / "long.yaml").write_text((workdir / "long.yaml").read_text())
+    snakemake(*args, cwd=reference)
+    import torch
+
+    resumed = torch.load(workdir / TRAIN_TARGET, map_location="cpu", weights_only=False)
+    uninterrupted = torch.load(reference / TRAIN_TARGET, map_location="cpu", weights_only=False)
+    assert_same(resumed, uninterrupted)
+    assert (workdir / TRAIN_TARGET).with_name("curve.tsv").read_text() == \
+        (reference / TRAIN_TARGET).with_name("curve.tsv").read_text()
+
+
+def assert_same(a, b, where: str = "projector") -> None:
+    import torch
+
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.mark.workflow
+def test_failed_job_leaves_nothing_trusted_and_keep_going_finishes_the_rest(base_run, tmp_path: Path) -> None:
+    workdir = clone_run(base_run[0], tmp_path / "failure")
+    override = (
+        "lms:\n  broken: {source: hf, id: /nonexistent/taxvlm-missing-lm}\n"
+        "experiments:" + OPS_OVERRIDE.split("experiments:")[1]
+        + "  - encoders: [tiny_vit]\n    lms: [broken]\n    inits: [pretrained]\n"
+        "    conditions: [none]\n    shuffles: [original]\n    seeds: [7]\n"
+        "  - encoders: [tiny_vit]\n    lms: [tiny_llama_b]\n    inits: [pretrained]\n"
+        "    conditions: [none]\n    shuffles: [original]\n    seeds: [8]\n"
+    )
+    (workdir / "broken.yaml").write_text(override)
+    args = [*CONFIGS, "broken.yaml", "--cores", "2"]
+    result = snakemake(*args, "--keep-going", cwd=workdir, check=False)
+    assert result.returncode != 0
+    broken = workdir / "results/runs/tiny_vit/broken"
+    assert not [p for p in broken.rglob("*") if p.is_file()] if broken.exists() else True
+    good = workdir / "results/runs/tiny_vit/tiny_llama_b/pretrained/none/original/seed8/predictions.tsv"
+    assert good.stat().st_size > 0, "--keep-going did not finish the independent jobs"
+    table, jobs = dry_run(workdir, override)
+    assert table["train_projector"] == 1 and table["evaluate_projector"] == 1, table
+    assert {wc.get("lm") for rule, wc in jobs if rule == "train_projector"} == {"broken"}
+
+
+# ----------------------------------------------------------------------------------------- secrets
+@pytest.mark.workflow
+def test_hub_token_is_never_written(base_run) -> None:
+    workdir = base_run[0]
+    leaks = [str(path.relative_to(workdir)) for path in files_under(workdir)
+             if SECRET.encode() in path.read_bytes()]
+    assert not leaks, f"HF_TOKEN written to: {leaks}"
+
+
+# ------------------------------------------------------------------------------------------- SLURM
+@pytest.mark.workflow
+def test_trivial_workflow_runs_as_slurm_jobs(slurm: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(
+        'rule all:\n    input: "out/b.txt"\n\n'
+        'rule a:\n    output: "out/a.txt"\n    shell: "echo $SLURM_JOB_ID > {output}"\n\n'
+        'rule b:\n    input: "out/a.txt"\n    output: "out/b.txt"\n'
+        '    shell: "cat {input} > {output}; echo $SLURM_JOB_ID >> {output}"\n'
+    )
+    result = snakemake(
+        "--executor", "slurm", "--jobs", "2", "--default-resources",
+        f"slurm_partition={PARTITION}", f"slurm_account={ACCOUNT}", "mem_mb=200", "runtime=5",
+        "--slurm-init-seconds-before-status-checks", "2", cwd=tmp_path, environ=slurm.env(),
+        timeout=600,
+    )
+    run_id = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr).group(1)
+    jobs = [job for job in slurm.accounting() if job["JobName"] == run_id]
+    assert sorted(job["Comment"] for job in jobs) == ["rule_a", "rule_b"], jobs
+    assert {(job["State"], job["Account"], job["Partition"]) for job in jobs} == {
+        ("COMPLETED", ACCOUNT, PARTITION)}
+    ids = (tmp_path / "out/b.txt").read_text().split()
+    assert ids == sorted(job["JobIDRaw"] for job in jobs)
+
+
+@pytest.mark.workflow
+def test_tiny_grid_on_slurm_equals_the_local_run(slurm: SlurmCluster, base_run, tmp_path: Path) -> None:
+    local, local_output, local_seconds = base_run
+    workdir = copy_workflow(tmp_path / "slurm-run")
+    profile = slurm_test_profile(workdir, slurm)
+    start = time.monotonic()
+    result = snakemake("--workflow-profile", str(profile), *CONFIGS, cwd=workdir,
+                       environ={**slurm.env(), "HF_HUB_OFFLINE": "1", "HF_TOKEN": SECRET})
+    seconds = time.monotonic() - start
+    output = result.stdout + result.stderr
+    print(f"\nSLURM: install {slurm.install_seconds:.0f}s, start-up {slurm.startup_seconds:.1f}s; "
+          f"tiny grid locally {local_seconds:.0f}s, on SLURM {seconds:.0f}s")
+
+    expected = job_table(local_output)
+    local_rules = set(re.findall(r"^localrule (\w+):", output, re.M))
+    assert local_rules <= {"all"}, f"ran outside SLURM: {local_rules}"
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    jobs = [job for job in slurm.accounting() if job["JobName"] == run_id]
+    ran = Counter(job["Comment"].removeprefix("rule_").split("_wildcards_")[0] for job in jobs)
+    assert ran == expected - Counter({"all": 1}), (ran, expected)
+    assert {(job["State"], job["Account"], job["Partition"]) for job in jobs} == {
+        ("COMPLETED", ACCOUNT, PARTITION)}
+    gpu_rules = {rule for rule, res in yaml.safe_load(profile.joinpath("config.yaml").read_text())
+                 ["set-resources"].items() if "gpu" in str(res.get("gres", ""))}
+    for job in jobs:
+        rule = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
+        assert ("gres/gpu=1" in job["AllocTRES"]) == (rule in gpu_rules), job
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    assert sorted(submitted) == sorted(job["JobIDRaw"] for job in jobs)
+
+    for name in ("results/analysis/metrics.tsv", "results/analysis/headline.tsv"):
+        assert (workdir / name).read_text() == (local / name).read_text(), name
+    predictions = sorted(p.relative_to(local) for p in (local / "results/runs").rglob("predictions.tsv"))
+    assert len(predictions) == N_RUNS
+    for name in predictions:
+        assert (workdir / name).read_text() == (local / name).read_text(), name
+
+    leaks = [str(p.relative_to(workdir)) for p in files_under(workdir) if SECRET.encode() in p.read_bytes()]
+    assert not leaks, f"HF_TOKEN written to: {leaks}"
