@@ -23,10 +23,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm.cluster import ACCOUNT, PARTITION, SlurmCluster, SlurmUnavailable, ensure_installed  # noqa: E402
+from workflow_copy import REPO, copy_workflow  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-COPIED = ["Snakefile", "workflow", "config", "src", ".test", "profiles"]
 SECRET = "sk-test-secret-value"
 RUN_TIMEOUT = 1800
 
@@ -86,14 +85,8 @@ def snakemake(*args: str, cwd: Path, check: bool = True, environ: dict | None = 
     return result
 
 
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / name)
+def copy_with_override(dest: Path) -> Path:
+    copy_workflow(dest)
     (dest / "ops.yaml").write_text(OPS_OVERRIDE)
     return dest
 
@@ -156,7 +149,7 @@ def files_under(root: Path):
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
     """The tiny grid run locally once, with a hub token in the environment."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("ops") / "base")
+    workdir = copy_with_override(tmp_path_factory.mktemp("ops") / "base")
     start = time.monotonic()
     result = snakemake(*CONFIGS, "--cores", "2", cwd=workdir, environ=env(HF_TOKEN=SECRET))
     return workdir, result.stdout + result.stderr, time.monotonic() - start
@@ -385,7 +378,7 @@ def test_trivial_workflow_runs_as_slurm_jobs(slurm: SlurmCluster, tmp_path: Path
 @pytest.mark.workflow
 def test_tiny_grid_on_slurm_equals_the_local_run(slurm: SlurmCluster, base_run, tmp_path: Path) -> None:
     local, local_output, local_seconds = base_run
-    workdir = copy_workflow(tmp_path / "slurm-run")
+    workdir = copy_with_override(tmp_path / "slurm-run")
     profile = slurm_test_profile(workdir, slurm)
     start = time.monotonic()
     result = snakemake("--workflow-profile", str(profile), *CONFIGS, cwd=workdir,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from workflow_copy import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-COPIED = ["Snakefile", "workflow", "config", "src", ".test", "profiles"]
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -26,14 +25,7 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.Co
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the workflow, so runs never touch the checkout's results/."""
-    root = tmp_path_factory.mktemp("workflow")
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    return root
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
 def test_lint_is_clean() -> None:
