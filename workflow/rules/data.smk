@@ -67,7 +67,7 @@ rule extract_things:
 
 rule convert_weights:
     input:
-        unpack(convert_source),
+        unpack(convert_sources),
         code=script_code("convert_weights.py"),
     output:
         directory("resources/models/{family}/{name}"),

@@ -1,6 +1,6 @@
 """Snakemake script: build a local model folder (taxvlm.assets.convert.convert_weights).
 
-`input.source` (the downloaded asset) is absent for the tiny random models.
+`input.sources` (the downloaded assets) is empty for the tiny random models.
 """
 
 import logging
@@ -10,6 +10,5 @@ from taxvlm.assets.convert import convert_weights
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")
-source = snakemake.input.get("source")  # noqa: F821
-convert_weights(snakemake.params.kind, None if source is None else Path(source),  # noqa: F821
+convert_weights(snakemake.params.kind, [Path(p) for p in snakemake.input.get("sources", [])],  # noqa: F821
                 Path(snakemake.output[0]), dict(snakemake.params.get("options") or {}))  # noqa: F821

