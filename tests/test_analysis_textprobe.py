@@ -125,3 +125,15 @@ def test_run_textprobe_outputs(tiny_lm, data, tmp_path, chat_template):
     assert set(per_hypernym["probe"]) == {"yesno"} and per_hypernym["macro_f1"].between(0, 1).all()
     write_textprobe(items, summary, {"lm": "tiny", "init": "random"}, tmp_path / "i.tsv", tmp_path / "s.tsv")
     assert list(read_tsv(tmp_path / "s.tsv").columns) == ["lm", "init", *SUMMARY_COLUMNS]
+
+
+def test_foils_follow_the_true_hypernym_mix() -> None:
+    """A uniform foil draw would let a frequency-only model beat chance on minimal pairs."""
+    from taxvlm.analysis.textprobe import probe_pairs
+
+    rows = [(f"a{i}", "animal") for i in range(20)] + [(f"r{i}", f"rare{i}") for i in range(20)]
+    table = probe_pairs(pd.DataFrame(rows, columns=["concept", "hypernym"]), seed=0)
+    rare_foils = table[table["leaf"].str.startswith("r")]["foil"]
+    # weighted: P(animal) = 20/39 per rare leaf; uniform would give 1/20
+    assert (rare_foils == "animal").sum() >= 5
+    assert not (table["foil"] == table["hypernym"]).any()

@@ -119,16 +119,21 @@ def surface_forms(concepts: pd.DataFrame, pairs: pd.DataFrame) -> tuple[dict[str
 def probe_pairs(pairs: pd.DataFrame, seed: int, max_pairs: int | None = None) -> pd.DataFrame:
     """(leaf, hypernym, foil) for every positive pair; the foil is drawn per pair from its own stream.
 
-    Keying the draw on (leaf, hypernym) keeps each foil fixed when other pairs are added or dropped.
-    `max_pairs` takes a seeded subsample (for quick checks of large taxonomies).
+    Foils are drawn in proportion to how often each hypernym is a true one, so true and foil
+    hypernyms have the same mix: a uniform draw lets a model that only knows which hypernyms are
+    frequent (the random-init floor included) beat chance. Keying the draw on (leaf, hypernym)
+    keeps each foil fixed when other pairs are added or dropped. `max_pairs` takes a seeded
+    subsample (for quick checks of large taxonomies).
     """
-    all_hypernyms = sorted(pairs["hypernym"].unique())
+    frequency = pairs["hypernym"].value_counts().sort_index()
     members = pairs.groupby("concept")["hypernym"].agg(set)
     rows = []
     for leaf, hypernym in sorted(pairs[["concept", "hypernym"]].drop_duplicates().itertuples(index=False)):
-        candidates = [h for h in all_hypernyms if h not in members[leaf]]
-        if candidates:
-            foil = candidates[rng(seed, "textprobe", "foil", leaf, hypernym).integers(len(candidates))]
+        candidates = frequency[~frequency.index.isin(members[leaf])]
+        if len(candidates):
+            weights = candidates.to_numpy(dtype=float) / candidates.sum()
+            draw = rng(seed, "textprobe", "foil", leaf, hypernym).choice(len(candidates), p=weights)
+            foil = candidates.index[draw]
             rows.append({"leaf": leaf, "hypernym": hypernym, "foil": foil})
     table = pd.DataFrame(rows, columns=["leaf", "hypernym", "foil"])
     if max_pairs is not None and len(table) > max_pairs:
