@@ -93,7 +93,9 @@ def convert_sources(wildcards):
     """The downloaded packages a model's weights are converted from (none for tiny models)."""
     assets = model_spec(wildcards.family, wildcards.name)["weights"].get("asset", [])
     names = [assets] if isinstance(assets, str) else assets
-    return {"sources": [f"resources/downloads/{name}" for name in names]} if names else {}
+    return (
+        {"sources": [f"resources/downloads/{name}" for name in names]} if names else {}
+    )
 
 
 def dataset_inputs(wildcards):
