@@ -37,3 +37,13 @@ def tiny_chat_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny_llama_chat"
     build_tiny_causal_lm(out, {**TINY_LM, "chat_template": True})
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma-3 architecture with a 4-token sliding window, so cached prefixes cross the window."""
+    from taxvlm.assets.tiny import build_tiny_causal_lm
+
+    out = tmp_path_factory.mktemp("models") / "tiny_gemma3"
+    build_tiny_causal_lm(out, {**TINY_LM, "architecture": "gemma3", "sliding_window": 4})
+    return out

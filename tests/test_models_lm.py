@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +12,9 @@ import torch
 from taxvlm import train as train_mod
 from taxvlm.evaluate import evaluate_projector, score_questions, score_questions_reference
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.models.lms import build_prompt, load_lm
+from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
-from taxvlm.train import answer_loss, train_projector
+from taxvlm.train import answer_loss, epoch_order, train_projector
 
 NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
 TRAINING = {
@@ -115,10 +116,17 @@ def test_random_twin_is_frozen_deterministic_and_different(tiny_lm_dir: Path) ->
     assert not any(param.requires_grad for param in twin_a.parameters()) and not twin_a.training
 
 
-@pytest.mark.parametrize("chat", [False, True])
+@pytest.fixture(params=["llama", "llama_chat", "gemma3"])
+def lm_and_chat(request: pytest.FixtureRequest) -> tuple[Path, bool]:
+    """Each tiny LM with its prompt format: Llama plain, Llama chat, Gemma-3 (sliding window 4)."""
+    name = {"llama": "tiny_lm_dir", "llama_chat": "tiny_chat_lm_dir", "gemma3": "tiny_gemma3_dir"}[request.param]
+    return request.getfixturevalue(name), request.param == "llama_chat"
+
+
 @pytest.mark.parametrize("features", ["pooled", "tokens"])
-def test_fast_scores_equal_plain_forward(tiny_lm_dir: Path, tiny_chat_lm_dir: Path, chat: bool, features: str) -> None:
-    model, tok = load_lm(LM_SPEC, tiny_chat_lm_dir if chat else tiny_lm_dir, "pretrained", 0, "cpu")
+def test_fast_scores_equal_plain_forward(lm_and_chat: tuple[Path, bool], features: str) -> None:
+    lm_dir, chat = lm_and_chat
+    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
     prompt = build_prompt(tok, chat_template=chat)
     torch.manual_seed(0)
     feats = torch.randn(5, 3, 16) if features == "tokens" else torch.randn(5, 16)
@@ -132,6 +140,50 @@ def test_fast_scores_equal_plain_forward(tiny_lm_dir: Path, tiny_chat_lm_dir: Pa
         torch.testing.assert_close(f, r, atol=1e-5, rtol=0)
 
 
+def _plain_answer_loss(
+    model: torch.nn.Module,
+    prompt: PromptFormat,
+    image_embeds: torch.Tensor,
+    question_ids: list[list[int]],
+    answer_ids: list[list[int]],
+) -> torch.Tensor:
+    """The loss the plain way: one full forward per row, full logits, answer positions only."""
+    losses = []
+    for embeds, q, a in zip(image_embeds, question_ids, answer_ids):
+        inputs = splice(model, prompt.head, embeds[None], torch.tensor([q + a[:-1]]))
+        logits = model(inputs_embeds=inputs).logits[0, -len(a) :]
+        losses.append(torch.nn.functional.cross_entropy(logits.float(), torch.tensor(a), reduction="none"))
+    return torch.cat(losses).mean()
+
+
+def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(lm_and_chat: tuple[Path, bool]) -> None:
+    """Rows about the same image share its prefix; neither the loss nor the projector's gradients change."""
+    lm_dir, chat = lm_and_chat
+    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
+    prompt = build_prompt(tok, chat_template=chat)
+    torch.manual_seed(0)
+    feats = torch.randn(3, 16)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    group = torch.tensor([2, 0, 2, 1, 0, 2, 1])  # 7 rows about 3 images, unsorted
+    names = [NAMES[i % len(NAMES)] for i in range(len(group))]
+    questions = [prompt.question_ids(f"Is there a {n} in this image?") for n in names]
+    answers = [prompt.answers["Yes" if i % 3 else "No"] for i in range(len(group))]
+
+    def loss_and_grads(shared: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        projector.zero_grad()
+        if shared:
+            loss = answer_loss(model, prompt, projector(feats), group, questions, answers)
+        else:
+            loss = _plain_answer_loss(model, prompt, projector(feats[group]), questions, answers)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in projector.parameters()]
+
+    (fast, fast_grads), (plain, plain_grads) = loss_and_grads(True), loss_and_grads(False)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    for f, p in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(f, p, atol=1e-5, rtol=1e-4)
+
+
 def test_gradients_reach_only_the_projector(tiny_lm_dir: Path) -> None:
     model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
     prompt = build_prompt(tok)
@@ -140,13 +192,28 @@ def test_gradients_reach_only_the_projector(tiny_lm_dir: Path) -> None:
     optimizer = torch.optim.AdamW(projector.parameters(), lr=1e-2)
     proj_before = [p.clone() for p in projector.parameters()]
     q = [prompt.question_ids("Is there a cat in this image?")] * 2
-    loss = answer_loss(model, prompt, projector(torch.randn(2, 16)), q, [prompt.answers["Yes"], prompt.answers["No"]])
+    embeds = projector(torch.randn(2, 16))
+    loss = answer_loss(model, prompt, embeds, torch.arange(2), q, [prompt.answers["Yes"], prompt.answers["No"]])
     loss.backward()
     optimizer.step()
     assert all(p.grad is None for p in model.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in projector.parameters())
     assert all(not torch.equal(a, b) for a, b in zip(proj_before, projector.parameters()))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_epoch_order_by_image_keeps_each_images_rows_together() -> None:
+    image_idx = torch.tensor([0, 1, 2, 3] * 5)
+    rows = epoch_order(image_idx, 7, 0, "rows")
+    by_image = epoch_order(image_idx, 7, 0, "images")
+    assert sorted(rows.tolist()) == sorted(by_image.tolist()) == list(range(20))
+    runs = [k for k, _ in itertools.groupby(image_idx[by_image].tolist())]
+    assert sorted(runs) == [0, 1, 2, 3]  # one contiguous run per image
+    assert torch.equal(by_image, epoch_order(image_idx, 7, 0, "images"))
+    assert not torch.equal(by_image, epoch_order(image_idx, 7, 1, "images"))
+    assert not torch.equal(rows, by_image)
+    with pytest.raises(ValueError, match="'batching' is 'pairs'"):
+        epoch_order(image_idx, 7, 0, "pairs")
 
 
 def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
@@ -188,10 +255,12 @@ def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: 
     assert {"projector.pt", "curve.tsv", "train_config.json", "predictions.tsv"} <= {p.name for p in trained.iterdir()}
 
 
+@pytest.mark.parametrize("batching", ["rows", "images"])
 def test_killed_job_resumes_to_the_same_projector(
-    toy: dict[str, Path], tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch
+    toy: dict[str, Path], tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch, batching: str
 ) -> None:
-    reference = _train(toy, tiny_lm_dir, "uninterrupted", epochs=2)
+    reference = _train(toy, tiny_lm_dir, f"uninterrupted_{batching}", epochs=2, batching=batching)
+    name = f"resumed_{batching}"
     save = train_mod._save_checkpoint
 
     def save_then_die(state: dict, path: Path) -> None:
@@ -201,15 +270,15 @@ def test_killed_job_resumes_to_the_same_projector(
 
     monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        _train(toy, tiny_lm_dir, "resumed", epochs=2)
-    assert (toy["root"] / "resumed.ckpt").exists() and not (toy["root"] / "resumed").exists()
+        _train(toy, tiny_lm_dir, name, epochs=2, batching=batching)
+    assert (toy["root"] / f"{name}.ckpt").exists() and not (toy["root"] / name).exists()
     monkeypatch.setattr(train_mod, "_save_checkpoint", save)
-    resumed = _train(toy, tiny_lm_dir, "resumed", epochs=2)
+    resumed = _train(toy, tiny_lm_dir, name, epochs=2, batching=batching)
     a = torch.load(reference / "projector.pt", weights_only=True)["state_dict"]
     b = torch.load(resumed / "projector.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (reference / "curve.tsv").read_bytes() == (resumed / "curve.tsv").read_bytes()
-    assert not (toy["root"] / "resumed.ckpt").exists()
+    assert not (toy["root"] / f"{name}.ckpt").exists()
 
 
 def test_evaluation_refuses_a_mismatched_run(toy: dict[str, Path], tiny_lm_dir: Path) -> None:

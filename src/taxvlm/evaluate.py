@@ -2,11 +2,10 @@
 
 Fast path (`score_questions`), exact up to float rounding: questions are sorted by image; per batch
 the shared prefix `[head] [image tokens] [the question tokens every question starts with]` runs once
-per distinct image, its KV cache is gathered over that image's questions, and only the remaining
-question tokens run per question. The LM head and a full-vocabulary log-softmax are computed at one
-position per question (prediction = Yes iff log P(Yes) > log P(No); a tie → No).
-`score_questions_reference` is the plain one-forward-per-question baseline
-the tests compare against.
+per distinct image (`shared_prefix_forward`), and only the remaining question tokens run per question.
+The LM head and a full-vocabulary log-softmax are computed at one position per question (prediction =
+Yes iff log P(Yes) > log P(No); a tie → No). `score_questions_reference` is the plain
+one-forward-per-question baseline the tests compare against.
 """
 
 from __future__ import annotations
@@ -26,10 +25,10 @@ from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
-    decoder_forward,
+    common_prefix_len,
     lm_logits,
     load_lm,
-    pad_right,
+    shared_prefix_forward,
     splice,
     twin_seed,
 )
@@ -52,16 +51,6 @@ COLUMNS = [
 ]
 
 
-def _shared_prefix_len(seqs: list[list[int]]) -> int:
-    """Length of the common token prefix, leaving at least one token per question to run (and score)."""
-    n = min(len(s) for s in seqs) - 1
-    first = seqs[0]
-    for s in seqs[1:]:
-        while n and s[:n] != first[:n]:
-            n -= 1
-    return max(n, 0)
-
-
 @torch.inference_mode()
 def score_questions(
     model: nn.Module,
@@ -75,23 +64,15 @@ def score_questions(
     """(log P(Yes), log P(No)) per question; question i is about image `features[image_index[i]]`."""
     dev = next(projector.parameters()).device
     ids = [prompt.question_ids(q) for q in questions]
-    shared = _shared_prefix_len(ids)
-    common = ids[0][:shared]
+    shared = common_prefix_len(ids)
     image_index = torch.as_tensor(image_index, dtype=torch.long)
     yes, no = prompt.choice_ids
     logp = torch.empty(len(ids), 2)
     for chunk in torch.argsort(image_index, stable=True).split(batch_size):
-        images, inverse = torch.unique(image_index[chunk], return_inverse=True)
-        prefix = splice(
-            model,
-            prompt.head,
-            projector(features[images].to(dev).float()),
-            torch.tensor([common] * len(images), dtype=torch.long).reshape(len(images), shared),
-        )
-        _, cache = decoder_forward(model, prefix, use_cache=True)
-        cache.batch_select_indices(inverse.to(dev))
-        rest, lengths = pad_right([ids[i][shared:] for i in chunk.tolist()])
-        hidden, _ = decoder_forward(model, model.get_input_embeddings()(rest.to(dev)), cache=cache)
+        images, group = torch.unique(image_index[chunk], return_inverse=True)
+        image_embeds = projector(features[images].to(dev).float())
+        suffixes = [ids[i][shared:] for i in chunk.tolist()]
+        hidden, lengths = shared_prefix_forward(model, prompt.head, image_embeds, ids[0][:shared], group, suffixes)
         last = hidden[torch.arange(len(chunk), device=dev), lengths.to(dev) - 1]
         logp[chunk] = torch.log_softmax(lm_logits(model, last).float(), dim=-1)[:, [yes, no]].cpu()
     return logp[:, 0], logp[:, 1]

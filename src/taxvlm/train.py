@@ -1,11 +1,13 @@
 """Train the projector through a frozen LM on cached image features; checkpointed and resumable.
 
 Fast paths: the encoder never runs (features are cached), the LM's weights get no gradients
-(`requires_grad=False`; only activations are back-propagated to the projector), and the LM head is
-applied only at the answer positions instead of producing full-vocabulary logits everywhere.
+(`requires_grad=False`; only activations are back-propagated to the projector), the LM head is
+applied only at the answer positions instead of producing full-vocabulary logits everywhere, and rows
+about the same image share one prefix computation (which pays off with `batching: images`, where a
+batch holds a few images with all their questions; the default `rows` keeps i.i.d. row batches).
 
 Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
-epoch e from `rng(seed, "order", e)` (stateless, so a resumed run sees the same order); nothing
+epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
 else is random (LM in eval mode, no dropout). A resumed run therefore ends bit-identical to an
 uninterrupted one on the same machine and thread count.
 """
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -33,11 +36,10 @@ from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
-    decoder_forward,
+    common_prefix_len,
     lm_logits,
     load_lm,
-    pad_right,
-    splice,
+    shared_prefix_forward,
     twin_seed,
 )
 from taxvlm.models.projector import build_projector, projector_spec
@@ -50,22 +52,41 @@ def answer_loss(
     model: nn.Module,
     prompt: PromptFormat,
     image_embeds: torch.Tensor,
+    group: torch.Tensor,
     question_ids: list[list[int]],
     answer_ids: list[list[int]],
 ) -> torch.Tensor:
     """Mean next-token cross-entropy over the answer tokens (+ end token) only; the prompt is masked
-    by never computing logits there."""
-    text, _ = pad_right([q + a[:-1] for q, a in zip(question_ids, answer_ids)])
-    hidden, _ = decoder_forward(model, splice(model, prompt.head, image_embeds, text))
-    offset = len(prompt.head) + image_embeds.shape[1]
+    by never computing logits there. Row i asks `question_ids[i]` about `image_embeds[group[i]]`; rows
+    about the same image share its prefix computation (`shared_prefix_forward`)."""
+    shared = common_prefix_len(question_ids)
+    suffixes = [q[shared:] + a[:-1] for q, a in zip(question_ids, answer_ids)]
+    hidden, _ = shared_prefix_forward(model, prompt.head, image_embeds, question_ids[0][:shared], group, suffixes)
     rows, cols, targets = [], [], []
     for i, (q, a) in enumerate(zip(question_ids, answer_ids)):
-        start = offset + len(q) - 1  # the position that predicts the first answer token
+        start = len(q) - shared - 1  # the suffix position that predicts the first answer token
         rows += [i] * len(a)
         cols += range(start, start + len(a))
         targets += a
     logits = lm_logits(model, hidden[torch.tensor(rows), torch.tensor(cols)])
     return F.cross_entropy(logits.float(), torch.tensor(targets, device=logits.device))
+
+
+def batch_loss(
+    model: nn.Module,
+    prompt: PromptFormat,
+    projector: nn.Module,
+    feats: torch.Tensor,
+    image_idx: torch.Tensor,
+    question_ids: list[list[int]],
+    answer_ids: list[list[int]],
+) -> torch.Tensor:
+    """`answer_loss` of one batch from the feature cache: each distinct image is projected once (bf16
+    autocast on GPU); row i is about image `feats[image_idx[i]]`."""
+    dev = next(projector.parameters()).device
+    images, group = torch.unique(image_idx, return_inverse=True)
+    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+        return answer_loss(model, prompt, projector(feats[images].to(dev).float()), group, question_ids, answer_ids)
 
 
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
@@ -79,8 +100,18 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.from_numpy(rng(seed, "order", epoch).permutation(n))
+def epoch_order(image_idx: torch.Tensor, seed: int, epoch: int, batching: str = "rows") -> torch.Tensor:
+    """Row order of one epoch. `rows`: a seeded permutation of the rows. `images`: the same rows
+    regrouped so that each image's rows are consecutive (images in a seeded random order), so a batch
+    holds a few images with all their questions and each image's prefix runs once per batch."""
+    gen = rng(seed, "order", epoch)
+    order = gen.permutation(len(image_idx))
+    if batching == "images":
+        image_rank = gen.permutation(int(image_idx.max()) + 1)
+        order = order[np.argsort(image_rank[image_idx.numpy()[order]], kind="stable")]
+    elif batching != "rows":
+        raise ValueError(f"training field 'batching' is {batching!r}; expected 'rows' or 'images'")
+    return torch.from_numpy(order)
 
 
 @contextlib.contextmanager
@@ -180,6 +211,7 @@ def train_projector(
 
     every = int(training.get("checkpoint_every", 0))
     clip = float(training.get("grad_clip", 0.0))
+    batching = str(training.get("batching", "rows"))
     order, order_epoch = None, -1
     t0, start_step = time.perf_counter(), step
     bar = tqdm(total=total, initial=step, desc="train", unit="step")
@@ -187,14 +219,18 @@ def train_projector(
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
-                order, order_epoch = epoch_order(len(rows), seed, epoch), epoch
+                order, order_epoch = epoch_order(image_idx, seed, epoch, batching), epoch
             batch = order[pos * batch_size : (pos + 1) * batch_size].tolist()
             lr = scheduler.get_last_lr()[0]
-            with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-                embeds = projector(feats[image_idx[batch]].to(dev).float())
-                loss = answer_loss(
-                    model, prompt, embeds, [question_ids[i] for i in batch], [answer_ids[i] for i in batch]
-                )
+            loss = batch_loss(
+                model,
+                prompt,
+                projector,
+                feats,
+                image_idx[batch],
+                [question_ids[i] for i in batch],
+                [answer_ids[i] for i in batch],
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:

@@ -70,16 +70,17 @@ def build_tiny_tokenizer(options: dict[str, Any]):
     return fast
 
 
-def build_tiny_causal_lm(out_dir: Path, options: dict[str, Any]) -> None:
-    """A random Llama-architecture causal LM plus tokenizer, saved as a plain HF folder."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _tiny_lm_config(options: dict[str, Any], tokenizer: Any):
+    """A Llama (default) or Gemma-3 (`architecture: gemma3`: sliding-window layers, scaled embeddings,
+    logit soft-capping, as in the real Gemma-3-270m) config sized by `options`."""
+    from transformers import Gemma3TextConfig, LlamaConfig
 
-    tokenizer = build_tiny_tokenizer(options)
     heads = int(options.get("num_attention_heads", 4))
-    config = LlamaConfig(
+    layers = int(options.get("num_hidden_layers", 2))
+    common = dict(
         vocab_size=len(tokenizer),
         hidden_size=int(options.get("hidden_size", 64)),
-        num_hidden_layers=int(options.get("num_hidden_layers", 2)),
+        num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=int(options.get("num_key_value_heads", heads)),
         intermediate_size=int(options.get("intermediate_size", 128)),
@@ -90,8 +91,29 @@ def build_tiny_causal_lm(out_dir: Path, options: dict[str, Any]) -> None:
         tie_word_embeddings=bool(options.get("tie_word_embeddings", False)),
         initializer_range=float(options.get("initializer_range", 0.02)),
     )
+    architecture = options.get("architecture", "llama")
+    if architecture == "llama":
+        return LlamaConfig(**common)
+    if architecture == "gemma3":
+        head_dim = common["hidden_size"] // heads
+        return Gemma3TextConfig(
+            **common,
+            head_dim=head_dim,
+            query_pre_attn_scalar=head_dim,
+            sliding_window=int(options.get("sliding_window", 4)),
+            layer_types=["sliding_attention"] * (layers - 1) + ["full_attention"],
+            final_logit_softcapping=float(options.get("final_logit_softcapping", 30.0)),
+        )
+    raise ValueError(f"tiny LM option 'architecture' is {architecture!r}; expected 'llama' or 'gemma3'")
+
+
+def build_tiny_causal_lm(out_dir: Path, options: dict[str, Any]) -> None:
+    """A random causal LM (see `_tiny_lm_config`) plus tokenizer, saved as a plain HF folder."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = build_tiny_tokenizer(options)
     torch.manual_seed(int(options.get("seed", 0)))
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(_tiny_lm_config(options, tokenizer))
     with atomic_dir(Path(out_dir)) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

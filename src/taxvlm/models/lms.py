@@ -14,6 +14,10 @@ training uses every answer token plus the end token.
 
 Only the decoder's hidden states are computed for the whole sequence; `lm_logits` is applied to the
 few positions that are scored, never the full vocabulary at every position.
+
+Training and scoring share one forward (`shared_prefix_forward`): every row starts with
+`[head] [image tokens] [the question tokens all rows start with]`, which runs once per distinct image;
+its KV cache is gathered to the rows and only each row's remaining tokens run per row.
 """
 
 from __future__ import annotations
@@ -142,6 +146,42 @@ def decoder_forward(
     kwarg = _cache_kwarg(base)
     out = base(inputs_embeds=embeds, use_cache=use_cache or cache is not None, **{kwarg: cache})
     return out.last_hidden_state, getattr(out, kwarg, None)
+
+
+def common_prefix_len(seqs: list[list[int]]) -> int:
+    """Length of the common token prefix of `seqs`, leaving at least one token of each after it (the
+    position that predicts the answer must run per row)."""
+    n = min(len(s) for s in seqs) - 1
+    first = seqs[0]
+    for s in seqs[1:]:
+        while n and s[:n] != first[:n]:
+            n -= 1
+    return max(n, 0)
+
+
+def shared_prefix_forward(
+    model: nn.Module,
+    head: list[int],
+    image_embeds: torch.Tensor,
+    common: list[int],
+    group: torch.Tensor,
+    suffixes: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final hidden states `[B, S, d]` of each row's suffix (right-padded) and the suffix lengths, for
+    rows `[head] [image_embeds[group[i]]] [common] [suffixes[i]]`.
+
+    The prefix runs once per image (`image_embeds` is `[G, k, d]`); its per-layer KV cache is indexed
+    by `group` to one entry per row, so every row attends to exactly the keys and values a full forward
+    of its own sequence would, and gradients flow back through the indexing to the image embeddings
+    (summed over the rows that share an image). Cost: G prefixes + B suffixes instead of B full rows.
+    """
+    n_images, dev = len(image_embeds), image_embeds.device
+    common_ids = torch.tensor(common, dtype=torch.long).expand(n_images, len(common))
+    _, cache = decoder_forward(model, splice(model, head, image_embeds, common_ids), use_cache=True)
+    cache.batch_select_indices(group.to(dev))
+    rest, lengths = pad_right(suffixes)
+    hidden, _ = decoder_forward(model, model.get_input_embeddings()(rest.to(dev)), cache=cache)
+    return hidden, lengths
 
 
 def lm_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
