@@ -156,15 +156,22 @@ def _plain_answer_loss(
     return torch.cat(losses).mean()
 
 
-def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(lm_and_chat: tuple[Path, bool]) -> None:
+@pytest.mark.parametrize(
+    "group",
+    [[2, 0, 2, 1, 0, 2, 1], [3, 0, 2, 1]],
+    ids=["7 rows about 3 images, unsorted", "each row its own image: one pass"],
+)
+def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(
+    lm_and_chat: tuple[Path, bool], group: list[int]
+) -> None:
     """Rows about the same image share its prefix; neither the loss nor the projector's gradients change."""
     lm_dir, chat = lm_and_chat
     model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
     prompt = build_prompt(tok, chat_template=chat)
     torch.manual_seed(0)
-    feats = torch.randn(3, 16)
+    feats = torch.randn(max(group) + 1, 16)
     projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
-    group = torch.tensor([2, 0, 2, 1, 0, 2, 1])  # 7 rows about 3 images, unsorted
+    group = torch.tensor(group)
     names = [NAMES[i % len(NAMES)] for i in range(len(group))]
     questions = [prompt.question_ids(f"Is there a {n} in this image?") for n in names]
     answers = [prompt.answers["Yes" if i % 3 else "No"] for i in range(len(group))]
