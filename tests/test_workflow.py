@@ -44,7 +44,8 @@ def test_snakefmt_is_clean() -> None:
 
 
 def test_default_config_plans_the_whole_grid() -> None:
-    result = snakemake("-n", "--quiet", "rules", "--cores", "2")
+    # --forceall: the plan of a fresh clone, whatever this checkout has already produced
+    result = snakemake("-n", "--forceall", "--quiet", "rules", "--cores", "2")
     plan = result.stdout + result.stderr
     for rule in ("fetch_asset", "convert_weights", "build_dataset", "extract_features",
                  "train_projector", "evaluate_projector", "collect_metrics"):
