@@ -4,7 +4,8 @@ Fast paths: the encoder never runs (features are cached), the LM's weights get n
 (`requires_grad=False`; only activations are back-propagated to the projector), the LM head is
 applied only at the answer positions instead of producing full-vocabulary logits everywhere, and rows
 about the same image share one prefix computation (which pays off with `batching: images`, where a
-batch holds a few images with all their questions; the default `rows` keeps i.i.d. row batches).
+batch holds a few images with all their questions, when FLOPs bound the step: on a CPU, or a large LM
+on a GPU; the default `rows` keeps i.i.d. row batches, which run in one pass).
 
 Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
 epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
