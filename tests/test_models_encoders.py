@@ -122,6 +122,27 @@ def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     torch.testing.assert_close(cache["tokens"][0].float(), tok[0], atol=2e-3, rtol=2e-3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path needs a CUDA device")
+def test_feature_cache_on_gpu_matches_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast on the GPU: the same cache format, values equal to the CPU's to bf16 precision."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img").mkdir()
+    ids = [f"a/a_{i}" for i in range(5)]
+    for i, image in zip(ids, _images(5)):
+        image.save(tmp_path / "img" / f"{i.replace('/', '_')}.png")
+    paths = [f"img/{i.replace('/', '_')}.png" for i in ids]
+    table = pd.DataFrame({"image_id": ids, "concept": ["a"] * 5, "path": paths, "split": ["train"] * 5})
+    write_tsv(table, tmp_path / "images.tsv")
+    build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
+    spec = {"source": "hf", "layer": -2, "features": "tokens"}
+    for dev in ("cpu", "cuda"):
+        extract_features(spec, tmp_path / "dino", Path("images.tsv"), Path(f"{dev}.pt"), batch_size=2, device=dev)
+    cpu, gpu = (torch.load(tmp_path / f"{dev}.pt", weights_only=True) for dev in ("cpu", "cuda"))
+    assert gpu["image_ids"] == cpu["image_ids"] and gpu["tokens"].dtype == torch.float16
+    for key in ("tokens", "pooled"):
+        torch.testing.assert_close(gpu[key].float(), cpu[key].float(), atol=0.05, rtol=0.05)
+
+
 @pytest.mark.parametrize("kind", ["mlp", "linear"])
 def test_projector_shapes(kind: str) -> None:
     tokens = build_projector({"projector": kind, "prefix_tokens": 4, "features": "tokens"}, 16, 8)

@@ -70,7 +70,10 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "features": root / "features.pt", "train": root / "train.tsv", "test": root / "test.tsv"}
 
 
-def _train(toy: dict[str, Path], lm_dir: Path, name: str, **overrides) -> Path:
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path needs a CUDA device")
+
+
+def _train(toy: dict[str, Path], lm_dir: Path, name: str, device: str = "cpu", **overrides) -> Path:
     out = toy["root"] / name
     train_projector(
         toy["features"],
@@ -83,7 +86,7 @@ def _train(toy: dict[str, Path], lm_dir: Path, name: str, **overrides) -> Path:
         7,
         out,
         toy["root"] / f"{name}.ckpt",
-        device="cpu",
+        device=device,
     )
     return out
 
@@ -303,3 +306,42 @@ def test_evaluation_refuses_a_mismatched_run(toy: dict[str, Path], tiny_lm_dir: 
             run / "predictions.tsv",
             device="cpu",
         )
+
+
+@CUDA
+def test_gpu_path_trains_and_scores_like_the_cpu_path(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    """On a GPU the LM runs in bf16 under autocast: the same run must learn the same task, its first
+    loss (same init, same batch) must match the CPU's to bf16 precision, and scoring one projector on
+    either device must give the same answers."""
+    runs = {dev: _train(toy, tiny_lm_dir, f"device_{dev}", device=dev) for dev in ("cpu", "cuda")}
+    curves = {dev: read_tsv(run / "curve.tsv").astype({"loss": float}) for dev, run in runs.items()}
+    assert abs(curves["cuda"]["loss"].iloc[0] - curves["cpu"]["loss"].iloc[0]) < 0.05
+    assert curves["cuda"]["loss"].tail(5).mean() < 0.7 * curves["cuda"]["loss"].head(5).mean()
+    scored = {}
+    for dev in ("cpu", "cuda"):
+        out = toy["root"] / f"scored_on_{dev}.tsv"
+        evaluate_projector(toy["features"], runs["cuda"] / "projector.pt", {"seen": toy["test"]}, LM_SPEC,
+                           tiny_lm_dir, "pretrained", 7, 8, out, device=dev)  # fmt: skip
+        scored[dev] = read_tsv(out).astype({"logp_yes": float, "logp_no": float})
+    assert (scored["cuda"]["prediction"] == scored["cuda"]["answer"]).mean() >= 0.8
+    assert (scored["cuda"]["prediction"] == scored["cpu"]["prediction"]).mean() >= 0.95
+    for column in ("logp_yes", "logp_no"):
+        assert (scored["cuda"][column] - scored["cpu"][column]).abs().max() < 0.1
+
+
+@CUDA
+def test_gpu_shared_prefix_equals_one_forward_per_row(lm_and_chat: tuple[Path, bool]) -> None:
+    """The fast scorer on a GPU (bf16, batched, KV reuse) against one plain forward per question there."""
+    lm_dir, chat = lm_and_chat
+    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cuda")
+    prompt = build_prompt(tok, chat_template=chat)
+    torch.manual_seed(0)
+    feats = torch.randn(3, 16)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}, 16, 64).cuda()
+    image_index = [2, 0, 2, 1, 0, 2, 1]
+    questions = [f"Is there a {NAMES[i % len(NAMES)]} in this image?" for i in range(len(image_index))]
+    with torch.autocast("cuda", torch.bfloat16):
+        fast = score_questions(model, prompt, projector, feats, image_index, questions, batch_size=4)
+        plain = score_questions_reference(model, prompt, projector, feats, image_index, questions)
+    for f, p in zip(fast, plain):
+        torch.testing.assert_close(f, p, atol=0.05, rtol=0.02)
