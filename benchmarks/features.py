@@ -18,12 +18,10 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
-from run import DINO_ENCODER, DINO_L, DINO_S, machine  # benchmarks/run.py: the shapes its rows use
+from run import DINO_ENCODER, DINO_L, DINO_S, machine, noise_images  # benchmarks/run.py: the shapes its rows use
 from taxvlm.assets.tiny import build_tiny_dinov2
 from taxvlm.features import extract_features
 from taxvlm.io import write_tsv
@@ -44,13 +42,8 @@ class _Rate(logging.Handler):
 
 
 def synthetic_images(root: Path, n: int, size: int = 480) -> Path:
-    """`n` noise JPEGs and the `images.tsv` that lists them."""
-    gen = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        path = root / f"{i:05d}.jpg"
-        Image.fromarray(gen.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path, quality=90)
-        paths.append(str(path))
+    """`n` noise JPEGs and the `images.tsv` (in `root`) that lists them."""
+    paths = noise_images(n, size, "jpg")
     table = pd.DataFrame({"image_id": [f"c/{i}" for i in range(n)], "concept": "c", "path": paths, "split": "train"})
     write_tsv(table, root / "images.tsv")
     return root / "images.tsv"

@@ -67,6 +67,7 @@ TINY_LM = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, 
 PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled"}  # as config/config.yaml
 TOKEN_PROJECTOR = {"projector": "mlp", "prefix_tokens": 1, "features": "tokens"}  # the paper's
 H100_BF16_PEAK = 989e12  # dense, no sparsity (SXM datasheet)
+EPOCHS, BATCH = 5, 16  # protocol.md §5
 # The paper's LMs (config/things.yaml keys) at the shapes of their published config.json files; the
 # benchmark draws random bf16 weights for them (time does not depend on the values on a GPU).
 PAPER_LMS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -138,19 +139,23 @@ def _rows(quick: bool) -> tuple[list[str], list[tuple[str, str]], list[tuple[str
     # (~12,000 training images): `rows` batches then have no prefix to share
     n_train_images = n_train_images if quick else 2048
     n_img = max(n_eval_images, n_train_images)
-    gen = np.random.default_rng(0)
-    tmp = Path(tempfile.mkdtemp(prefix="taxvlm-bench-img-"))
-    paths = []
-    for i in range(n_img):
-        path = tmp / f"{i}.png"
-        Image.fromarray(gen.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
+    paths = noise_images(n_img, 96, "png")
     q = [f"Is there a {n} in this image?" for n in nouns]
     # 6 questions per image, about what THINGS has (2 leaf + 2 × 2,040/1,222 hypernym questions)
     eval_rows = [(f"{i}", q[(i + j) % len(q)]) for i in range(n_eval_images) for j in range(6)]
     train_rows = [(f"{i}", t, "Yes" if j % 2 else "No") for i in range(n_train_images) for j, t in enumerate(q[:5])]
     ids = [str(i) for i in range(n_img)]
     return paths, _index(eval_rows, ids), _index(train_rows, ids), "synthetic noise images and questions"
+
+
+def noise_images(n: int, size: int, suffix: str) -> list[str]:
+    """`n` seeded noise images of `size` px in a new temporary folder (`suffix`: png, jpg)."""
+    gen = np.random.default_rng(0)
+    root = Path(tempfile.mkdtemp(prefix="taxvlm-bench-img-"))
+    paths = [str(root / f"{i:05d}.{suffix}") for i in range(n)]
+    for path in paths:
+        Image.fromarray(gen.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+    return paths
 
 
 def _index(rows: list[tuple[Any, ...]], ids: list[str]) -> list[tuple[Any, ...]]:
@@ -259,10 +264,12 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+MATMUL_N = {"cpu": 2048, "cuda": 8192}  # smaller GPU matmuls leave an H100's tensor cores idle between tiles
+
+
 def matmul(dev: torch.device, dtype: torch.dtype) -> tuple[Callable[[], Any], float]:
-    """A large square matmul on all threads (the achievable-peak yardstick) and its FLOPs: 2048³ on a
-    CPU, 8192³ on a GPU (smaller ones leave an H100's tensor cores idle between tiles)."""
-    n = 8192 if dev.type == "cuda" else 2048
+    """A large square matmul (`MATMUL_N`) on all threads (the achievable-peak yardstick) and its FLOPs."""
+    n = MATMUL_N[dev.type]
     a, b = (torch.randn(n, n, device=dev, dtype=dtype) for _ in range(2))
     return (lambda: torch.mm(a, b)), 2.0 * n**3
 
@@ -508,7 +515,6 @@ def bench_train(s: Setup, reps: int, batch_size: int, with_matmul: bool = True) 
     if with_matmul:
         out["peak"], out["peak_best"] = mm_flops / med(times["matmul"]), mm_flops / min(times["matmul"])
         out["peak_key"] = "matmul_bf16" if s.dev.type == "cuda" else "matmul_fp32"
-        out["matmul_n"] = round((mm_flops / 2) ** (1 / 3))
     return out
 
 
@@ -582,7 +588,6 @@ def bench_paper_lms(s: Setup, reps: int, quick: bool) -> dict[str, dict[str, Any
 
 
 QWEN3_06B = Dims.of(SimpleNamespace(**PAPER_LMS["qwen3_0.6b"][2]))
-EPOCHS, BATCH = 5, 16  # protocol.md §5
 WORKLOAD_TEXT = (
     "training images 0.70 × 1,222 concepts × 26,107/1,854 THINGS images per concept, test images 0.25 × the "
     "same; questions per image 2 + 2 × 2,040/1,222 (a leaf pair and a pair per leaf–hypernym pair) — the `none` "
@@ -628,7 +633,7 @@ def project_measured(costs: dict[str, dict[str, Any]]) -> tuple[str, list[tuple[
     return text, table
 
 
-def project_grid(mfu_measured: float, batch: int = 16) -> tuple[str, list[tuple[str, float, float]]]:
+def project_grid(mfu_measured: float, batch: int = BATCH) -> tuple[str, list[tuple[str, float, float]]]:
     """Paper-grid cost on one H100 (analytic FLOPs; MFU is an assumption, not a measurement), with
     i.i.d. row batches and with image-grouped batches (`training.batching: images`)."""
     train_imgs, test_imgs, q_per_image = things_workload()
@@ -723,8 +728,8 @@ def paper_markdown(paper: dict[str, dict[str, Any]], where: str) -> list[str]:
     total = [sum(row[i] for row in table) for i in (1, 2, 3, 4)]
     lines += [
         "",
-        f"MFU against the matmul rate measured in each LM's interleaving ({peak_text}; bf16 8192³ on a GPU, "
-        "fp32 2048³ on a CPU).",
+        f"MFU against the matmul rate measured in each LM's interleaving ({peak_text}; bf16 {MATMUL_N['cuda']}³ "
+        f"on a GPU, fp32 {MATMUL_N['cpu']}³ on a CPU).",
         "",
         "## Projected cost of the paper grid on this machine, from the measured rates",
         "",
@@ -765,11 +770,11 @@ def main() -> None:
     print(f"eval done: {ev}", file=sys.stderr)
     ev64 = eval_many_tokens(s, reps, 16 if args.quick else 64, 4)
     print(f"eval (many image tokens) done: {ev64}", file=sys.stderr)
-    tr = bench_train(s, reps, batch_size=16)
+    tr = bench_train(s, reps, batch_size=BATCH)
     print(f"train done: {tr}", file=sys.stderr)
     ts, token_what = token_setup(s, args.quick, args.models, args.random_weights)
     token_reps = 1 if dev.type == "cpu" and not args.quick else reps  # minutes per baseline step on a CPU
-    tt = bench_train(ts, token_reps, batch_size=16, with_matmul=False)
+    tt = bench_train(ts, token_reps, batch_size=BATCH, with_matmul=False)
     print(f"train (paper regime) done: {tt}", file=sys.stderr)
     tokens, batches = ([1, 16], [4]) if args.quick else ([1, 16, 64, 256], [4, 16])
     sc = bench_scaling(s, tokens, batches, reps=1)
@@ -826,7 +831,7 @@ def main() -> None:
         f"| achieved | {tr['achieved_rows'] / 1e9:.1f} GFLOP/s | {tr['achieved_images'] / 1e9:.1f} GFLOP/s |",
         f"| **MFU** (achieved / median matmul rate) | **{mfu:.1%}** | **{tr['achieved_images'] / tr['peak']:.1%}** |",
         "",
-        f"Matmul rate ({tr['peak_key']}, {tr['matmul_n']}³ `torch.mm`, same interleaving): median "
+        f"Matmul rate ({tr['peak_key']}, {MATMUL_N[dev.type]}³ `torch.mm`, same interleaving): median "
         f"{tr['peak'] / 1e9:,.1f}, best {tr['peak_best'] / 1e9:,.1f} GFLOP/s.",
         "",
         "## Scaling of our training step (token projector on synthetic features; 1 timed rep each, after one "

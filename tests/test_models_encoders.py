@@ -24,6 +24,18 @@ def _images(n: int = 3) -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 255, (40 + 7 * i, 50, 3), dtype=np.uint8)) for i in range(n)]
 
 
+def _write_images(root: Path, ids: list[str]) -> None:
+    """`_images()` saved under `root/img` and listed, in `ids` order, by `root/images.tsv` (paths
+    relative to `root`; concept = the id's folder)."""
+    (root / "img").mkdir()
+    paths = [f"img/{i.replace('/', '_')}.png" for i in ids]
+    for path, image in zip(paths, _images(len(ids))):
+        image.save(root / path)
+    concepts = [i.split("/")[0] for i in ids]
+    table = pd.DataFrame({"image_id": ids, "concept": concepts, "path": paths, "split": "train"})
+    write_tsv(table, root / "images.tsv")
+
+
 def _encode(encoder, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.inference_mode():
         return encoder.encode(torch.stack([encoder.preprocess(im) for im in images]))
@@ -95,21 +107,8 @@ def test_unknown_source_names_the_field() -> None:
 
 def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # images.tsv paths are relative to the working directory
-    (tmp_path / "img").mkdir()
     ids = ["b/b_0", "a/a_0", "a/a_1"]  # table order, not sorted order, is the cache order
-    for i, image in zip(ids, _images()):
-        image.save(tmp_path / "img" / f"{i.replace('/', '_')}.png")
-    write_tsv(
-        pd.DataFrame(
-            {
-                "image_id": ids,
-                "concept": ["b", "a", "a"],
-                "path": [f"img/{i.replace('/', '_')}.png" for i in ids],
-                "split": ["train"] * 3,
-            }
-        ),
-        tmp_path / "images.tsv",
-    )
+    _write_images(tmp_path, ids)
     build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
     spec = {"source": "hf", "layer": -2, "features": "tokens"}
     extract_features(spec, tmp_path / "dino", Path("images.tsv"), Path("features.pt"), batch_size=2, device="cpu")
@@ -126,13 +125,7 @@ def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_feature_cache_on_gpu_matches_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """bf16 autocast on the GPU: the same cache format, values equal to the CPU's to bf16 precision."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "img").mkdir()
-    ids = [f"a/a_{i}" for i in range(5)]
-    for i, image in zip(ids, _images(5)):
-        image.save(tmp_path / "img" / f"{i.replace('/', '_')}.png")
-    paths = [f"img/{i.replace('/', '_')}.png" for i in ids]
-    table = pd.DataFrame({"image_id": ids, "concept": ["a"] * 5, "path": paths, "split": ["train"] * 5})
-    write_tsv(table, tmp_path / "images.tsv")
+    _write_images(tmp_path, [f"a/a_{i}" for i in range(5)])
     build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
     spec = {"source": "hf", "layer": -2, "features": "tokens"}
     for dev in ("cpu", "cuda"):
