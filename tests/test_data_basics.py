@@ -16,6 +16,8 @@ from taxvlm.data.questions import make_questions
         ("owl", "an"), ("bat", "a"), ("umbrella", "an"), ("unicorn", "a"), ("hourglass", "an"),
         ("food", ""), ("scissors", ""), ("french fries", ""), ("bus", "a"), ("walrus", "a"),
         ("glass", "a"), ("musical instrument", "a"), ("electronic device", "an"), ("home decor", ""),
+        ("item of clothing", "an"), ("piece of women's clothing", "a"), ("pair of scissors", "a"),
+        ("source of light", "a"), ("car part", "a"),
     ],
 )
 def test_indefinite_article(name: str, article: str) -> None:
@@ -28,10 +30,22 @@ def test_question_text_has_no_double_space() -> None:
     assert lexicon.question_text(template, "an", "owl") == "Is there an owl in this image?"
 
 
-@pytest.mark.parametrize(("n", "expected"), [(12, (8, 1, 3)), (2, (1, 0, 1)), (4, (3, 0, 1)), (20, (14, 1, 5))])
-def test_split_counts_largest_remainder(n: int, expected: tuple[int, int, int]) -> None:
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(12, (8, 1, 3)), (2, (1, 0, 1)), (3, (1, 1, 1)), (4, (2, 1, 1)), (8, (5, 1, 2)), (20, (14, 1, 5))],
+)
+def test_split_counts_largest_remainder_with_one_val_image(n: int, expected: tuple[int, int, int]) -> None:
     counts = splits.split_counts(n, splits.DEFAULT_FRACTIONS)
     assert (counts["train"], counts["val"], counts["test"]) == expected
+
+
+def test_split_minimum_leaves_large_concepts_and_unused_splits_alone() -> None:
+    """THINGS concepts (n ≥ 12) keep the plain apportionment; a split with fraction 0 stays empty."""
+    for n in range(12, 200):
+        counts = splits.split_counts(n, splits.DEFAULT_FRACTIONS)
+        assert sum(counts.values()) == n and counts["val"] >= 1
+        assert all(abs(counts[name] - n * f) < 1 for name, f in splits.DEFAULT_FRACTIONS.items()), n
+    assert splits.split_counts(4, {"train": 0.75, "val": 0.0, "test": 0.25}) == {"train": 3, "val": 0, "test": 1}
 
 
 def test_split_is_seeded_and_ignores_listing_order() -> None:

@@ -23,6 +23,7 @@ from taxvlm.io import read_json, read_tsv
 
 THINGSPLUS = Path(__file__).parents[2] / "shared/data/thingsplus"
 PAIRS_TSV = THINGSPLUS / "xu2026_leaf_hypernym_pairs.tsv"
+FORMS_TSV = THINGSPLUS / "xu2026_hypernym_surface_forms.tsv"
 IMAGES_PER_LEAF = 4  # uniform: 3 train / 1 test per leaf
 SYSTEMATIC10 = [
     "container", "personal hygiene item", "dessert", "clothing", "furniture", "breakfast food",
@@ -48,9 +49,14 @@ def _build_paper_data(root: Path) -> Path:
         for index in range(IMAGES_PER_LEAF):
             (folder / f"{concept}_{index:02d}.jpg").write_bytes(b"")
     data = root / "data"
-    inputs = {"images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV}
+    inputs = {
+        "images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV,
+        "hypernym_forms": FORMS_TSV,
+    }
     build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, {"seed": 0}, inputs, data)
-    build_questions(data / "concepts.tsv", data / "pairs.tsv", {"seed": 0}, data / "questions.tsv")
+    build_questions(
+        data / "concepts.tsv", data / "pairs.tsv", data / "hypernyms.tsv", {"seed": 0}, data / "questions.tsv"
+    )
     return data
 
 
@@ -69,12 +75,31 @@ def materialized(paper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tables(directory: Path) -> dict[str, pd.DataFrame]:
-    return {name: read_tsv(directory / f"{name}.tsv") for name in ("train", "test_seen", "test_unseen", "test_leaf")}
+    return {name: read_tsv(directory / f"{name}.tsv") for name in ("train", "test_seen", "test_unseen", "test_leaf", "val_leaf")}
 
 
 def test_paper_set_loaded(paper: Path) -> None:
     summary = read_json(paper / "summary.json")
     assert (summary["concepts"], summary["pairs"], summary["hypernyms"]) == (1222, 2040, 53)
+
+
+def test_paper_leaf_negatives_are_one_to_one(paper_tables) -> None:
+    questions, _ = paper_tables
+    negatives = questions[(questions.kind == "leaf") & (questions.answer == "No")]
+    assert len(negatives) == 1222 and negatives.leaf.is_unique and negatives.asked.is_unique
+    assert set(negatives.asked) == set(negatives.leaf) and not (negatives.asked == negatives.leaf).any()
+
+
+def test_paper_questions_use_the_paper_surface_forms(paper_tables) -> None:
+    questions, _ = paper_tables
+    hyp = questions[questions.kind == "hypernym"]
+    assert set(hyp.asked) == set(read_tsv(PAIRS_TSV).hypernym)
+    by_name = hyp.groupby("asked").text.agg(set)
+    assert by_name["part of car"] == {"Is there a car part in this image?"}
+    assert by_name["clothing"] == {"Is there an item of clothing in this image?"}
+    assert by_name["lighting"] == {"Is there a source of light in this image?"}
+    assert by_name["women's clothing"] == {"Is there a piece of women's clothing in this image?"}
+    assert by_name["animal"] == {"Is there an animal in this image?"}
 
 
 def test_systematic10_removes_what_the_leaf_rule_implies(paper: Path, materialized: Path) -> None:
@@ -133,6 +158,8 @@ def test_invariants(paper: Path, paper_tables, materialized: Path, condition: st
     assert (train.kind == "leaf").sum() == expected_rows(leaf_questions, "train")
     assert set(train.question_id[train.kind == "leaf"]) == set(leaf_questions.question_id)
     assert len(tables["test_leaf"]) == expected_rows(leaf_questions, "test")
+    assert len(tables["val_leaf"]) == expected_rows(leaf_questions, "val") > 0
+    assert (tables["val_leaf"].kind == "leaf").all()
     assert len(tables["test_seen"]) + len(tables["test_unseen"]) == expected_rows(hyp, "test")
     assert (tables["test_unseen"].kind == "hypernym").all() and (tables["test_seen"].kind == "hypernym").all()
     assert (train.image_concept == train.leaf.map(sigma)).all()

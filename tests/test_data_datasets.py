@@ -55,7 +55,7 @@ def test_folder_dataset_tables(folder_inputs: dict[str, Path], tmp_path: Path, c
     assert dict(zip(concepts.concept, concepts.article))["owl"] == "an"
     images = read_tsv(out / "images.tsv")
     assert list(images.columns) == ["image_id", "concept", "path", "split"]
-    assert images.groupby("concept").split.apply(sorted).to_dict()["owl"] == ["test", "train", "train", "train"]
+    assert images.groupby("concept").split.apply(sorted).to_dict()["owl"] == ["test", "train", "train", "val"]
     assert list(read_tsv(out / "pairs.tsv").columns) == ["concept", "hypernym"]
     summary = read_json(out / "summary.json")
     assert summary["excluded"] == {"lonely": "too few images (1 < 2 or no train/test image)", "stray": "no hypernym"}
@@ -69,6 +69,23 @@ def test_folder_article_override(tmp_path: Path) -> None:
     build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
     articles = read_tsv(tmp_path / "d" / "concepts.tsv").set_index("concept").article
     assert articles.to_dict() == {"jeans": "", "umbrella": "a"}
+
+
+def test_folder_question_forms(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "images", {"shirt": 2, "sock": 2, "owl": 2})
+    tsv = _write(
+        tmp_path / "h.tsv",
+        "concept\thypernym\tquestion_form\nshirt\tclothing\titem of clothing\nsock\tclothing\t\n"
+        "owl\tanimal\t\n",
+    )
+    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
+    hypernyms = read_tsv(tmp_path / "d" / "hypernyms.tsv")
+    assert hypernyms.values.tolist() == [["animal", "animal", "an"], ["clothing", "item of clothing", "an"]]
+    bad = _write(
+        tmp_path / "bad.tsv", "concept\thypernym\tquestion_form\nshirt\tclothing\ttop\nsock\tclothing\tgarment\n"
+    )
+    with pytest.raises(DataError, match=r"bad.tsv: conflicting question_form values \{'clothing'"):
+        build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": bad}, tmp_path / "e")
 
 
 def test_missing_column_is_named(folder_inputs: dict[str, Path], tmp_path: Path) -> None:
@@ -103,6 +120,29 @@ def test_things_leaf_sets(tmp_path: Path) -> None:
     build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, SPLIT, inputs, tmp_path / "xu")
     concepts = read_tsv(tmp_path / "xu" / "concepts.tsv")
     assert dict(zip(concepts.concept, concepts.name)) == {"bandanna": "bandanna", "owl": "owl"}
+    hypernyms = read_tsv(tmp_path / "xu" / "hypernyms.tsv")
+    assert hypernyms.values.tolist() == [["bird", "bird", "a"], ["clothing", "clothing", ""]]
+
+
+def test_things_hypernym_forms(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "images", {"bandanna": 4, "car_door": 4})
+    categories = _write(
+        tmp_path / "cat.tsv",
+        "category\tuniqueID\tWord\nclothing\tbandanna\tbandanna\npart of car\tcar_door\tcar door\n",
+    )
+    forms = _write(
+        tmp_path / "forms.tsv", "hypernym\tquestion_form\nclothing\titem of clothing\npart of car\tcar part\n"
+    )
+    inputs = {"images": tmp_path / "images", "categories": categories, "hypernym_forms": forms}
+    build_dataset({"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "d")
+    hypernyms = read_tsv(tmp_path / "d" / "hypernyms.tsv")
+    assert hypernyms.values.tolist() == [["clothing", "item of clothing", "an"], ["part of car", "car part", "a"]]
+    assert set(read_tsv(tmp_path / "d" / "pairs.tsv").hypernym) == {"clothing", "part of car"}
+    typo = _write(tmp_path / "typo.tsv", "hypernym\tquestion_form\npart of a car\tcar part\n")
+    with pytest.raises(DataError, match=r"typo.tsv: question_form for hypernym\(s\) not in the taxonomy"):
+        build_dataset(
+            {"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, {**inputs, "hypernym_forms": typo}, tmp_path / "e"
+        )
 
 
 # --------------------------------------------------------------------------- tuxpaint
@@ -194,8 +234,14 @@ def test_tuxpaint_concepts_hypernyms_and_views(stamps: Path, tmp_path: Path) -> 
     ]
     concepts = read_tsv(out / "concepts.tsv").set_index("concept")
     assert concepts.article.to_dict() == {"owl": "an", "pliers": "", "tiger": "a", "violin": "a"}
+    assert read_tsv(out / "hypernyms.tsv").values.tolist() == [
+        ["animal", "animal", "an"], ["bird", "bird", "a"], ["musical instrument", "musical instrument", "a"],
+        ["tool", "tool", "a"],
+    ]
     images = read_tsv(out / "images.tsv")
     assert len(images) == 16 and images.image_id.str.fullmatch(r"\w+/\w+_\d\d").all()
+    per_concept = images.groupby("concept").split.apply(lambda labels: tuple(sorted(labels)))
+    assert set(per_concept) == {("test", "train", "train", "val")}  # 4 views: every concept gets a val image
     with Image.open(images.path.iloc[0]) as view:
         assert view.size == (16, 16) and view.mode == "RGB"
     excluded = read_json(out / "summary.json")["excluded"]

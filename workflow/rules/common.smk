@@ -105,11 +105,14 @@ def dataset_inputs(wildcards):
     if kind == "tuxpaint":
         return {"stamps": "resources/tuxpaint", "nltk_data": "resources/nltk_data"}
     if kind == "things":
-        return {
+        inputs = {
             "images": "resources/things/images",
             "categories": section["categories"],
             "pairs": section["pairs"],
         }
+        if "hypernym_forms" in section:
+            inputs["hypernym_forms"] = section["hypernym_forms"]
+        return inputs
     return {"images": section["images"], "hypernyms": section["hypernyms"]}
 
 

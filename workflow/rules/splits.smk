@@ -8,6 +8,7 @@ rule build_dataset:
     output:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
         images=f"{DATA}/images.tsv",
         summary=f"{DATA}/summary.json",
     log:
@@ -27,6 +28,7 @@ rule build_questions:
     input:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
         code=script_code("build_questions.py"),
     output:
         f"{DATA}/questions.tsv",
@@ -52,6 +54,7 @@ rule materialize_condition:
         seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
         unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
         leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+        val_leaf="results/conditions/{condition}/{shuffle}/val_leaf.tsv",
         shuffle_map="results/conditions/{condition}/{shuffle}/shuffle_map.tsv",
         summary="results/conditions/{condition}/{shuffle}/summary.json",
     log:

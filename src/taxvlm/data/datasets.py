@@ -1,9 +1,17 @@
 """Dataset readers (`things`, `folder`, `tuxpaint`) → one set of tables, split and written.
 
-Every reader returns a `DatasetTables` (concepts, taxonomy pairs, images, exclusions); the builder
-then drops concepts without a hypernym or without enough images for the split, assigns the
-per-concept split (`splits.py`) and writes `concepts.tsv`, `pairs.tsv`, `images.tsv` and
-`summary.json` as specified in docs/architecture.md.
+Every reader returns a `DatasetTables` (concepts, taxonomy pairs, images, hypernym question
+forms, exclusions); the builder then drops concepts without a hypernym or without enough images
+for the split, assigns the per-concept split (`splits.py`) and writes `concepts.tsv`, `pairs.tsv`,
+`hypernyms.tsv`, `images.tsv` and `summary.json` as specified in docs/architecture.md.
+
+Hypernym question forms (how a question names a hypernym; the category name stays the key):
+- `things`: the optional `hypernym_forms` TSV (`hypernym`, `question_form`; the paper's
+  `part of car` → `car part`); categories it does not list are asked by their own name;
+- `folder`: an optional `question_form` column of the hypernyms TSV (one value per hypernym);
+- `tuxpaint`: the synset's first lemma with spaces (`musical_instrument.n.01` → `musical
+  instrument`), which is already the hypernym's name.
+The article of a hypernym question comes from its question form (`an item of clothing`).
 """
 
 from __future__ import annotations
@@ -49,12 +57,14 @@ class WordNet(Protocol):
 @dataclass
 class DatasetTables:
     """concepts (`concept`, `name`, `article`), pairs (`concept`, `hypernym`),
-    images (`image_id`, `concept`, `path`) and excluded concepts or stamps → reason."""
+    images (`image_id`, `concept`, `path`), excluded concepts or stamps → reason, and the
+    hypernyms whose question form differs from their name → that form."""
 
     concepts: pd.DataFrame
     pairs: pd.DataFrame
     images: pd.DataFrame
     excluded: dict[str, str] = field(default_factory=dict)
+    question_forms: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -100,12 +110,31 @@ def pairs_frame(pairs: Iterable[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(sorted(set(pairs)), columns=["concept", "hypernym"])
 
 
+def question_forms(
+    hypernyms: Iterable[str], forms: Iterable[str], hypernym_set: set[str], source: Path
+) -> dict[str, str]:
+    """hypernym → question form from parallel columns; empty forms are skipped. A hypernym with
+    two forms, or one outside the taxonomy (a typo would otherwise go unnoticed), is an error."""
+    given: dict[str, set[str]] = {}
+    for hypernym, form in zip(hypernyms, forms):
+        if form.strip():
+            given.setdefault(hypernym, set()).add(form.strip())
+    conflicting = {h: sorted(f) for h, f in sorted(given.items()) if len(f) > 1}
+    if conflicting:
+        raise DataError(f"{source}: conflicting question_form values {conflicting}")
+    unknown = sorted(set(given) - hypernym_set)
+    if unknown:
+        raise DataError(f"{source}: question_form for hypernym(s) not in the taxonomy: {unknown[:10]}")
+    return {hypernym: min(values) for hypernym, values in given.items()}
+
+
 # --------------------------------------------------------------------------- things
 
 
 def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
     """THINGS images + THINGSplus categories; `leaf_set: xu2026` takes the leaves and pairs of
-    `inputs["pairs"]` (the paper's 2,040 pairs) instead of every categorised concept."""
+    `inputs["pairs"]` (the paper's 2,040 pairs) instead of every categorised concept. The optional
+    `inputs["hypernym_forms"]` gives question forms (module docstring)."""
     categories = read_table(inputs["categories"], ["category", "uniqueID", "Word"])
     leaf_set = cfg.get("leaf_set", "all")
     if leaf_set == "all":
@@ -118,7 +147,12 @@ def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     words = dict(zip(categories.uniqueID, categories.Word))
     leaves = sorted(set(pairs.concept))
     concepts = [concept_row(c, words.get(c) or lexicon.surface_form(c)) for c in leaves]
-    return DatasetTables(pd.DataFrame(concepts), pairs, images_table(inputs["images"], leaves))
+    forms = {}
+    if "hypernym_forms" in inputs:
+        table = read_table(inputs["hypernym_forms"], ["hypernym", "question_form"])
+        forms = question_forms(table.hypernym, table.question_form, set(pairs.hypernym), inputs["hypernym_forms"])
+    images = images_table(inputs["images"], leaves)
+    return DatasetTables(pd.DataFrame(concepts), pairs, images, question_forms=forms)
 
 
 # --------------------------------------------------------------------------- folder
@@ -142,8 +176,9 @@ def _folder_concept(concept: str, rows: pd.DataFrame) -> dict[str, str]:
 
 def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
     """`images/<concept>/<files>` plus a `concept<TAB>hypernym` TSV (optional `name`, `article`
-    columns; `article` is `a`, `an`, `none` or empty = lexicon). Folders absent from the TSV are
-    excluded (no hypernym); TSV concepts without a folder are an error."""
+    columns; `article` is `a`, `an`, `none` or empty = lexicon; optional `question_form` of the
+    row's hypernym, empty = its name). Folders absent from the TSV are excluded (no hypernym);
+    TSV concepts without a folder are an error."""
     table = read_table(inputs["hypernyms"], ["concept", "hypernym"])
     pairs = pairs_frame(zip(table.concept, table.hypernym))
     leaves = sorted(set(pairs.concept))
@@ -152,8 +187,11 @@ def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     if not root.is_dir():
         raise MissingDataError(f"images folder not found: {root}")
     unlisted = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(leaves))
+    forms = question_forms(
+        table.hypernym, table.get("question_form", [""] * len(table)), set(pairs.hypernym), inputs["hypernyms"]
+    )
     return DatasetTables(
-        pd.DataFrame(concepts), pairs, images_table(root, leaves), dict.fromkeys(unlisted, NO_HYPERNYM)
+        pd.DataFrame(concepts), pairs, images_table(root, leaves), dict.fromkeys(unlisted, NO_HYPERNYM), forms
     )
 
 
@@ -414,8 +452,16 @@ def _write_tables(
     images = images[images.concept.isin(keep)].sort_values("image_id")
     write_tsv(concepts[["concept", "name", "article"]], out_dir / "concepts.tsv")
     write_tsv(pairs[["concept", "hypernym"]], out_dir / "pairs.tsv")
+    write_tsv(hypernyms_frame(sorted(set(pairs.hypernym)), tables.question_forms), out_dir / "hypernyms.tsv")
     write_tsv(images[["image_id", "concept", "path", "split"]], out_dir / "images.tsv")
     write_json(_summary(concepts, pairs, images, excluded, too_few), out_dir / "summary.json")
+
+
+def hypernyms_frame(hypernyms: list[str], forms: Mapping[str, str]) -> pd.DataFrame:
+    """hypernyms.tsv: each hypernym's question form (its own name unless given) and the article
+    of that form."""
+    rows = [(h, forms.get(h, h), lexicon.indefinite_article(forms.get(h, h))) for h in hypernyms]
+    return pd.DataFrame(rows, columns=["hypernym", "question_form", "article"])
 
 
 def _load_wordnet(inputs: Mapping[str, Path]) -> WordNet:
@@ -431,11 +477,12 @@ def build_dataset(
     out_dir: Path,
     wordnet: WordNet | None = None,
 ) -> None:
-    """Read the configured dataset kind and write concepts/pairs/images tables + summary.json.
+    """Read the configured dataset kind and write concepts/pairs/hypernyms/images tables + summary.json.
 
     `inputs` (resolved paths) per `dataset_cfg["kind"]`:
     - `things`: `images` (`<concept>/*.jpg` tree), `categories` (THINGSplus
-      category53_longFormat.tsv), `pairs` (leaf–hypernym TSV, used when `leaf_set: xu2026`);
+      category53_longFormat.tsv), `pairs` (leaf–hypernym TSV, used when `leaf_set: xu2026`),
+      optionally `hypernym_forms` (`hypernym`, `question_form` TSV);
     - `folder`: `images` (`<concept>/<image files>` tree), `hypernyms` (`concept<TAB>hypernym` TSV);
     - `tuxpaint`: `stamps` (the extracted stamps folder, category folders at its top),
       `nltk_data` (nltk data dir with corpora/wordnet; unused when `wordnet` is passed).

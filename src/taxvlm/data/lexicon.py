@@ -4,9 +4,10 @@ The rules are deliberately small and documented rather than linguistically compl
 needs something else states it explicitly (the `folder` TSV's `article` column).
 
 - No article for mass nouns and plural-only / plural surface forms (`Is there food ...`,
-  `Is there scissors ...`): the head (last word) of the name is looked up in `NO_ARTICLE_HEADS`; a
+  `Is there scissors ...`): the head of the name is looked up in `NO_ARTICLE_HEADS`; a
   head ending in `s` counts as plural unless it ends in `ss`/`us`/`is`/`os` or is listed in
-  `SINGULAR_S_HEADS` (`bus`, `walrus`, `canvas`, ...).
+  `SINGULAR_S_HEADS` (`bus`, `walrus`, `canvas`, ...). The head is the last word, or in an
+  `X of Y` form the last word before `of` (`an item of clothing`, `a pair of scissors`).
 - Otherwise `an` before a written vowel, except words that start with a consonant sound
   (`A_WORD_PREFIXES`: uni-, eu-, one ...) and `a` before a consonant, except silent-h words
   (`AN_WORD_PREFIXES`: hour, honest ...).
@@ -41,9 +42,17 @@ def surface_form(concept_id: str) -> str:
     return concept_id.rstrip("0123456789").replace("_", " ").strip()
 
 
+def head_word(name: str) -> str:
+    """The word that decides the article: the last one, or the last before `of` (`item of clothing`)."""
+    words = name.lower().split()
+    if "of" in words[1:]:
+        words = words[: words.index("of", 1)]
+    return words[-1].split("-")[-1]
+
+
 def takes_no_article(name: str) -> bool:
-    """True for mass nouns and plural surface forms, judged by the head (last word) of the name."""
-    head = name.lower().split()[-1].split("-")[-1]
+    """True for mass nouns and plural surface forms, judged by the head of the name."""
+    head = head_word(name)
     if head in NO_ARTICLE_HEADS:
         return True
     if head in SINGULAR_S_HEADS or head.endswith(_SINGULAR_S_ENDINGS):

@@ -5,7 +5,10 @@ Removal is about the question leaf s (a hypernym question goes when its (s, hype
 removed), so under a shuffle the removed questions travel to σ(s)'s images with the rest.
 - train: train-split images × (all leaf questions + hypernym questions that survive);
 - test_seen / test_unseen: test-split images × surviving / removed hypernym questions;
-- test_leaf: test-split images × leaf questions. Validation images are not used here.
+- test_leaf: test-split images × leaf questions;
+- val_leaf: validation-split images × leaf questions, the only table that model choices (training
+  length, learning rate) may be made on: it holds trained questions on unseen images, never a
+  held-out hypernym.
 Rows are sorted by (image_id, question_id); `row_id` = `<image_id>|<question_id>`, so the same
 row has the same id in every condition.
 """
@@ -24,7 +27,7 @@ from taxvlm.data.shuffles import shuffle_map
 from taxvlm.io import write_json, write_tsv
 
 COLUMNS = ["row_id", "image_id", "image_concept", "question_id", "leaf", "kind", "asked", "answer", "text"]
-TABLES = ("train", "test_seen", "test_unseen", "test_leaf")
+TABLES = ("train", "test_seen", "test_unseen", "test_leaf", "val_leaf")
 
 
 def _attach(questions: pd.DataFrame, images: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -38,7 +41,7 @@ def _attach(questions: pd.DataFrame, images: pd.DataFrame, split: str) -> pd.Dat
 def condition_tables(
     questions: pd.DataFrame, images: pd.DataFrame, sigma: Mapping[str, str], removed: Removal
 ) -> dict[str, pd.DataFrame]:
-    """The four tables of one (condition, shuffle)."""
+    """The five tables of one (condition, shuffle)."""
     questions = questions.assign(image_concept=questions.leaf.map(sigma))
     is_leaf = questions.kind == "leaf"
     gone = pd.Series(
@@ -50,6 +53,7 @@ def condition_tables(
         "test_seen": _attach(questions[~is_leaf & ~gone], images, "test"),
         "test_unseen": _attach(questions[gone], images, "test"),
         "test_leaf": _attach(questions[is_leaf], images, "test"),
+        "val_leaf": _attach(questions[is_leaf], images, "val"),
     }
 
 

@@ -1,11 +1,21 @@
 """Leaf and hypernym yes/no questions with seeded negatives (protocol §2).
 
-- leaf: every leaf gets a positive (its own name) and one fixed negative leaf.
+- leaf: every leaf gets a positive (its own name) and one fixed negative leaf. The negatives are
+  one-to-one: every leaf is some other leaf's negative exactly once, so no leaf name is always
+  'Yes' and the text alone cannot answer a leaf question. **Decision (how it is drawn):** one seeded
+  permutation of the leaves; the assignments that are allowed are kept, and every other leaf gets
+  its negative along a shortest alternating path (breadth-first, candidates in a seeded order)
+  that re-assigns leaves on the way. Such a path exists whenever a complete assignment does
+  (Berge), so a failure proves none exists and is a `DataError`.
 - hypernym: every positive (leaf, h) pair gets a positive question and is matched with one negative
   hypernym the leaf does not belong to (drawn without replacement per leaf, so a leaf never gets the
   same negative twice; a leaf belonging to nearly every hypernym may get fewer negatives).
-- A negative is never a name that is true of the leaf: its own surface form or one of its
-  hypernyms (THINGS has leaves that share a name, and a leaf name can equal a hypernym name).
+- A negative is never a name that is true of the leaf: its own surface form, one of its hypernyms
+  (by category name or question form), or another leaf with the same surface form (THINGS has
+  leaves that share a name, and a leaf name can equal a hypernym name).
+- Hypernyms are asked with their question form from `hypernyms.tsv` (e.g. `part of car` is asked
+  as "Is there a car part in this image?"), while `asked` and `target` keep the category name, so
+  every report groups by the taxonomy's own names.
 
 Besides the columns of docs/architecture.md, `questions.tsv` has `target`: the positive target a
 question is matched with (the leaf id for leaf questions, the positive hypernym for hypernym
@@ -15,19 +25,21 @@ questions), which pair-level deprivation needs to drop a pair's negative with it
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from taxvlm.data.errors import read_table
+from taxvlm.data.errors import DataError, read_table
 from taxvlm.data.lexicon import indefinite_article, question_text
 from taxvlm.io import write_tsv
 from taxvlm.seeding import rng
 
 DEFAULT_TEMPLATE = "Is there {article} {name} in this image?"
 COLUMNS = ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
+HYPERNYM_COLUMNS = ["hypernym", "question_form", "article"]
 
 
 def _row(leaf: str, kind: str, target: str, answer: str, asked: str, text: str) -> dict[str, str]:
@@ -37,68 +49,149 @@ def _row(leaf: str, kind: str, target: str, answer: str, asked: str, text: str) 
     }
 
 
-class _Taxonomy:
-    """Names, articles and hypernym sets, indexed for question generation."""
+def _hypernym_forms(hypernyms: pd.DataFrame | None, names: list[str]) -> dict[str, tuple[str, str]]:
+    """hypernym → (question form, article); without a table every hypernym is asked by its own name."""
+    if hypernyms is None:
+        return {name: (name, indefinite_article(name)) for name in names}
+    forms = {row.hypernym: (row.question_form, row.article) for row in hypernyms.itertuples()}
+    missing = sorted(set(names) - set(forms))
+    if missing:
+        raise DataError(f"hypernyms table: no question form for hypernym(s) {missing[:10]}")
+    return forms
 
-    def __init__(self, concepts: pd.DataFrame, pairs: pd.DataFrame) -> None:
+
+class _Taxonomy:
+    """Names, articles, hypernym sets and question forms, indexed for question generation."""
+
+    def __init__(self, concepts: pd.DataFrame, pairs: pd.DataFrame, hypernyms: pd.DataFrame | None) -> None:
         self.names = dict(zip(concepts.concept, concepts.name))
         self.articles = dict(zip(concepts.concept, concepts.article))
         self.leaves = sorted(self.names)
         self.hypernyms = sorted(set(pairs.hypernym))
+        self.forms = _hypernym_forms(hypernyms, self.hypernyms)
         self.of_leaf = {leaf: sorted(group) for leaf, group in pairs.groupby("concept").hypernym}
+        self._true = {leaf: self._true_names(leaf) for leaf in self.leaves}
 
-    def true_names(self, leaf: str) -> set[str]:
-        """Every name a Yes answer is correct for on an image of `leaf`."""
-        return {self.names[leaf], *self.of_leaf.get(leaf, [])}
+    def _true_names(self, leaf: str) -> frozenset[str]:
+        of_leaf = self.of_leaf.get(leaf, [])
+        return frozenset({self.names[leaf], *of_leaf, *(self.forms[h][0] for h in of_leaf)})
+
+    def is_true(self, leaf: str, name: str) -> bool:
+        """Whether a Yes answer to a question naming `name` is correct on an image of `leaf`."""
+        return name in self._true[leaf]
+
+    def may_negate(self, leaf: str, other: str) -> bool:
+        """Whether leaf `other` can be `leaf`'s negative: another leaf whose name is not true of it."""
+        return other != leaf and not self.is_true(leaf, self.names[other])
+
+    def hypernym_text(self, template: str, hypernym: str) -> str:
+        form, article = self.forms[hypernym]
+        return question_text(template, article, form)
 
 
-def leaf_questions(tax: _Taxonomy, leaf: str, template: str, seed: int) -> list[dict[str, str]]:
-    """The positive leaf question and its one fixed negative leaf."""
+def _augment(
+    tax: _Taxonomy, start: str, order: list[str], assigned: dict[str, str], holder: dict[str, str]
+) -> bool:
+    """Give `start` a negative along a shortest alternating path; False when there is none."""
+    reached_from: dict[str, str] = {}  # negative → the leaf that reached it
+    queue, visited = deque([start]), {start}
+    while queue:
+        leaf = queue.popleft()
+        for other in order:
+            if other in reached_from or not tax.may_negate(leaf, other):
+                continue
+            reached_from[other] = leaf
+            if other not in holder:
+                _reassign_path(other, start, reached_from, assigned, holder)
+                return True
+            if holder[other] not in visited:
+                visited.add(holder[other])
+                queue.append(holder[other])
+    return False
+
+
+def _reassign_path(
+    free: str, start: str, reached_from: dict[str, str], assigned: dict[str, str], holder: dict[str, str]
+) -> None:
+    """Shift every negative along the path that ends at the unassigned negative `free`."""
+    negative = free
+    while True:
+        leaf = reached_from[negative]
+        previous = assigned.get(leaf)
+        assigned[leaf], holder[negative] = negative, leaf
+        if leaf == start:
+            return
+        negative = previous
+
+
+def negative_leaves(tax: _Taxonomy, seed: int) -> dict[str, str]:
+    """leaf → its negative leaf: one-to-one, no leaf its own negative, never a name true of it."""
+    generator = rng(seed, "negative_leaves")
+    leaves = tax.leaves
+    drawn = [leaves[i] for i in generator.permutation(len(leaves))]
+    order = [leaves[i] for i in generator.permutation(len(leaves))]
+    assigned = {leaf: other for leaf, other in zip(leaves, drawn) if tax.may_negate(leaf, other)}
+    holder = {other: leaf for leaf, other in assigned.items()}
+    for leaf in leaves:
+        if leaf not in assigned and not _augment(tax, leaf, order, assigned, holder):
+            raise DataError(
+                f"leaf negatives: no one-to-one assignment of {len(leaves)} leaves gives {leaf!r} "
+                f"(named {tax.names[leaf]!r}) a negative leaf whose name is not true of it"
+            )
+    return assigned
+
+
+def leaf_questions(tax: _Taxonomy, leaf: str, negative: str, template: str) -> list[dict[str, str]]:
+    """The positive leaf question and the one asking about its negative leaf."""
     text = question_text(template, tax.articles[leaf], tax.names[leaf])
-    rows = [_row(leaf, "leaf", leaf, "Yes", leaf, text)]
-    candidates = [other for other in tax.leaves if tax.names[other] not in tax.true_names(leaf)]
-    if candidates:
-        other = candidates[int(rng(seed, "negative_leaf", leaf).integers(len(candidates)))]
-        text = question_text(template, tax.articles[other], tax.names[other])
-        rows.append(_row(leaf, "leaf", leaf, "No", other, text))
-    return rows
+    negative_text = question_text(template, tax.articles[negative], tax.names[negative])
+    return [_row(leaf, "leaf", leaf, "Yes", leaf, text), _row(leaf, "leaf", leaf, "No", negative, negative_text)]
 
 
 def hypernym_questions(tax: _Taxonomy, leaf: str, template: str, seed: int) -> list[dict[str, str]]:
     """A positive question per hypernym of the leaf, each matched with a distinct negative hypernym."""
     positives = tax.of_leaf.get(leaf, [])
-    candidates = [h for h in tax.hypernyms if h not in tax.true_names(leaf)]
+    candidates = [h for h in tax.hypernyms if not tax.is_true(leaf, h) and not tax.is_true(leaf, tax.forms[h][0])]
     order = rng(seed, "negative_hypernym", leaf).permutation(len(candidates))
     rows = []
     for index, hypernym in enumerate(positives):
-        text = question_text(template, indefinite_article(hypernym), hypernym)
-        rows.append(_row(leaf, "hypernym", hypernym, "Yes", hypernym, text))
+        rows.append(_row(leaf, "hypernym", hypernym, "Yes", hypernym, tax.hypernym_text(template, hypernym)))
         if index < len(candidates):
             negative = candidates[order[index]]
-            text = question_text(template, indefinite_article(negative), negative)
-            rows.append(_row(leaf, "hypernym", hypernym, "No", negative, text))
+            rows.append(_row(leaf, "hypernym", hypernym, "No", negative, tax.hypernym_text(template, negative)))
     return rows
 
 
 def make_questions(
-    concepts: pd.DataFrame, pairs: pd.DataFrame, questions_cfg: Mapping[str, Any]
+    concepts: pd.DataFrame,
+    pairs: pd.DataFrame,
+    questions_cfg: Mapping[str, Any],
+    hypernyms: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """All questions of all leaves, sorted by question id."""
-    tax = _Taxonomy(concepts, pairs)
+    """All questions of all leaves, sorted by question id. `hypernyms` (the columns of
+    `hypernyms.tsv`) gives each hypernym's question form; None asks every hypernym by its name."""
+    tax = _Taxonomy(concepts, pairs, hypernyms)
     template = questions_cfg.get("template", DEFAULT_TEMPLATE)
     seed = int(questions_cfg.get("seed", 0))
+    negatives = negative_leaves(tax, seed)
     rows = [
         row
         for leaf in tax.leaves
-        for row in leaf_questions(tax, leaf, template, seed) + hypernym_questions(tax, leaf, template, seed)
+        for row in leaf_questions(tax, leaf, negatives[leaf], template)
+        + hypernym_questions(tax, leaf, template, seed)
     ]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("question_id", ignore_index=True)
 
 
 def build_questions(
-    concepts_tsv: Path, pairs_tsv: Path, questions_cfg: Mapping[str, Any], out_path: Path
+    concepts_tsv: Path,
+    pairs_tsv: Path,
+    hypernyms_tsv: Path,
+    questions_cfg: Mapping[str, Any],
+    out_path: Path,
 ) -> None:
-    """Write questions.tsv from concepts.tsv and pairs.tsv."""
+    """Write questions.tsv from concepts.tsv, pairs.tsv and hypernyms.tsv."""
     concepts = read_table(concepts_tsv, ["concept", "name", "article"])
     pairs = read_table(pairs_tsv, ["concept", "hypernym"])
-    write_tsv(make_questions(concepts, pairs, questions_cfg), out_path)
+    hypernyms = read_table(hypernyms_tsv, HYPERNYM_COLUMNS)
+    write_tsv(make_questions(concepts, pairs, questions_cfg, hypernyms), out_path)

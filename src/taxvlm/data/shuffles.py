@@ -3,12 +3,16 @@ the images of σ(s).
 
 - `original`: σ = identity.
 - `across`: a seeded uniform random derangement of all leaves (rejection sampling).
-- `within`: leaves are grouped by their exact hypernym set and deranged inside each group.
-  A group of one leaf cannot be deranged, so singleton groups are folded, one at a time in sorted
-  order, into the best other group: **decision** — prefer a group whose hypernym set is a superset
-  (the smallest such set: the most specific one), then a subset (the largest), then the largest
-  overlap; ties go to the smaller set, then the alphabetically first set. The merged group keeps
-  the target's hypernym set as its label, so the folding repeats until no singleton is left.
+- `within` (as the paper's code does it): leaves are grouped by their exact hypernym set. A group
+  of one leaf cannot be deranged, so each singleton moves into the most specific existing
+  non-singleton group whose hypernym set is a subset of its own (most specific = the largest
+  set; ties go to the group with the fewest members, then to the alphabetically first set).
+  Targets are the groups of the exact grouping, so the order in which singletons move does not
+  matter. Leaves with no such group are orphans and are deranged among themselves. **Decision
+  (a lone orphan):** it joins a 3-cycle: a seeded 2-cycle a ↔ b of the grouped derangement
+  becomes a → orphan → b → a (a seeded leaf a of any cycle when no 2-cycle exists, which
+  lengthens that cycle by one). Each group, with the singletons moved into it, is deranged
+  inside itself; an image keeps its hypernym set unless a singleton or an orphan is involved.
 Every map is checked to be one-to-one and, except `original`, to have no fixed point.
 """
 
@@ -37,30 +41,56 @@ def derangement(items: Sequence[str], generator: np.random.Generator) -> dict[st
             return {items[i]: items[j] for i, j in enumerate(order)}
 
 
-def _fold_key(label: frozenset[str], other: frozenset[str]) -> tuple:
-    """Sort key for where a singleton with hypernym set `label` goes (smallest key wins)."""
-    if other > label:
-        preference = (0, len(other))
-    elif other < label:
-        preference = (1, -len(other))
-    else:
-        preference = (2, -len(label & other), len(other))
-    return (*preference, sorted(other))
+def _fold_target(label: frozenset[str], groups: Mapping[frozenset[str], list[str]]) -> frozenset[str] | None:
+    """The group a singleton with hypernym set `label` moves into, None for an orphan."""
+    subsets = [other for other, members in groups.items() if len(members) > 1 and other < label]
+    if not subsets:
+        return None
+    return min(subsets, key=lambda other: (-len(other), len(groups[other]), sorted(other)))
 
 
-def within_groups(pairs: pd.DataFrame) -> list[Group]:
-    """Groups of leaves sharing a hypernym set, with singletons folded (module docstring)."""
+def within_groups(pairs: pd.DataFrame) -> tuple[list[Group], list[str]]:
+    """Groups of leaves sharing a hypernym set with the singletons moved in, and the orphans
+    (module docstring)."""
     sets = pairs.groupby("concept").hypernym.apply(frozenset)
-    members: dict[frozenset[str], list[str]] = {}
+    exact: dict[frozenset[str], list[str]] = {}
     for leaf, label in sorted(sets.items()):
-        members.setdefault(label, []).append(str(leaf))
-    groups = sorted(members.items(), key=lambda group: sorted(group[0]))
-    while len(groups) > 1 and (singletons := [g for g in groups if len(g[1]) == 1]):
-        label, lonely = min(singletons, key=lambda group: (len(group[0]), sorted(group[0])))
-        others = [g for g in groups if g[0] != label]
-        target = min(others, key=lambda group: _fold_key(label, group[0]))
-        groups = [g for g in others if g[0] != target[0]] + [(target[0], sorted(target[1] + lonely))]
-    return sorted(groups, key=lambda group: sorted(group[0]))
+        exact.setdefault(label, []).append(str(leaf))
+    merged = {label: list(members) for label, members in exact.items() if len(members) > 1}
+    orphans = []
+    for label, members in exact.items():
+        if len(members) == 1:
+            target = _fold_target(label, exact)
+            if target is None:
+                orphans += members
+            else:
+                merged[target] += members
+    groups = [(label, sorted(members)) for label, members in merged.items()]
+    return sorted(groups, key=lambda group: sorted(group[0])), sorted(orphans)
+
+
+def _add_lone_orphan(mapping: dict[str, str], orphan: str, generator: np.random.Generator) -> None:
+    """Put the one orphan into a 3-cycle made from a 2-cycle (module docstring)."""
+    if not mapping:
+        raise DataError(f"within shuffle: the only leaf {orphan!r} cannot be deranged")
+    leaves = sorted(mapping)
+    two_cycles = [leaf for leaf in leaves if mapping[mapping[leaf]] == leaf]
+    candidates = two_cycles or leaves
+    leaf = candidates[int(generator.integers(len(candidates)))]
+    mapping[orphan], mapping[leaf] = mapping[leaf], orphan
+
+
+def within_map(pairs: pd.DataFrame, seed: int) -> dict[str, str]:
+    """σ for `within`: derangements inside the groups and among the orphans."""
+    groups, orphans = within_groups(pairs)
+    mapping: dict[str, str] = {}
+    for label, members in groups:
+        mapping.update(derangement(members, rng(seed, "within", *sorted(label))))
+    if len(orphans) == 1:
+        _add_lone_orphan(mapping, orphans[0], rng(seed, "within", "lone orphan"))
+    elif orphans:
+        mapping.update(derangement(orphans, rng(seed, "within", "orphans")))
+    return mapping
 
 
 def check_derangement(mapping: Mapping[str, str], allow_fixed_points: bool = False) -> None:
@@ -81,9 +111,7 @@ def shuffle_map(shuffle: str, pairs: pd.DataFrame, shuffles_cfg: Mapping[str, An
     elif shuffle == "across":
         mapping = derangement(leaves, rng(seed, "across"))
     elif shuffle == "within":
-        mapping = {}
-        for label, members in within_groups(pairs):
-            mapping.update(derangement(members, rng(seed, "within", *sorted(label))))
+        mapping = within_map(pairs, seed)
     else:
         raise DataError(f"shuffle {shuffle!r}: unknown; use one of {list(SHUFFLES)}")
     check_derangement(mapping, allow_fixed_points=shuffle == "original")

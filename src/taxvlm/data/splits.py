@@ -3,7 +3,13 @@
 **Decision (rounding):** the counts of a concept with n images are the largest-remainder
 (Hamilton) apportionment of n by the fractions: every split gets floor(n·f), and the images left
 over go one each to the splits with the largest remainders (ties: larger fraction first, then
-train, val, test). With 70/5/25 this gives 8/1/3 for 12 images and 1/0/1 for 2.
+train, val, test).
+**Decision (minimum of one):** when n is at least the number of splits with a positive fraction,
+every such split gets at least one image; a split the apportionment left empty takes one from
+the split with the most images (ties: train, val, test). The validation split exists to choose
+training length and learning rate on leaf questions, so it must not be empty for the few views
+of a Tux Paint stamp. With 70/5/25 this gives 5/1/2 for 8 images, 2/1/1 for 4 and 1/0/1 for 2;
+every n ≥ 12 (all of THINGS) is the plain apportionment (8/1/3 for 12).
 A concept is usable only if it gets at least one train and one test image and has at least
 `min_images` images; the others are excluded by the dataset builder with a warning.
 Which images land where: the sorted file names are permuted by `rng(seed, "split", concept)`,
@@ -36,7 +42,8 @@ def fractions_from(split_cfg: Mapping) -> dict[str, float]:
 
 
 def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
-    """Largest-remainder apportionment of n images (see the module docstring)."""
+    """Largest-remainder apportionment of n images with a minimum of one per used split
+    (see the module docstring)."""
     exact = {name: n * fractions[name] for name in SPLITS}
     counts = {name: math.floor(exact[name]) for name in SPLITS}
     by_remainder = sorted(
@@ -44,6 +51,13 @@ def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
     )
     for name in by_remainder[: n - sum(counts.values())]:
         counts[name] += 1
+    used = [name for name in SPLITS if fractions[name] > 0]
+    if n >= len(used):
+        for name in used:
+            if counts[name] == 0:
+                donor = max(SPLITS, key=lambda other: (counts[other], -SPLITS.index(other)))
+                counts[donor] -= 1
+                counts[name] += 1
     return counts
 
 
