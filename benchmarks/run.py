@@ -55,8 +55,8 @@ from taxvlm.train import batch_loss, epoch_order
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "results/data/images.tsv"
 COND = ROOT / "results/conditions/none/original"
-REAL_ENCODER = {"source": "timm", "name": "tf_efficientnet_lite0", "features": "pooled", "image_size": 224}
-TINY_ENCODER = {"source": "timm", "name": "test_efficientnet", "features": "pooled", "image_size": 64}
+REAL_ENCODER = {"source": "timm", "name": "tf_efficientnet_lite0", "layer": "final", "features": "pooled", "image_size": 224}
+TINY_ENCODER = {"source": "timm", "name": "test_efficientnet", "layer": "final", "features": "pooled", "image_size": 64}
 DINO_ENCODER = {"source": "hf", "layer": -2, "features": "tokens", "image_size": 224}  # 256 patch tokens
 TINY_DINO = {"image_size": 56, "hidden_size": 32, "seed": 0}  # 16 patch tokens
 DINO_S = {"image_size": 224, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "mlp_ratio": 4,

@@ -1,4 +1,5 @@
-"""Visual coherence against a direct O(n²) computation, and the shuffles' expected effect on it."""
+"""Visual coherence (raw and mean-centred) against a direct O(n²) computation, and the shuffles'
+expected effect on it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from taxvlm.analysis.coherence import coherence_correlations, coherence_table, mean_pairwise_cosine
+from taxvlm.analysis.coherence import CENTERINGS, coherence_correlations, coherence_table, mean_pairwise_cosine
 from taxvlm.io import write_tsv
 
 CATEGORIES = {"animal": ["a1", "a2", "a3"], "tool": ["t1", "t2", "t3"], "food": ["f1", "f2", "f3"]}
@@ -29,11 +30,12 @@ def test_mean_pairwise_cosine_matches_loop():
     assert np.isnan(mean_pairwise_cosine(unit[:1]))
 
 
-@pytest.fixture
-def world(tmp_path):
-    """Three visually separated categories: each image = its category's direction + noise."""
+def _make_world(tmp_path, offset: float = 0.0):
+    """Three visually separated categories: each image = `offset` (a shared positive component, as in
+    non-negative CNN features) + its category's direction + noise."""
     rng = np.random.default_rng(0)
     directions = {category: rng.normal(size=16) * 3 for category in CATEGORIES}
+    common = offset * np.abs(rng.normal(size=16))
     image_rows, tokens = [], []
     for category, members in CATEGORIES.items():
         for leaf in members:
@@ -46,7 +48,7 @@ def world(tmp_path):
                         "split": "test" if k == 4 else "train",
                     }
                 )
-                tokens.append(directions[category] + rng.normal(size=(3, 16)))
+                tokens.append(common + directions[category] + rng.normal(size=(3, 16)))
     features = tmp_path / "enc.pt"
     torch.save(
         {
@@ -72,6 +74,11 @@ def world(tmp_path):
     return tmp_path, features, np.stack(tokens), pd.DataFrame(image_rows)
 
 
+@pytest.fixture
+def world(tmp_path):
+    return _make_world(tmp_path)
+
+
 def _table(world) -> pd.DataFrame:
     tmp_path, features, _, _ = world
     maps = {name: tmp_path / f"{name}.tsv" for name in ("original", "within", "across")}
@@ -80,19 +87,35 @@ def _table(world) -> pd.DataFrame:
 
 def test_coherence_matches_direct_computation_on_training_images(world):
     _, _, tokens, images = world
-    table = _table(world).set_index(["shuffle", "category"])
+    table = _table(world).set_index(["centering", "shuffle", "category"])
     pooled = torch.tensor(tokens, dtype=torch.float16).float().mean(dim=1).numpy()
+    train = images.index[images["split"] == "train"]
+    centred = pooled - pooled[train].mean(axis=0)  # the mean of every training image, all categories
     for category, members in CATEGORIES.items():
         rows = images.index[images["concept"].isin(members) & (images["split"] == "train")]
-        row = table.loc[("original", category)]
-        assert row["coherence"] == pytest.approx(_direct_coherence(pooled[rows]), abs=1e-5)
-        assert (row["n_leaves"], row["n_images"]) == (3, 12)
+        raw_row, centred_row = table.loc[("raw", "original", category)], table.loc[("centred", "original", category)]
+        assert raw_row["coherence"] == pytest.approx(_direct_coherence(pooled[rows]), abs=1e-5)
+        assert centred_row["coherence"] == pytest.approx(_direct_coherence(centred[rows]), abs=1e-5)
+        assert (raw_row["n_leaves"], raw_row["n_images"]) == (3, 12)
 
 
-def test_across_lowers_coherence_and_within_keeps_it(world):
-    table = _table(world).pivot(index="category", columns="shuffle", values="coherence")
+@pytest.mark.parametrize("centering", CENTERINGS)
+def test_across_lowers_coherence_and_within_keeps_it(world, centering):
+    table = _table(world)
+    table = table[table["centering"] == centering].pivot(index="category", columns="shuffle", values="coherence")
     assert (table["across"] < table["original"] - 0.2).all()
     assert np.allclose(table["within"], table["original"])  # same image set, permuted among members
+
+
+def test_centring_separates_categories_that_raw_cosines_hide(tmp_path):
+    """A large shared component makes every raw cosine near 1 whatever the shuffle; subtracting the
+    mean training feature recovers the categories (the issue-13 pattern: 0.79/0.77 raw → 0.28/0.14)."""
+    table = _table(_make_world(tmp_path, offset=40.0))
+    mean = table.groupby(["centering", "shuffle"])["coherence"].mean()
+    assert mean[("raw", "original")] > 0.95 and mean[("raw", "across")] > 0.95
+    assert mean[("raw", "original")] - mean[("raw", "across")] < 0.05
+    assert mean[("centred", "original")] > 0.5
+    assert mean[("centred", "original")] - mean[("centred", "across")] > 0.4
 
 
 def test_coherence_correlations_per_run(world):
@@ -105,12 +128,15 @@ def test_coherence_correlations_per_run(world):
             "condition": "full",
             "shuffle": "original",
             "seed": 7,
+            "rule": "absolute",
             "test_set": "unseen",
             "category": list(CATEGORIES),
             "macro_f1": [0.9, 0.5, 0.7],
         }
     )
-    result = coherence_correlations(coherence, metrics)
-    assert len(result) == 1 and result["n"].iloc[0] == 3
-    expected = coherence[coherence["shuffle"] == "original"].set_index("category").loc[list(CATEGORIES), "coherence"]
-    assert result["pearson_r"].iloc[0] == pytest.approx(np.corrcoef(expected, [0.9, 0.5, 0.7])[0, 1])
+    result = coherence_correlations(coherence, metrics).set_index("centering")
+    assert sorted(result.index) == sorted(CENTERINGS) and (result["n"] == 3).all()
+    for centering in CENTERINGS:
+        own = coherence[(coherence["shuffle"] == "original") & (coherence["centering"] == centering)]
+        expected = own.set_index("category").loc[list(CATEGORIES), "coherence"]
+        assert result.loc[centering, "pearson_r"] == pytest.approx(np.corrcoef(expected, [0.9, 0.5, 0.7])[0, 1])

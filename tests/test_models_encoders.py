@@ -45,17 +45,55 @@ def _encode(encoder, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Ten
     "name, layer, tokens, dim",
     [
         ("test_vit", -2, 100, 64),  # 160 px / 16 px patches, prefix (CLS) dropped
-        ("test_efficientnet", None, 25, 256),
-    ],  # final 5×5 map of the conv head, flattened
+        ("test_efficientnet", "final", 25, 256),  # final 5×5 map of the conv head, flattened
+    ],
 )
-def test_timm_shapes(tmp_path: Path, name: str, layer: int | None, tokens: int, dim: int) -> None:
+def test_timm_shapes(tmp_path: Path, name: str, layer: int | str, tokens: int, dim: int) -> None:
     build_tiny_timm(tmp_path / name, {"name": name, "seed": 0})
-    spec = {"source": "timm", "name": name, **({"layer": layer} if layer is not None else {})}
-    encoder = load_encoder(spec, tmp_path / name)
+    encoder = load_encoder({"source": "timm", "name": name, "layer": layer}, tmp_path / name)
     tok, pooled = _encode(encoder, _images())
     assert tok.shape == (3, tokens, dim) and pooled.shape == (3, dim)
-    torch.testing.assert_close(pooled, tok.mean(1))
+    torch.testing.assert_close(pooled, tok.mean(1))  # a CNN's pre-logits = global average of its final map
     assert not any(p.requires_grad for p in encoder.model.parameters())
+
+
+@pytest.mark.parametrize(
+    "name, image_size, dim", [("test_efficientnet", None, 256), ("tf_efficientnet_lite0", 64, 1280)]
+)
+def test_timm_final_layer_is_the_pre_logits_features(
+    tmp_path: Path, name: str, image_size: int | None, dim: int
+) -> None:
+    """`layer: final` gives the classifier's input (1280-d for EfficientNet-Lite0), not an inner block
+    (its block -2 has 112 channels there), and the features file records it."""
+    build_tiny_timm(tmp_path / name, {"name": name, "seed": 0})
+    spec = {"source": "timm", "name": name, "layer": "final", **({"image_size": image_size} if image_size else {})}
+    encoder = load_encoder(spec, tmp_path / name)
+    tok, pooled = _encode(encoder, _images(2))
+    with torch.inference_mode():
+        pixels = torch.stack([encoder.preprocess(im) for im in _images(2)])
+        pre_logits = encoder.model.forward_head(encoder.model.forward_features(pixels), pre_logits=True)
+    assert pooled.shape == (2, dim) == pre_logits.shape and tok.shape[-1] == dim == encoder.model.num_features
+    torch.testing.assert_close(pooled, pre_logits)
+    inner, _ = _encode(load_encoder({**spec, "layer": -2}, tmp_path / name), _images(2))
+    assert inner.shape[-1] < dim
+    assert encoder.meta["layer"] == "final" and encoder.meta["pooled"] == "forward_head(pre_logits=True)"
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        (
+            {"source": "timm", "name": "test_efficientnet"},
+            "'layer' is None; a timm encoder needs an integer block index or 'final'",
+        ),
+        ({"source": "hf", "layer": "final"}, "'layer' is 'final'; a hf encoder needs an integer block index"),
+        ({"source": "open_clip", "name": "x", "layer": "-2"}, "'layer' is '-2'"),
+    ],
+)
+def test_layer_must_be_stated(spec: dict, match: str) -> None:
+    """No source-independent default: the role of the encoder decides the layer, so the spec says it."""
+    with pytest.raises(ValueError, match=match):
+        load_encoder(spec, None)
 
 
 def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
@@ -95,7 +133,7 @@ def test_open_clip_local_file(tmp_path: Path) -> None:
     open_clip.add_model_config(tmp_path / "cfg")
     (tmp_path / "w").mkdir()
     torch.save(open_clip.create_model("taxvlm-tiny-clip").state_dict(), tmp_path / "w" / "open_clip_model.pt")
-    encoder = load_encoder({"source": "open_clip", "name": "taxvlm-tiny-clip"}, tmp_path / "w")
+    encoder = load_encoder({"source": "open_clip", "name": "taxvlm-tiny-clip", "layer": -2}, tmp_path / "w")
     tok, pooled = _encode(encoder, _images(2))
     assert tok.shape == (2, 16, 32) and pooled.shape == (2, 24)  # block -2 patch tokens; contrastive embedding
 
@@ -119,6 +157,18 @@ def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert cache["meta"]["spec"] == spec and cache["meta"]["image_size"] == [56, 56]
     tok, _ = _encode(load_encoder(spec, tmp_path / "dino"), [Image.open(f"img/{ids[0].replace('/', '_')}.png")])
     torch.testing.assert_close(cache["tokens"][0].float(), tok[0], atol=2e-3, rtol=2e-3)
+
+
+def test_feature_cache_records_the_layer_and_feature_dim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run outputs say which features a projector was trained on: layer and [tokens, dim]."""
+    monkeypatch.chdir(tmp_path)
+    _write_images(tmp_path, ["a/a_0", "b/b_0"])
+    build_tiny_timm(tmp_path / "cnn", {"name": "test_efficientnet", "seed": 0})
+    spec = {"source": "timm", "name": "test_efficientnet", "layer": "final", "features": "pooled"}
+    extract_features(spec, tmp_path / "cnn", Path("images.tsv"), Path("features.pt"), batch_size=2, device="cpu")
+    cache = torch.load(tmp_path / "features.pt", weights_only=True)
+    assert cache["meta"]["layer"] == "final" and cache["meta"]["spec"]["layer"] == "final"
+    assert cache["meta"]["token_shape"] == [25, 256] and cache["pooled"].shape == (2, 256)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path needs a CUDA device")

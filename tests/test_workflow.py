@@ -68,7 +68,7 @@ def _job_count(plan: str, rule: str) -> int:
     [
         ("trainig: {lr: 0.1}\n", "config: Additional properties are not allowed ('trainig' was unexpected)"),
         ("training: {lr: fast}\n", "config.training.lr: 'fast' is not of type 'number'"),
-        ("encoders: {bad: {source: hub}}\n", "config.encoders.bad.source: 'hub' is not one of"),
+        ("encoders: {bad: {source: hub, layer: -2}}\n", "config.encoders.bad.source: 'hub' is not one of"),
         (
             "experiments: [{encoders: [nope], lms: [smollm2_135m], inits: [pretrained],"
             " conditions: [none], shuffles: [original], seeds: [7]}]\n",

@@ -1,9 +1,11 @@
-"""Visual coherence of every category per encoder and shuffle, and its correlation with F1 per run.
+"""Visual coherence of every category per encoder, centering (raw, centred) and shuffle, and its
+correlation with F1 per run and centering.
 
 Snakemake:
   input.features      list of results/features/{encoder}.pt, in the order of params.encoders
   input.shuffle_maps  list of shuffle_map.tsv (any condition's), in the order of params.shuffles
-  input.images        results/data/images.tsv (its `split` picks the training images)
+  input.images        results/data/images.tsv (its `split` picks the training images, whose mean
+                      embedding the centred coherence subtracts)
   input.pairs         results/data/pairs.tsv
   input.metrics       results/analysis/metrics.tsv
   params.encoders, params.shuffles   lists of names
@@ -33,5 +35,6 @@ coherence = pd.concat(
 write_tsv(coherence, snakemake.output.coherence)
 write_tsv(coherence_correlations(coherence, read_metrics(snakemake.input.metrics)), snakemake.output.correlations)
 logging.info(
-    "mean coherence per encoder and shuffle:\n%s", coherence.groupby(["encoder", "shuffle"])["coherence"].mean()
+    "mean coherence per encoder, centering and shuffle:\n%s",
+    coherence.groupby(["encoder", "centering", "shuffle"])["coherence"].mean(),
 )

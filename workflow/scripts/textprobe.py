@@ -1,13 +1,15 @@
-"""Text-only taxonomy probes (yes/no and minimal pairs) of one LM and init (protocol §7, issue 8).
+"""Text-only taxonomy probes (yes/no, caption, minimal pairs) of one LM and init (protocol §7, issues 8, 13).
 
 Snakemake:
-  input.concepts, input.pairs   results/data/concepts.tsv, pairs.tsv
+  input.concepts, input.hypernyms   results/data/concepts.tsv, hypernyms.tsv (the words the probes use)
+  input.questions               results/data/questions.tsv (its matched hypernym pairs are the items)
   input.lm_weights              optional local weights folder of the LM
-  params.lm                     the LM's config spec (`chat_template: true` turns the template on; the
-                                random-init twin is the VLM runs' one, `random_init_seed`)
-  params.probe                  config.analysis.textprobe: optional yesno, minimal_pairs (phrasing names),
-                                max_pairs, seed (default 0; draws the foil hypernyms), batch_size
-                                (default 32); other keys (e.g. lms) are ignored
+  params.lm                     the LM's config spec (the random-init twin is the VLM runs' one,
+                                `random_init_seed`; the probes use the tokenizer's chat template whenever
+                                it has one, whatever `chat_template` says)
+  params.probe                  config.analysis.textprobe: optional yesno, caption, minimal_pairs (phrasing
+                                names), max_pairs, seed (default 0; draws the max_pairs subsample),
+                                batch_size (default 32); other keys (e.g. lms) are ignored
   wildcards.lm, wildcards.init
   output.per_item, output.summary   TSVs with leading lm and init columns
   log[0]
@@ -25,7 +27,7 @@ from taxvlm.models.lms import load_lm, twin_seed
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 torch.set_num_threads(snakemake.threads)
 probe, spec = dict(snakemake.params.probe), dict(snakemake.params.lm)
-seed, weights = int(probe.get("seed", 0)), snakemake.input.get("lm_weights")
+weights = snakemake.input.get("lm_weights")
 start = time.perf_counter()
 model, tokenizer = load_lm(
     spec,
@@ -35,14 +37,13 @@ model, tokenizer = load_lm(
     "cuda" if torch.cuda.is_available() else "cpu",
 )
 logging.info("loaded %s (%s) in %.1f s", snakemake.wildcards.lm, snakemake.wildcards.init, time.perf_counter() - start)
-items, summary = run_textprobe(
+items, summary, prompt = run_textprobe(
     model,
     tokenizer,
     snakemake.input.concepts,
-    snakemake.input.pairs,
+    snakemake.input.hypernyms,
+    snakemake.input.questions,
     probe,
-    seed,
-    bool(spec.get("chat_template", False)),
     int(probe.get("batch_size", 32)),
 )
 write_textprobe(
@@ -53,7 +54,8 @@ write_textprobe(
     snakemake.output.summary,
 )
 logging.info(
-    "%d items in %.1f s\n%s",
+    "prompt %s; %d items in %.1f s\n%s",
+    prompt.describe(),
     len(items),
     time.perf_counter() - start,
     summary[summary["scope"] == "all"].to_string(index=False),

@@ -2,15 +2,24 @@
 
 Token features (`[B, T, D]`) are what a token projector consumes; the pooled vector (`[B, D']`) is
 what a pooled projector and the coherence analysis consume. Both are cached, so the encoder runs
-once per image. Which block the tokens come from is `spec["layer"]`:
+once per image. Which features an encoder gives is `spec["layer"]`, which every spec must state
+(**decision**: no default, because the right layer depends on the encoder's role, not its source):
 
-- `hf` (Dinov2 / ViT / CLIPVision / SiglipVision): `hidden_states[layer]` (default -2, the paper's
-  second-to-last block), patch tokens only (CLS and register tokens dropped); pooled = their mean.
-- `timm`: with `layer`, `forward_intermediates` of that block; without, `forward_features` (the final
-  map, e.g. EfficientNet's conv head). CNN maps are flattened to H·W tokens; ViT prefix tokens are
-  dropped. Pooled = mean of the tokens (for a CNN without `layer`: timm's global average pool).
-- `open_clip`: tokens from the visual tower's `forward_intermediates` (block `layer`, default -2);
-  pooled = `encode_image` (the contrastive embedding, which may have another width than the tokens).
+- an integer: that block's output, the choice for self-supervised ViTs (the paper feeds DINOv2's
+  second-to-last block, `-2`);
+  - `hf` (Dinov2 / ViT / CLIPVision / SiglipVision): `hidden_states[layer]`, patch tokens only
+    (CLS and register tokens dropped); pooled = their mean;
+  - `timm`: `forward_intermediates` of that block; CNN maps are flattened to H·W tokens, ViT prefix
+    tokens dropped; pooled = mean of the tokens;
+  - `open_clip`: the visual tower's `forward_intermediates` of that block; pooled = `encode_image`
+    (the contrastive embedding, which may have another width than the tokens).
+- `final` (`timm` only): the model's own final features, the choice for a label-supervised CNN (as
+  LiMBeR feeds NF-ResNet's pooled head): tokens = `forward_features` (a CNN's last map after its conv
+  head, flattened to H·W tokens; ViT prefix tokens dropped), pooled = `forward_head(pre_logits=True)`,
+  the vector the classifier reads (1280-d for EfficientNet-Lite0, the global average of the tokens).
+
+`Encoder.meta` records the layer and what tokens and pooled are; the feature cache stores it with the
+token shape, so every run output states which features it was trained on.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from torch import nn
 
 Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # [B,3,H,W] → tokens, pooled
+FINAL = "final"  # `layer` value: the model's own final (pre-classifier) features
 
 
 @dataclass
@@ -44,9 +54,21 @@ def _flatten_tokens(feats: torch.Tensor, num_prefix: int = 0) -> torch.Tensor:
     return feats[:, num_prefix:]
 
 
+def _layer(spec: dict[str, Any], allow_final: bool) -> int | str:
+    """The spec's `layer`: an integer block index, or `final` where the source supports it."""
+    layer = spec.get("layer")
+    if allow_final and layer == FINAL:
+        return FINAL
+    if isinstance(layer, int) and not isinstance(layer, bool):
+        return layer
+    expected = "an integer block index or 'final'" if allow_final else "an integer block index"
+    raise ValueError(f"encoder spec field 'layer' is {layer!r}; a {spec['source']} encoder needs {expected}")
+
+
 def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     import timm
 
+    layer = _layer(spec, allow_final=True)
     kwargs = {}
     if weights_dir is not None:
         saved = Path(weights_dir) / "timm_config.json"  # architecture kwargs of a tiny local build
@@ -56,17 +78,21 @@ def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     model = timm.create_model(spec["name"], pretrained=True, **kwargs)
     size = spec.get("image_size")
     data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)} if size else {}, model=model)
-    layer = spec.get("layer")
+    num_prefix = getattr(model, "num_prefix_tokens", 0)
 
     def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if layer is None:
-            tokens = _flatten_tokens(model.forward_features(pixels), getattr(model, "num_prefix_tokens", 0))
-        else:
-            (feats,) = model.forward_intermediates(pixels, indices=[int(layer)], intermediates_only=True)
-            tokens = _flatten_tokens(feats)
+        if layer == FINAL:
+            feats = model.forward_features(pixels)
+            return _flatten_tokens(feats, num_prefix), model.forward_head(feats, pre_logits=True)
+        (feats,) = model.forward_intermediates(pixels, indices=[layer], intermediates_only=True)
+        tokens = _flatten_tokens(feats)
         return tokens, tokens.mean(1)
 
-    meta = {"image_size": list(data_cfg["input_size"][1:]), "layer": layer, "pooled": "mean of tokens"}
+    if layer == FINAL:
+        described = {"tokens": "forward_features, flattened", "pooled": "forward_head(pre_logits=True)"}
+    else:
+        described = {"tokens": f"forward_intermediates block {layer}", "pooled": "mean of tokens"}
+    meta = {"image_size": list(data_cfg["input_size"][1:]), "layer": layer, **described}
     return Encoder(model, timm.data.create_transform(**data_cfg), encode, meta)
 
 
@@ -83,30 +109,35 @@ def _open_clip_weights(spec: dict[str, Any], weights_dir: Path | None) -> str | 
 def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     import open_clip
 
+    layer = _layer(spec, allow_final=False)
     model, _, preprocess = open_clip.create_model_and_transforms(
         spec["name"], pretrained=_open_clip_weights(spec, weights_dir)
     )
     visual = model.visual
-    layer = int(spec.get("layer", -2))
 
     def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = visual.forward_intermediates(pixels, indices=[layer], intermediates_only=True, output_fmt="NLC")
         return out["image_intermediates"][0], model.encode_image(pixels)
 
     size = visual.image_size if hasattr(visual, "image_size") else spec.get("image_size")
-    meta = {"image_size": list(size) if isinstance(size, tuple) else size, "layer": layer, "pooled": "encode_image"}
+    meta = {
+        "image_size": list(size) if isinstance(size, tuple) else size,
+        "layer": layer,
+        "tokens": f"forward_intermediates block {layer}",
+        "pooled": "encode_image",
+    }
     return Encoder(model, preprocess, encode, meta)
 
 
 def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     from transformers import AutoImageProcessor, AutoModel
 
+    layer = _layer(spec, allow_final=False)
     source = str(weights_dir) if weights_dir is not None else spec["id"]
     token = os.environ.get("HF_TOKEN")
     model = AutoModel.from_pretrained(source, token=token)
     model = getattr(model, "vision_model", model)  # full CLIP/SigLIP checkpoints → their image tower
     processor = AutoImageProcessor.from_pretrained(source, token=token)
-    layer = int(spec.get("layer", -2))
     patch = model.config.patch_size
 
     def preprocess(image: Any) -> torch.Tensor:
@@ -118,7 +149,7 @@ def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
         tokens = hidden[:, hidden.shape[1] - n_patches :]  # prefix (CLS, registers) sits in front
         return tokens, tokens.mean(1)
 
-    meta = {"layer": layer, "pooled": "mean of patch tokens"}
+    meta = {"layer": layer, "tokens": f"hidden_states[{layer}] patch tokens", "pooled": "mean of patch tokens"}
     return Encoder(model, preprocess, encode, meta)
 
 
