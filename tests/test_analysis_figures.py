@@ -10,7 +10,8 @@ import pytest
 
 from taxvlm.analysis.figures import FIGURES, make_figures
 from taxvlm.analysis.metrics import condition_axis, headline
-from taxvlm.analysis.tables import TABLES, AnalysisTables, make_tables
+from taxvlm.analysis.tables import TABLES, AnalysisTables, headline_markdown, make_tables
+from taxvlm.decision import RULES
 
 CATEGORIES = ["animal", "bird", "tool", "food", "plant"]
 
@@ -27,10 +28,14 @@ def synthetic_metrics(
     for encoder, init, condition, shuffle, seed in itertools.product(encoders, inits, conditions, shuffles, seeds):
         family, pct = condition_axis(condition, n_categories=len(CATEGORIES))
         test_sets = ["leaf"] + ["seen"] * (condition != "full") + ["unseen"] * (condition != "none")
-        for test_set, category in itertools.product(test_sets, CATEGORIES):
+        for rule, test_set, category in itertools.product(RULES, test_sets, CATEGORIES):
             f1 = float(np.clip(0.9 - pct / 300 - 0.3 * (init == "random") + rng.normal(0, 0.05), 0, 1))
             rows.append(
                 {
+                    "rule": rule,
+                    "n_pairs": 5,
+                    "n_unpaired": 0,
+                    "pair_accuracy": f1,
                     "encoder": encoder,
                     "lm": "l",
                     "init": init,
@@ -60,13 +65,15 @@ def synthetic_tables(metrics: pd.DataFrame, optional: bool = True) -> AnalysisTa
         [
             {
                 "encoder": e,
+                "centering": centering,
                 "shuffle": s,
                 "category": c,
                 "n_leaves": 3,
                 "n_images": 9,
-                "coherence": 0.3 - 0.15 * (s == "across") + 0.02 * i,
+                "coherence": (0.3 - 0.15 * (s == "across") + 0.02 * i) * (1 if centering == "centred" else 2),
             }
             for e in metrics["encoder"].unique()
+            for centering in ("raw", "centred")
             for s in ("original", "across", "within")
             for i, c in enumerate(CATEGORIES)
         ]
@@ -78,6 +85,7 @@ def synthetic_tables(metrics: pd.DataFrame, optional: bool = True) -> AnalysisTa
                 "init": init,
                 "probe": probe,
                 "phrasing": phrasing,
+                "rule": rule,
                 "scope": scope,
                 "hypernym": h,
                 "n": 20,
@@ -88,7 +96,7 @@ def synthetic_tables(metrics: pd.DataFrame, optional: bool = True) -> AnalysisTa
                 "macro_f1": 0.55 + 0.05 * k,
             }
             for init in ("pretrained", "random")
-            for probe in ("yesno", "minimal_pair")
+            for probe, rule in (("yesno", "absolute"), ("yesno", "paired"), ("minimal_pair", "likelihood"))
             for phrasing in ("plural", "type_of", "all")
             for k, (scope, h) in enumerate([("all", ""), *[("hypernym", c) for c in CATEGORIES]])
         ]
@@ -151,13 +159,40 @@ def test_figures_are_byte_identical_across_runs(tmp_path):
     assert all(first[name].read_bytes() == second[name].read_bytes() for name in names)
 
 
+def test_headline_markdown_puts_rules_and_the_twin_side_by_side():
+    metrics = synthetic_metrics(encoders=("e1",), conditions=("random50", "full"), shuffles=("original", "within"))
+    metrics = metrics[(metrics["init"] == "pretrained") | (metrics["shuffle"] == "original")]  # twin: original only
+    table = headline_markdown(headline(metrics))
+    assert list(table.columns[:7]) == ["encoder", "lm", "condition", "shuffle", "test_set", "score", "majority"]
+    assert list(table.columns[7:]) == [f"{rule}: {init}" for rule in RULES for init in ("pretrained", "random")] + ["n"]
+    assert list(table.drop_duplicates(["condition", "shuffle"])[["condition", "shuffle"]].itertuples(index=False)) == [
+        ("random50", "original"),
+        ("random50", "within"),
+        ("full", "original"),
+        ("full", "within"),
+    ]  # least deprived first, then shuffles in the protocol's order
+    held_out = table[(table["condition"] == "full") & (table["test_set"] == "unseen")].set_index(["shuffle", "score"])
+    assert list(held_out.loc["original"].index) == ["macro-F1", "accuracy", "pair accuracy"]
+    cell = held_out.loc[("original", "macro-F1"), "paired_calibrated: random"]
+    row = headline(metrics).set_index(["condition", "shuffle", "test_set", "rule", "init"])
+    row = row.loc[("full", "original", "unseen", "paired_calibrated", "random")]
+    assert cell == f"{row['macro_f1']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    assert held_out.loc[("within", "macro-F1"), "absolute: random"] == "—"  # no twin for this shuffle
+    assert held_out.loc[("original", "pair accuracy"), "majority"] == "—"
+    assert held_out.loc[("original", "macro-F1"), "n"] == "2×5 / 2×5"
+    assert held_out.loc[("within", "accuracy"), "n"] == "2×5 / —"
+
+
 def test_tables_written_as_csv_and_markdown(tmp_path):
     tables = synthetic_tables(synthetic_metrics(encoders=("e1",)))
     make_tables(tables, {name: (tmp_path / f"{name}.csv", tmp_path / f"{name}.md") for name in TABLES})
     headline_csv = pd.read_csv(tmp_path / "headline.csv")
-    assert len(headline_csv) == len(tables.headline)
+    assert len(headline_csv) == len(tables.headline) and set(headline_csv["rule"]) == set(RULES)
     assert (tmp_path / "headline.md").read_text().startswith("| encoder")
-    coherence = pd.read_csv(tmp_path / "coherence.csv").set_index("shuffle")
-    assert coherence.loc["across", "coherence"] < coherence.loc["original", "coherence"]
+    header = [cell.strip() for cell in (tmp_path / "headline.md").read_text().splitlines()[0].split("|")]
+    assert "paired_calibrated: random" in header
+    coherence = pd.read_csv(tmp_path / "coherence.csv").set_index(["centering", "shuffle"])
+    for centering in ("raw", "centred"):
+        assert coherence.loc[(centering, "across"), "coherence"] < coherence.loc[(centering, "original"), "coherence"]
     correlations = pd.read_csv(tmp_path / "textprobe_correlations.csv")
     assert set(correlations["init"]) == {"pretrained", "random"} and (correlations["n"] == len(CATEGORIES)).all()

@@ -17,9 +17,11 @@ from taxvlm.analysis.metrics import (
     headline,
     majority_label,
     read_metrics,
+    score_predictions,
     t_interval,
 )
 from taxvlm.data.errors import DataError
+from taxvlm.decision import RULES, decide, pair_id
 from taxvlm.io import write_tsv
 
 
@@ -72,8 +74,81 @@ def test_condition_axis_rejects_unknown():
 
 
 def _predictions(rows: list[tuple[str, str, str, str, str]]) -> pd.DataFrame:
+    """Unpaired rows (every row its own image) with the same prediction under every rule."""
     frame = pd.DataFrame(rows, columns=["test_set", "kind", "asked", "answer", "prediction"])
-    return frame.assign(row_id=range(len(frame)), question_id="q", image_id="i", leaf="l", logp_yes=-1.0, logp_no=-2.0)
+    return frame.assign(
+        row_id=range(len(frame)),
+        question_id=[
+            f"l:{kind}:{asked}:{answer}" for kind, asked, answer in zip(frame.kind, frame.asked, frame.answer)
+        ],
+        pair=[f"l:{kind}:{asked}" for kind, asked in zip(frame.kind, frame.asked)],
+        image_id=[f"i{i}" for i in range(len(frame))],
+        leaf="l",
+        logp_yes=-1.0,
+        logp_no=-2.0,
+        prediction_paired=frame["prediction"],
+        prediction_paired_calibrated=frame["prediction"],
+    )
+
+
+# (image, question id, asked, margin with the image, margin without it): hand-built so that the rules
+# disagree. Pair owl:bird on i1: absolute says Yes to both, paired picks the foil (its raw margin is
+# larger), calibrated picks the truth (the foil's margin is mostly its text prior). Pair owl:animal on
+# i1: absolute says No to both, paired is right, calibrated is wrong. owl:thing has no negative (no
+# partner): every rule keeps the absolute answer. On i2 the owl:bird margins tie: paired says No to both.
+HAND_BUILT = [
+    ("i1", "owl:hypernym:bird:Yes", "bird", 1.0, -1.0),
+    ("i1", "owl:hypernym:bird:No", "tool", 2.0, 1.5),
+    ("i1", "owl:hypernym:animal:Yes", "animal", -0.5, -2.0),
+    ("i1", "owl:hypernym:animal:No", "food", -1.0, -3.0),
+    ("i1", "owl:hypernym:thing:Yes", "thing", 0.2, 5.0),
+    ("i2", "owl:hypernym:bird:Yes", "bird", 0.5, -1.0),
+    ("i2", "owl:hypernym:bird:No", "tool", 0.5, 1.5),
+]
+
+
+def _hand_built() -> pd.DataFrame:
+    frame = pd.DataFrame(HAND_BUILT, columns=["image_id", "question_id", "asked", "margin", "margin_noimage"])
+    return decide(
+        frame.assign(
+            test_set="unseen",
+            kind="hypernym",
+            leaf="owl",
+            pair=frame["question_id"].map(pair_id),
+            answer=frame["question_id"].str.rsplit(":", n=1).str[1],
+        )
+    )
+
+
+def test_decision_rules_disagree_with_each_other_on_hand_built_pairs():
+    decided = _hand_built()
+    assert list(decided["prediction"]) == ["Yes", "Yes", "No", "No", "Yes", "Yes", "Yes"]
+    assert list(decided["prediction_paired"]) == ["No", "Yes", "Yes", "No", "Yes", "No", "No"]
+    assert list(decided["prediction_paired_calibrated"]) == ["Yes", "No", "No", "Yes", "Yes", "Yes", "No"]
+
+
+def test_pair_accuracy_and_unpaired_rows_per_rule():
+    scores = score_predictions(_hand_built()).set_index(["rule", "category"])
+    # bird: pairs on i1 and i2 (filed under the positive's category); animal: one pair on i1
+    assert scores.loc[("absolute", "bird"), "pair_accuracy"] == 0.0  # foil said Yes on i1, tie → Yes to both on i2
+    assert scores.loc[("paired", "bird"), "pair_accuracy"] == 0.0
+    assert scores.loc[("paired_calibrated", "bird"), "pair_accuracy"] == 1.0
+    assert scores.loc[("paired", "animal"), "pair_accuracy"] == 1.0
+    assert scores.loc[("paired_calibrated", "animal"), "pair_accuracy"] == 0.0
+    assert scores.loc[("paired", "bird"), "n_pairs"] == 2 and scores.loc[("paired", "tool"), "n_pairs"] == 0
+    assert np.isnan(scores.loc[("paired", "tool"), "pair_accuracy"])  # a foil category files no pairs
+    assert scores.loc[("paired", "thing"), "n_unpaired"] == 1 and scores["n_unpaired"].sum() == 3
+    assert scores.loc[("paired_calibrated", "tool"), "accuracy"] == 1.0
+    assert scores.loc[("paired", "tool"), "accuracy"] == 0.5
+
+
+def test_pairs_come_from_question_ids_and_never_exceed_two_rows():
+    assert pair_id("owl1:hypernym:bird of prey:No") == "owl1:hypernym:bird of prey"
+    with pytest.raises(ValueError, match="question_id 'q_owl'"):
+        pair_id("q_owl")
+    decided = _hand_built()
+    with pytest.raises(ValueError, match="more than two rows"):
+        decide(pd.concat([decided, decided.iloc[:1]], ignore_index=True))
 
 
 def test_collect_metrics_one_row_per_run_test_set_category(tmp_path):
@@ -96,10 +171,12 @@ def test_collect_metrics_one_row_per_run_test_set_category(tmp_path):
     ]
     table = collect_metrics(runs, tmp_path / "metrics.tsv", n_categories=20)
     assert list(table.columns) == list(METRICS_COLUMNS)
-    assert len(table) == 4  # a: seen/bird, unseen/fish, leaf/owl1; b: unseen/fish — no empty categories
+    assert len(table) == 4 * len(RULES)  # a: seen/bird, unseen/fish, leaf/owl1; b: unseen/fish — per rule
     assert not ((table["seed"] == 42) & (table["test_set"] == "seen")).any()
-    fish = table[(table["seed"] == 7) & (table["category"] == "fish")].iloc[0]
-    assert fish["macro_f1"] == pytest.approx(1 / 3)  # F1(Yes)=2/3, F1(No)=0
+    fish = table[(table["seed"] == 7) & (table["category"] == "fish")]
+    assert list(fish["rule"]) == list(RULES)
+    assert fish["macro_f1"].to_numpy() == pytest.approx([1 / 3] * 3)  # F1(Yes)=2/3, F1(No)=0
+    assert (fish["n_unpaired"] == 2).all() and (fish["n_pairs"] == 0).all()
     assert set(zip(table["condition_family"], table["pct_deprived"])) == {("systematic", 15.0), ("randompair", 50.0)}
     reread = read_metrics(tmp_path / "metrics.tsv")
     pd.testing.assert_frame_equal(reread, table.astype({"seed": "int64"}), check_dtype=False)
@@ -120,17 +197,29 @@ def test_headline_ci_matches_scipy():
             "test_set": "unseen",
             "seed": np.repeat([7, 42, 218], 4),
             "category": np.tile(list("abcd"), 3),
+            "rule": "paired",
             "macro_f1": f1,
-            "accuracy": f1,
+            "accuracy": f1 / 2,
             "majority_macro_f1": 0.4,
             "majority_accuracy": 0.6,
+            "n_pairs": np.tile([3, 3, 3, 0], 3),
+            "n_unpaired": 1,
+            "pair_accuracy": np.where(np.tile([True, True, True, False], 3), f1, np.nan),
         }
     )
-    row = headline(metrics).iloc[0]
+    table = headline(metrics)
+    assert len(table) == 1 and table["rule"].iloc[0] == "paired"
+    row = table.iloc[0]
     low, high = stats.t.interval(0.95, len(f1) - 1, loc=f1.mean(), scale=stats.sem(f1))
     assert row["macro_f1"] == pytest.approx(f1.mean())
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert (row["n"], row["n_seeds"], row["n_categories"]) == (12, 3, 4)
+    assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx((low / 2, high / 2))
+    paired = f1[np.tile([True, True, True, False], 3)]  # the category without pairs does not count
+    pair_low, pair_high = stats.t.interval(0.95, len(paired) - 1, loc=paired.mean(), scale=stats.sem(paired))
+    assert (row["pair_accuracy"], row["pair_ci_low"], row["pair_ci_high"]) == pytest.approx(
+        (paired.mean(), pair_low, pair_high)
+    )
+    assert (row["n"], row["n_seeds"], row["n_categories"], row["n_pairs"], row["n_unpaired"]) == (12, 3, 4, 27, 12)
     assert row["majority_macro_f1"] == pytest.approx(0.4)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from taxvlm import train as train_mod
-from taxvlm.evaluate import evaluate_projector, score_questions, score_questions_reference
+from taxvlm.decision import PREDICTION_COLUMNS
+from taxvlm.evaluate import COLUMNS, evaluate_projector, score_questions, score_questions_reference, score_without_image
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
@@ -33,13 +35,15 @@ ENCODER = {"source": "timm", "features": "pooled"}
 
 
 def _rows(image_ids: list[str], concepts: list[str], names: list[str]) -> pd.DataFrame:
+    """Every name asked on every image; with two names, each image's two rows are one leaf pair
+    (question ids `<leaf>:leaf:<leaf>:<answer>` as in questions.tsv)."""
     rows = [
         {
             "row_id": f"{image}:{name}",
             "image_id": image,
             "image_concept": concept,
-            "question_id": f"q_{name}",
-            "leaf": name,
+            "question_id": f"{concept}:leaf:{concept}:{'Yes' if name == concept else 'No'}",
+            "leaf": concept,
             "kind": "leaf",
             "asked": name,
             "answer": "Yes" if name == concept else "No",
@@ -68,6 +72,20 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_tsv(rows[rows.image_id < "img36"], root / "train.tsv")
     write_tsv(rows[rows.image_id >= "img36"], root / "test.tsv")
     return {"root": root, "features": root / "features.pt", "train": root / "train.tsv", "test": root / "test.tsv"}
+
+
+@pytest.fixture(scope="module")
+def tiny_nobos_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with a tokenizer that adds no BOS (like SmolLM2's)."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("models") / "tiny_llama_nobos"
+    shutil.copytree(tiny_lm_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path needs a CUDA device")
@@ -106,6 +124,22 @@ def test_prompt_answers_and_any_name(tiny_lm_dir: Path, tiny_chat_lm_dir: Path) 
     assert chat_tok.decode(chat.question_ids("Q?")).endswith("Q?<|im_end|>\n<|im_start|>assistant\n")
 
 
+def test_without_bos_the_image_follows_the_first_text_token(tiny_nobos_lm_dir: Path) -> None:
+    """The image goes after the first token, as in the paper's model: BOS when the tokenizer adds one,
+    otherwise the prompt text's first token, which then leaves the question text."""
+    model, tok = load_lm(LM_SPEC, tiny_nobos_lm_dir, "pretrained", 0, "cpu")
+    question = "Is there an owl in this image?"
+    text = tok(f"Question: {question} Answer:")["input_ids"]
+    assert text[0] != tok.bos_token_id
+    prompt = build_prompt(tok)
+    assert prompt.head == text[:1] and tok.decode(prompt.head) == "Question"
+    assert prompt.head + prompt.question_ids(question) == text  # the text without the image, unchanged
+    image = torch.randn(1, 3, 64)
+    embeds = splice(model, prompt.head, image, torch.tensor([prompt.question_ids(question)]))
+    assert torch.equal(embeds[0, 1:4], image[0])
+    assert torch.equal(embeds[0, 0], model.get_input_embeddings().weight[text[0]])
+
+
 def test_random_twin_is_frozen_deterministic_and_different(tiny_lm_dir: Path) -> None:
     pretrained, _ = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
     twin_a, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 0, "cpu")
@@ -119,10 +153,16 @@ def test_random_twin_is_frozen_deterministic_and_different(tiny_lm_dir: Path) ->
     assert not any(param.requires_grad for param in twin_a.parameters()) and not twin_a.training
 
 
-@pytest.fixture(params=["llama", "llama_chat", "gemma3"])
+@pytest.fixture(params=["llama", "llama_nobos", "llama_chat", "gemma3"])
 def lm_and_chat(request: pytest.FixtureRequest) -> tuple[Path, bool]:
-    """Each tiny LM with its prompt format: Llama plain, Llama chat, Gemma-3 (sliding window 4)."""
-    name = {"llama": "tiny_lm_dir", "llama_chat": "tiny_chat_lm_dir", "gemma3": "tiny_gemma3_dir"}[request.param]
+    """Each tiny LM with its prompt format: Llama plain (with and without BOS), Llama chat, Gemma-3
+    (sliding window 4)."""
+    name = {
+        "llama": "tiny_lm_dir",
+        "llama_nobos": "tiny_nobos_lm_dir",
+        "llama_chat": "tiny_chat_lm_dir",
+        "gemma3": "tiny_gemma3_dir",
+    }[request.param]
     return request.getfixturevalue(name), request.param == "llama_chat"
 
 
@@ -141,6 +181,20 @@ def test_fast_scores_equal_plain_forward(lm_and_chat: tuple[Path, bool], feature
     ref = score_questions_reference(model, prompt, projector, feats, image_index, questions)
     for f, r in zip(fast, ref):
         torch.testing.assert_close(f, r, atol=1e-5, rtol=0)
+
+
+def test_noimage_scores_equal_a_plain_forward_of_the_text(lm_and_chat: tuple[Path, bool]) -> None:
+    """The calibrated rule's no-image margin: the same prompt with the image tokens left out, batched
+    with right padding, equals one plain `model(input_ids=...)` per question."""
+    lm_dir, chat = lm_and_chat
+    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
+    prompt = build_prompt(tok, chat_template=chat)
+    questions = [f"Is there a {name} in this image?" for name in NAMES] + ["Is there an animal?"]
+    logp_yes, logp_no = score_without_image(model, prompt, questions, batch_size=3)
+    for question, yes, no in zip(questions, logp_yes, logp_no):
+        logits = model(input_ids=torch.tensor([prompt.head + prompt.question_ids(question)])).logits[0, -1]
+        expected = torch.log_softmax(logits.float(), dim=-1)[list(prompt.choice_ids)]
+        torch.testing.assert_close(torch.stack([yes, no]), expected, atol=1e-5, rtol=0)
 
 
 def _plain_answer_loss(
@@ -246,21 +300,15 @@ def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: 
             device="cpu",
         )
         pred = read_tsv(run / "predictions.tsv")
-        assert list(pred.columns) == [
-            "test_set",
-            "row_id",
-            "question_id",
-            "image_id",
-            "leaf",
-            "kind",
-            "asked",
-            "answer",
-            "logp_yes",
-            "logp_no",
-            "prediction",
-        ]
-        accuracy[name] = (pred["prediction"] == pred["answer"]).mean()
-    assert accuracy["trained"] >= 0.8 and accuracy["trained"] > accuracy["untrained"] + 0.3  # measured: 0.92 vs 0.29
+        assert list(pred.columns) == COLUMNS
+        scores = pred.astype({c: float for c in ("logp_yes", "logp_no", "margin", "margin_noimage")})
+        assert (scores["margin"] - (scores["logp_yes"] - scores["logp_no"])).abs().max() < 1e-5  # float32 rounding
+        assert (scores.groupby("asked")["margin_noimage"].nunique() == 1).all()  # one text per name asked
+        assert (pred.groupby(["test_set", "image_id", "pair"]).size() == 2).all()  # every row has its partner
+        accuracy[name] = {rule: (pred[column] == pred["answer"]).mean() for rule, column in PREDICTION_COLUMNS.items()}
+    assert accuracy["trained"]["absolute"] >= 0.8  # measured: 0.92
+    assert accuracy["trained"]["absolute"] > accuracy["untrained"]["absolute"] + 0.3  # measured: 0.29 untrained
+    assert min(accuracy["trained"].values()) >= 0.8
     assert not (toy["root"] / "trained.ckpt").exists()
     assert {"projector.pt", "curve.tsv", "train_config.json", "predictions.tsv"} <= {p.name for p in trained.iterdir()}
 

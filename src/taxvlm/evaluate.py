@@ -6,6 +6,10 @@ per distinct image (`shared_prefix_forward`), and only the remaining question to
 The LM head and a full-vocabulary log-softmax are computed at one position per question (prediction =
 Yes iff log P(Yes) > log P(No); a tie → No). `score_questions_reference` is the plain
 one-forward-per-question baseline the tests compare against.
+
+For the calibrated decision rule (`taxvlm.decision`), every distinct question text is also scored once
+with the image tokens left out (`score_without_image`: `[head] [question text]`, the same prompt
+format), and predictions.tsv carries the prediction of every rule.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ import pandas as pd
 import torch
 from torch import nn
 
+from taxvlm.decision import decide, pair_id, pair_sizes
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
     common_prefix_len,
+    decoder_forward,
     lm_logits,
     load_lm,
+    pad_right,
     shared_prefix_forward,
     splice,
     twin_seed,
@@ -40,6 +47,7 @@ COLUMNS = [
     "test_set",
     "row_id",
     "question_id",
+    "pair",
     "image_id",
     "leaf",
     "kind",
@@ -47,7 +55,11 @@ COLUMNS = [
     "answer",
     "logp_yes",
     "logp_no",
+    "margin",
+    "margin_noimage",
     "prediction",
+    "prediction_paired",
+    "prediction_paired_calibrated",
 ]
 
 
@@ -99,6 +111,23 @@ def score_questions_reference(
     return logp[:, 0], logp[:, 1]
 
 
+@torch.inference_mode()
+def score_without_image(
+    model: nn.Module, prompt: PromptFormat, questions: Sequence[str], batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log P(Yes), log P(No)) per question from `[head] [question text]`: the prompt with the image
+    tokens left out. Rows are right-padded, so causal attention keeps them exact (`decoder_forward`)."""
+    dev = next(model.parameters()).device
+    yes, no = prompt.choice_ids
+    logp = torch.empty(len(questions), 2)
+    for start in range(0, len(questions), batch_size):
+        ids, lengths = pad_right([prompt.head + prompt.question_ids(q) for q in questions[start : start + batch_size]])
+        hidden, _ = decoder_forward(model, model.get_input_embeddings()(ids.to(dev)))
+        last = hidden[torch.arange(len(ids), device=dev), lengths.to(dev) - 1]
+        logp[start : start + len(ids)] = torch.log_softmax(lm_logits(model, last).float(), dim=-1)[:, [yes, no]].cpu()
+    return logp[:, 0], logp[:, 1]
+
+
 def evaluate_projector(
     features_path: Path,
     projector_path: Path,
@@ -133,24 +162,39 @@ def evaluate_projector(
     projector.load_state_dict(ckpt["state_dict"])
     projector.to(dev).eval()
 
-    frames, t0, n = [], time.perf_counter(), 0
-    for name, path in test_tables.items():
-        table = read_tsv(path)
-        if table.empty:
-            continue
-        with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+    tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
+    if not tables:
+        write_tsv(pd.DataFrame(columns=COLUMNS), out_path)
+        return
+    frames, t0 = [], time.perf_counter()
+    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+        texts = sorted({text for table in tables.values() for text in table["text"]})
+        yes_noimage, no_noimage = score_without_image(model, prompt, texts, batch_size)
+        margin_noimage = pd.Series((yes_noimage - no_noimage).numpy(), index=texts)
+        for name, table in tables.items():
             logp_yes, logp_no = score_questions(
                 model, prompt, projector, feats, [index[i] for i in table["image_id"]], list(table["text"]), batch_size
             )
-        frame = table.assign(test_set=name, logp_yes=logp_yes.numpy(), logp_no=logp_no.numpy())
-        frame["prediction"] = ["Yes" if y > n_ else "No" for y, n_ in zip(frame["logp_yes"], frame["logp_no"])]
-        frames.append(frame[COLUMNS])
-        n += len(table)
+            frames.append(
+                table.assign(
+                    test_set=name,
+                    pair=table["question_id"].map(pair_id),
+                    logp_yes=logp_yes.numpy(),
+                    logp_no=logp_no.numpy(),
+                    margin=(logp_yes - logp_no).numpy(),
+                    margin_noimage=table["text"].map(margin_noimage),
+                )
+            )
+    predictions = decide(pd.concat(frames, ignore_index=True))[COLUMNS]
+    seconds = time.perf_counter() - t0
     log.info(
-        "scored %d questions in %.1fs (%.1f questions/s) on %s",
-        n,
-        time.perf_counter() - t0,
-        n / max(time.perf_counter() - t0, 1e-9),
+        "scored %d questions (%d texts without the image) in %.1fs (%.1f questions/s) on %s; %d rows have no "
+        "pair partner on their image and keep the absolute prediction under every rule",
+        len(predictions),
+        len(texts),
+        seconds,
+        len(predictions) / max(seconds, 1e-9),
         dev,
+        int((pair_sizes(predictions) == 1).sum()),
     )
-    write_tsv(pd.concat(frames) if frames else pd.DataFrame(columns=COLUMNS), out_path)
+    write_tsv(predictions, out_path)

@@ -47,7 +47,8 @@ rule coherence:
 rule textprobe:
     input:
         concepts=f"{DATA}/concepts.tsv",
-        pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        questions=f"{DATA}/questions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("textprobe.py"),
     output:

@@ -1,4 +1,5 @@
-# Forced-choice Yes/No evaluation of every trained projector on the seen, unseen and leaf test sets.
+# Forced-choice Yes/No evaluation of every trained projector on the seen, unseen and leaf test sets,
+# with each question's margin without the image and the prediction of every decision rule.
 
 
 rule evaluate_projector:

@@ -1,4 +1,4 @@
-"""Tidy per-category metrics of every run, and the headline means (protocol §6).
+"""Tidy per-category metrics of every run under every decision rule, and the headline means (protocol §6).
 
 Snakemake:
   input.predictions  list of predictions.tsv, in the order of params.runs

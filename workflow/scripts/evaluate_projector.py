@@ -1,6 +1,7 @@
 """Forced-choice evaluation of one projector. Snakemake: input.features, input.projector,
 input.seen/unseen/leaf, input.lm_weights (optional folder); params.lm, params.batch_size;
-wildcards.init, wildcards.seed → output[0] (predictions.tsv)."""
+wildcards.init, wildcards.seed → output[0] (predictions.tsv: margins with and without the image, and the
+prediction of every decision rule, see taxvlm.decision)."""
 
 import logging
 from pathlib import Path

@@ -4,6 +4,8 @@ Every function takes tables and an output path, draws whatever part of the grid 
 labelled placeholder instead of failing when its facet is absent from the experiment grid. Intervals
 are the t-based 95% CIs of protocol §6 (`metrics.t_interval`), never seaborn's bootstrap, and every
 number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
+Every F1 figure shows each decision rule (`taxvlm.decision.RULES`) in its own panels; the paper's
+figures are the `absolute` ones.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from taxvlm.analysis.metrics import TEST_SET_ORDER, t_interval  # noqa: E402
+from taxvlm.analysis.coherence import CENTERINGS  # noqa: E402
+from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  # noqa: E402
 from taxvlm.analysis.stats import correlations  # noqa: E402
-from taxvlm.analysis.tables import AnalysisTables  # noqa: E402
+from taxvlm.analysis.tables import AnalysisTables, absolute_rule  # noqa: E402
+from taxvlm.decision import RULES  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
-SHUFFLE_ORDER: tuple[str, ...] = ("original", "within", "across")
 INIT_DASHES: dict[str, str | tuple[float, float]] = {"pretrained": "", "random": (1, 2)}
 _DPI = 110
 
@@ -62,15 +65,21 @@ def _model(frame: pd.DataFrame) -> pd.Series:
     return frame["encoder"] + " + " + frame["lm"]
 
 
+def _by_rule(frame: pd.DataFrame, column: str) -> pd.Series:
+    """`column` · rule: a panel-row label that splits the figure by decision rule."""
+    return frame[column] + " · " + frame["rule"]
+
+
 def _grid(n_rows: int, n_cols: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, np.ndarray]:
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False, sharey=True)
     return fig, axes
 
 
 def deprivation_figure(headline: pd.DataFrame, path: PathLike) -> None:
-    """Macro-F1 vs % deprived: one row per condition family (random, random-pair, systematic), one
-    column per test set; `none` (0%) and `full` (100%) anchor every row. Colour = encoder + LM, solid =
-    pretrained LM, dotted = random-init LM, shaded = 95% CI, dashed black = majority baseline."""
+    """Macro-F1 vs % deprived: one row per condition family (random, random-pair, systematic) and
+    decision rule, one column per test set; `none` (0%) and `full` (100%) anchor every row. Colour =
+    encoder + LM, solid = pretrained LM, dotted = random-init LM, shaded = 95% CI, dashed black =
+    majority baseline."""
     data = headline[headline["shuffle"] == "original"].assign(model=lambda f: _model(f))
     if data.empty:
         placeholder(path, "F1 vs % deprived", "no original-shuffle runs in this grid")
@@ -78,14 +87,15 @@ def deprivation_figure(headline: pd.DataFrame, path: PathLike) -> None:
     families = [f for f in ("random", "randompair", "systematic") if f in set(data["condition_family"])]
     test_sets = _ordered(data["test_set"], TEST_SET_ORDER)
     anchors = data[data["condition_family"].isin(["none", "full"])]
-    fig, axes = _grid(max(len(families), 1), len(test_sets))
+    panel_rows = list(itertools.product(families or ["none + full only"], _ordered(data["rule"], RULES)))
+    fig, axes = _grid(len(panel_rows), len(test_sets))
     palette = dict(zip(sorted(data["model"].unique()), sns.color_palette("colorblind")))
-    for r, family in enumerate(families or ["none + full only"]):
+    for r, (family, rule) in enumerate(panel_rows):
         for c, test_set in enumerate(test_sets):
             ax = axes[r, c]
             panel = pd.concat([data[data["condition_family"] == family], anchors])
-            panel = panel[panel["test_set"] == test_set].sort_values("pct_deprived")
-            ax.set_title(f"{family} · {TEST_SET_LABELS.get(test_set, test_set)}", fontsize=10)
+            panel = panel[(panel["test_set"] == test_set) & (panel["rule"] == rule)].sort_values("pct_deprived")
+            ax.set_title(f"{family} · {rule} · {TEST_SET_LABELS.get(test_set, test_set)}", fontsize=10)
             if panel.empty:
                 ax.text(0.5, 0.5, "not in this grid", ha="center", transform=ax.transAxes, color="0.4")
                 continue
@@ -169,11 +179,11 @@ def shuffles_figure(metrics: pd.DataFrame, path: PathLike) -> None:
         placeholder(path, "Counterfactual shuffles", "fewer than two shuffles in this grid")
         return
     _bars(
-        data.assign(model=_model(data)),
+        data.assign(model=_model(data)).assign(model_rule=lambda f: _by_rule(f, "model")),
         "condition",
         "shuffle",
         "test_set",
-        "model",
+        "model_rule",
         path,
         "Counterfactual shuffles (pretrained LM; dashes: majority baseline)",
         _conditions(data),
@@ -188,11 +198,11 @@ def encoder_figure(metrics: pd.DataFrame, path: PathLike) -> None:
         placeholder(path, "Encoder comparison", "no pretrained-LM original-shuffle runs in this grid")
         return
     _bars(
-        data,
+        data.assign(lm_rule=_by_rule(data, "lm")),
         "condition",
         "encoder",
         "test_set",
-        "lm",
+        "lm_rule",
         path,
         "Encoders (pretrained LM, original shuffle)",
         _conditions(data),
@@ -206,11 +216,11 @@ def lm_figure(metrics: pd.DataFrame, path: PathLike) -> None:
         placeholder(path, "LM comparison", "no original-shuffle runs in this grid")
         return
     _bars(
-        data.assign(lm_init=data["lm"] + " (" + data["init"] + ")"),
+        data.assign(lm_init=data["lm"] + " (" + data["init"] + ")", encoder_rule=_by_rule(data, "encoder")),
         "condition",
         "lm_init",
         "test_set",
-        "encoder",
+        "encoder_rule",
         path,
         "Language models (original shuffle)",
         _conditions(data),
@@ -243,7 +253,7 @@ def depth_figure(metrics: pd.DataFrame, pairs: pd.DataFrame | None, path: PathLi
         "size_bin",
         "condition",
         "test_set",
-        None,
+        "rule",
         path,
         "By category size (pretrained LM, original shuffle)",
         list(labels.values()),
@@ -252,8 +262,8 @@ def depth_figure(metrics: pd.DataFrame, pairs: pd.DataFrame | None, path: PathLi
 
 
 def per_category_figure(metrics: pd.DataFrame, path: PathLike) -> None:
-    """Held-out macro-F1 of every hypernym (mean over seeds) per condition, one panel per model;
-    black ticks mark the category's majority baseline."""
+    """Held-out macro-F1 of every hypernym (mean over seeds) per condition, one panel row per model and
+    one column per decision rule; black ticks mark the category's majority baseline."""
     test_set = "unseen" if (metrics["test_set"] == "unseen").any() else "seen"
     data = metrics[
         (metrics["test_set"] == test_set) & (metrics["init"] == "pretrained") & (metrics["shuffle"] == "original")
@@ -264,16 +274,20 @@ def per_category_figure(metrics: pd.DataFrame, path: PathLike) -> None:
     conditions = _conditions(data)
     data = (
         data.assign(model=_model(data))
-        .groupby(["model", "condition", "category"], as_index=False)[["macro_f1", "majority_macro_f1"]]
+        .groupby(["model", "rule", "condition", "category"], as_index=False)[["macro_f1", "majority_macro_f1"]]
         .mean()
     )
     order = list(data.groupby("category")["macro_f1"].mean().sort_values(ascending=False).index)
-    models = sorted(data["model"].unique())
+    models, rules = sorted(data["model"].unique()), _ordered(data["rule"], RULES)
     fig, axes = plt.subplots(
-        1, len(models), figsize=(5 * len(models), 1.5 + 0.22 * len(order)), squeeze=False, sharey=True
+        len(models),
+        len(rules),
+        figsize=(5 * len(rules), (1.5 + 0.22 * len(order)) * len(models)),
+        squeeze=False,
+        sharey=True,
     )
-    for ax, model in zip(axes[0], models):
-        panel = data[data["model"] == model]
+    for ax, (model, rule) in zip(axes.flat, itertools.product(models, rules)):
+        panel = data[(data["model"] == model) & (data["rule"] == rule)]
         sns.barplot(
             panel,
             y="category",
@@ -287,37 +301,41 @@ def per_category_figure(metrics: pd.DataFrame, path: PathLike) -> None:
         )
         majority = panel.groupby("category")["majority_macro_f1"].mean().reindex(order)
         ax.scatter(majority.to_numpy(), np.arange(len(order)), marker="|", color="k", s=80, label="majority")
-        ax.set(title=f"{model} · {TEST_SET_LABELS[test_set]}", xlabel="macro-F1", ylabel="", xlim=(0, 1.02))
+        ax.set(title=f"{model} · {rule} · {TEST_SET_LABELS[test_set]}", xlabel="macro-F1", ylabel="", xlim=(0, 1.02))
     fig.tight_layout()
     _save(fig, path)
 
 
 def coherence_figure(coherence: pd.DataFrame | None, metrics: pd.DataFrame, path: PathLike) -> None:
-    """Held-out macro-F1 (mean over seeds) vs visual coherence per category; rows = encoder + LM,
-    columns = shuffle, colour = condition; the legend gives Pearson r and n of each condition."""
+    """Held-out macro-F1 (mean over seeds) vs visual coherence per category; rows = encoder + LM and
+    centering (raw, centred), columns = shuffle, colour = condition; the legend gives Pearson r and n
+    of each condition."""
     held_out = metrics[(metrics["test_set"] == "unseen") & (metrics["init"] == "pretrained")]
     if coherence is None or coherence.empty or held_out.empty:
         placeholder(path, "Coherence vs held-out F1", "no coherence table or no held-out rows in this grid")
         return
     data = held_out.groupby(["encoder", "lm", "condition", "shuffle", "category"], as_index=False)["macro_f1"].mean()
-    data = data.merge(coherence[["encoder", "shuffle", "category", "coherence"]], on=["encoder", "shuffle", "category"])
+    data = data.merge(
+        coherence[["encoder", "centering", "shuffle", "category", "coherence"]], on=["encoder", "shuffle", "category"]
+    )
     if data.empty:
         placeholder(path, "Coherence vs held-out F1", "no category has both a coherence and a held-out F1")
         return
     data = data.merge(held_out[["condition", "pct_deprived", "condition_family"]].drop_duplicates(), on="condition")
     data = data.assign(model=_model(data))
-    r = correlations(data, "coherence", "macro_f1", by=["model", "shuffle", "condition"]).set_index(
-        ["model", "shuffle", "condition"]
-    )
+    keys = ["model", "centering", "shuffle", "condition"]
+    r = correlations(data, "coherence", "macro_f1", by=keys).set_index(keys)
     palette = dict(zip(_conditions(data), itertools.cycle(sns.color_palette("colorblind"))))
-    models, shuffles = sorted(data["model"].unique()), _ordered(data["shuffle"], SHUFFLE_ORDER)
-    fig, axes = _grid(len(models), len(shuffles))
-    for i, model in enumerate(models):
+    panel_rows = list(itertools.product(sorted(data["model"].unique()), _ordered(data["centering"], CENTERINGS)))
+    shuffles = _ordered(data["shuffle"], SHUFFLE_ORDER)
+    fig, axes = _grid(len(panel_rows), len(shuffles))
+    for i, (model, centering) in enumerate(panel_rows):
         for j, shuffle in enumerate(shuffles):
-            ax, panel = axes[i, j], data[(data["model"] == model) & (data["shuffle"] == shuffle)]
+            ax = axes[i, j]
+            panel = data[(data["model"] == model) & (data["centering"] == centering) & (data["shuffle"] == shuffle)]
             ax.set_title(f"{model} · {shuffle}", fontsize=10)
             for condition in [c for c in palette if c in set(panel["condition"])]:
-                points, stats_row = panel[panel["condition"] == condition], r.loc[(model, shuffle, condition)]
+                points, stats_row = panel[panel["condition"] == condition], r.loc[(model, centering, shuffle, condition)]
                 ax.scatter(
                     points["coherence"],
                     points["macro_f1"],
@@ -325,47 +343,51 @@ def coherence_figure(coherence: pd.DataFrame | None, metrics: pd.DataFrame, path
                     color=palette[condition],
                     label=f"{condition}: r={stats_row['pearson_r']:.2f} (n={int(stats_row['n'])})",
                 )
-            ax.set(xlabel="visual coherence", ylabel="held-out macro-F1", ylim=(-0.02, 1.02))
+            ax.set(xlabel=f"visual coherence ({centering})", ylabel="held-out macro-F1", ylim=(-0.02, 1.02))
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     _save(fig, path)
 
 
 def coherence_shuffle_figure(coherence: pd.DataFrame | None, path: PathLike) -> None:
-    """Mean category coherence under each shuffle per encoder (t-based 95% CI over categories)."""
+    """Mean category coherence under each shuffle per encoder (t-based 95% CI over categories), one
+    panel per centering: raw cosines and cosines after subtracting the mean training feature."""
     if coherence is None or coherence.empty:
         placeholder(path, "Coherence by shuffle", "no coherence table in this grid")
         return
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * coherence["shuffle"].nunique() * coherence["encoder"].nunique(), 3.2))
-    sns.barplot(
-        coherence.dropna(subset=["coherence"]),
-        x="shuffle",
-        y="coherence",
-        hue="encoder",
-        order=_ordered(coherence["shuffle"], SHUFFLE_ORDER),
-        errorbar=t_interval,
-        palette="colorblind",
-        ax=ax,
-    )
-    ax.set(ylabel="mean pairwise cosine", title="Visual coherence of categories")
+    centerings = _ordered(coherence["centering"], CENTERINGS)
+    width = 1.6 + 1.2 * coherence["shuffle"].nunique() * coherence["encoder"].nunique()
+    fig, axes = plt.subplots(1, len(centerings), figsize=(width * len(centerings), 3.2), squeeze=False)
+    for ax, centering in zip(axes[0], centerings):
+        sns.barplot(
+            coherence[coherence["centering"] == centering].dropna(subset=["coherence"]),
+            x="shuffle",
+            y="coherence",
+            hue="encoder",
+            order=_ordered(coherence["shuffle"], SHUFFLE_ORDER),
+            errorbar=t_interval,
+            palette="colorblind",
+            ax=ax,
+        )
+        ax.set(ylabel="mean pairwise cosine", title=f"Visual coherence of categories ({centering})")
     fig.tight_layout()
     _save(fig, path)
 
 
 def textprobe_figure(summary: pd.DataFrame | None, path: PathLike) -> None:
-    """Text-only probe accuracy per phrasing (Wilson 95% CI), one colour per LM × init; 0.5 = chance."""
+    """Text-only probe accuracy per phrasing (Wilson 95% CI), one panel per probe × decision rule, one
+    colour per LM × init; 0.5 = chance."""
     data = None if summary is None else summary[summary["scope"] == "all"]
     if data is None or data.empty:
         placeholder(path, "Text-only taxonomy probes", "no text probe in this grid")
         return
-    data = data.assign(label=data["lm"] + " (" + data["init"] + ")").astype(
-        {"accuracy": float, "ci_low": float, "ci_high": float}
-    )
-    probes, labels = sorted(data["probe"].unique()), sorted(data["label"].unique())
+    data = data.assign(label=data["lm"] + " (" + data["init"] + ")", panel=data["probe"] + " · " + data["rule"])
+    data = data.astype({"accuracy": float, "ci_low": float, "ci_high": float})
+    probes, labels = sorted(data["panel"].unique()), sorted(data["label"].unique())
     fig, axes = _grid(1, len(probes), width=4.8)
     width = 0.8 / len(labels)
     for ax, probe in zip(axes[0], probes):
-        panel = data[data["probe"] == probe]
+        panel = data[data["panel"] == probe]
         phrasings = (
             _ordered(panel["phrasing"], ())
             if "all" not in set(panel["phrasing"])
@@ -396,7 +418,7 @@ FIGURES: dict[str, Callable[[AnalysisTables, PathLike], None]] = {
     "shuffles": lambda t, p: shuffles_figure(t.metrics, p),
     "encoders": lambda t, p: encoder_figure(t.metrics, p),
     "lms": lambda t, p: lm_figure(t.metrics, p),
-    "coherence": lambda t, p: coherence_figure(t.coherence, t.metrics, p),
+    "coherence": lambda t, p: coherence_figure(t.coherence, absolute_rule(t).metrics, p),
     "coherence_shuffles": lambda t, p: coherence_shuffle_figure(t.coherence, p),
     "depth": lambda t, p: depth_figure(t.metrics, t.pairs, p),
     "per_category": lambda t, p: per_category_figure(t.metrics, p),

@@ -1,8 +1,14 @@
 """Per-category scores of the forced-choice evaluation, the majority baseline and headline means.
 
 Everything downstream (figures, tables, statistics) reads the one tidy table written by
-`collect_metrics`: one row per run × test set × category, where the category is the `asked` column
-(the hypernym, or the leaf, the question is about) — protocol §6.
+`collect_metrics`: one row per run × decision rule × test set × category, where the category is the
+`asked` column (the hypernym, or the leaf, the question is about) — protocol §6. Every rule
+(`taxvlm.decision.RULES`: absolute, the paper's; paired; paired_calibrated) gets the same scores; the
+majority baseline does not depend on the rule. Besides them, `pair_accuracy`: the fraction of the
+category's pairs (positive question + its matched negative on one image, filed under the positive's
+category) in which the rule answers both questions right; under the paired rules that is how often the
+positive's (calibrated) margin beats its negative's. `n_unpaired` counts the category's rows without a
+partner (they keep the absolute prediction under every rule).
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from scipy import stats
 from sklearn.metrics import f1_score
 
 from taxvlm.data.conditions import parse_condition
+from taxvlm.decision import PAIR_KEYS, PREDICTION_COLUMNS, RULES, pair_sizes
 from taxvlm.io import read_tsv, write_tsv
 
 RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "seed")
-HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "test_set")
+HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "rule", "test_set")
 TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen")
+SHUFFLE_ORDER: tuple[str, ...] = ("original", "within", "across")
+CATEGORY_KEYS: tuple[str, ...] = ("test_set", "kind", "category")
 SCORE_COLUMNS: tuple[str, ...] = (
     "n",
     "n_yes",
@@ -32,14 +41,17 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "majority_macro_f1",
     "majority_accuracy",
 )
+PAIR_COLUMNS: tuple[str, ...] = ("n_pairs", "n_unpaired", "pair_accuracy")
 METRICS_COLUMNS: tuple[str, ...] = (
     *RUN_KEYS,
     "condition_family",
     "pct_deprived",
+    "rule",
     "test_set",
     "kind",
     "category",
     *SCORE_COLUMNS,
+    *PAIR_COLUMNS,
 )
 HEADLINE_COLUMNS: tuple[str, ...] = (
     *HEADLINE_KEYS,
@@ -51,16 +63,24 @@ HEADLINE_COLUMNS: tuple[str, ...] = (
     "ci_low",
     "ci_high",
     "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "pair_accuracy",
+    "pair_ci_low",
+    "pair_ci_high",
+    "n_pairs",
+    "n_unpaired",
     "majority_macro_f1",
     "majority_accuracy",
 )
-_INTEGER_COLUMNS: tuple[str, ...] = ("seed", "n", "n_yes", "n_no")
+_INTEGER_COLUMNS: tuple[str, ...] = ("seed", "n", "n_yes", "n_no", "n_pairs", "n_unpaired")
 _FLOAT_COLUMNS: tuple[str, ...] = (
     "pct_deprived",
     "macro_f1",
     "accuracy",
     "majority_macro_f1",
     "majority_accuracy",
+    "pair_accuracy",
 )
 
 
@@ -113,17 +133,38 @@ def category_scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, f
     }
 
 
+def pair_scores(predictions: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (test_set, kind, category): the number of pairs filed under the category (its positive's
+    `asked`) and the fraction of them in which prediction `column` gets both rows right."""
+    both = predictions[pair_sizes(predictions) == 2]
+    right = (both["answer"] == both[column]).groupby([both[k] for k in PAIR_KEYS]).transform("all")
+    positives = both.assign(right=right, category=both["asked"])[both["answer"] == "Yes"]
+    return positives.groupby(list(CATEGORY_KEYS)).agg(n_pairs=("right", "size"), pair_accuracy=("right", "mean"))
+
+
 def score_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (test_set, kind, asked) of a predictions table; categories without rows are absent."""
-    rows = [
-        {"test_set": test_set, "kind": kind, "category": asked, **category_scores(g["answer"], g["prediction"])}
-        for (test_set, kind, asked), g in predictions.groupby(["test_set", "kind", "asked"], sort=True)
-    ]
-    return pd.DataFrame(rows, columns=["test_set", "kind", "category", *SCORE_COLUMNS])
+    """One row per (rule, test_set, kind, asked) of a predictions table; categories without rows are
+    absent, and a category that is never a pair's positive has no pairs (pair_accuracy NaN)."""
+    predictions = predictions.assign(category=predictions["asked"])
+    unpaired = (pair_sizes(predictions) == 1).groupby([predictions[k] for k in CATEGORY_KEYS]).sum()
+    frames = []
+    for rule in RULES:
+        column = PREDICTION_COLUMNS[rule]
+        scores = pd.DataFrame(
+            [
+                dict(zip(CATEGORY_KEYS, keys)) | category_scores(group["answer"], group[column])
+                for keys, group in predictions.groupby(list(CATEGORY_KEYS), sort=True)
+            ],
+            columns=[*CATEGORY_KEYS, *SCORE_COLUMNS],
+        ).set_index(list(CATEGORY_KEYS))
+        table = scores.assign(n_unpaired=unpaired).join(pair_scores(predictions, column))
+        frames.append(table.fillna({"n_pairs": 0}).astype({"n_pairs": int}).reset_index().assign(rule=rule))
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_runs(runs: Iterable[dict], test_sets: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per-example prediction rows of many runs, each tagged with its run keys (and `correct`)."""
+    """Per-example prediction rows of many runs, each tagged with its run keys, and `correct` under
+    the absolute rule (`prediction`), the paper's: the mixed-effects model stays on it."""
     frames = []
     for run in runs:
         frame = read_tsv(run["path"])
@@ -147,7 +188,7 @@ def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str], n_ca
         keys = {key: run[key] for key in RUN_KEYS} | {"condition_family": family, "pct_deprived": pct}
         frames.append(score_predictions(read_tsv(run["path"])).assign(**keys))
     table = pd.concat(frames, ignore_index=True)[list(METRICS_COLUMNS)]
-    table = table.sort_values([*RUN_KEYS, "test_set", "kind", "category"], kind="stable", ignore_index=True)
+    table = table.sort_values([*RUN_KEYS, "rule", *CATEGORY_KEYS], kind="stable", ignore_index=True)
     write_tsv(table, out_path)
     return table
 
@@ -174,14 +215,19 @@ def t_interval(values: Sequence[float]) -> tuple[float, float]:
 
 
 def headline(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean macro-F1 over categories × seeds per (encoder, lm, init, condition, shuffle, test_set).
+    """Means over categories × seeds per (encoder, lm, init, condition, shuffle, rule, test_set), each
+    score with its t-based 95% CI: macro-F1, accuracy and pair accuracy (over the categories that have
+    pairs).
 
-    Unweighted: every category counts once per seed whatever its size. The majority baseline and
-    accuracy are averaged the same way so they can be drawn alongside.
+    Unweighted: every category counts once per seed whatever its size. The majority baseline is averaged
+    the same way so it can be drawn alongside.
     """
     rows = []
     for keys, group in metrics.groupby(list(HEADLINE_KEYS), sort=True):
         low, high = t_interval(group["macro_f1"])
+        accuracy_low, accuracy_high = t_interval(group["accuracy"])
+        pair_accuracy = group["pair_accuracy"].dropna()
+        pair_low, pair_high = t_interval(pair_accuracy)
         rows.append(
             dict(zip(HEADLINE_KEYS, keys))
             | {
@@ -193,6 +239,13 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
                 "ci_low": low,
                 "ci_high": high,
                 "accuracy": group["accuracy"].mean(),
+                "accuracy_ci_low": accuracy_low,
+                "accuracy_ci_high": accuracy_high,
+                "pair_accuracy": pair_accuracy.mean() if len(pair_accuracy) else math.nan,
+                "pair_ci_low": pair_low,
+                "pair_ci_high": pair_high,
+                "n_pairs": int(group["n_pairs"].sum()),
+                "n_unpaired": int(group["n_unpaired"].sum()),
                 "majority_macro_f1": group["majority_macro_f1"].mean(),
                 "majority_accuracy": group["majority_accuracy"].mean(),
             }

@@ -6,6 +6,10 @@ linear probability model predicts outside [0, 1]; and category and seed are *cro
 which the variance-component formulas of the Bayesian GLM express directly whereas `MixedLM` needs a
 single grouping factor. Its estimates are posterior means and SDs of the log-odds (fixed effects) and of
 the log random-effect SDs, so the table reports 95% credible intervals, not p-values.
+
+The model is fitted on correctness under the paper's decision rule (`absolute`: Yes iff
+log P(Yes) > log P(No)). The paired rules decide each row jointly with its matched row, so their
+correctness is not one independent Bernoulli outcome per row; they are compared in the headline.
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ class MixedEffectsFit:
 
 
 def held_out_rows(runs: Sequence[dict]) -> pd.DataFrame:
-    """Per-example held-out (`unseen`) rows of the runs, with `correct` and `category` (= asked)."""
+    """Per-example held-out (`unseen`) rows of the runs, with `correct` (absolute rule) and `category`
+    (= asked)."""
     return read_runs(runs, test_sets=("unseen",)).rename(columns={"asked": "category"})
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from taxvlm.analysis.coherence import coherence_correlations
-from taxvlm.analysis.metrics import RUN_KEYS, headline, read_metrics, read_typed, t_interval
+from taxvlm.analysis.metrics import (
+    RUN_KEYS,
+    SHUFFLE_ORDER,
+    TEST_SET_ORDER,
+    headline,
+    read_metrics,
+    read_typed,
+    t_interval,
+)
 from taxvlm.analysis.textprobe import textprobe_correlations
+from taxvlm.decision import RULES
 from taxvlm.io import read_tsv, write_text
 
 PathLike = str | os.PathLike[str]
@@ -48,9 +57,17 @@ def load_tables(
     )
 
 
+def absolute_rule(tables: AnalysisTables) -> AnalysisTables:
+    """The tables with `metrics` under the paper's (absolute) decision rule only, for readers that do
+    not split by rule (coherence and text-probe correlations, the coherence figure)."""
+    return replace(tables, metrics=tables.metrics[tables.metrics["rule"] == "absolute"])
+
+
 def headline_table(tables: AnalysisTables) -> pd.DataFrame:
+    """The headline in long form: one row per encoder × LM × init × condition × shuffle × rule × test set."""
     columns = [
         *RUN_KEYS[:-1],
+        "rule",
         "test_set",
         "pct_deprived",
         "n_seeds",
@@ -60,13 +77,74 @@ def headline_table(tables: AnalysisTables) -> pd.DataFrame:
         "ci_high",
         "majority_macro_f1",
         "accuracy",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "majority_accuracy",
+        "pair_accuracy",
+        "pair_ci_low",
+        "pair_ci_high",
+        "n_pairs",
+        "n_unpaired",
     ]
     return tables.headline[columns]
 
 
+# score label → (mean, CI low, CI high, majority-baseline column or None) in the headline
+HEADLINE_SCORES: dict[str, tuple[str, str, str, str | None]] = {
+    "macro-F1": ("macro_f1", "ci_low", "ci_high", "majority_macro_f1"),
+    "accuracy": ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "majority_accuracy"),
+    "pair accuracy": ("pair_accuracy", "pair_ci_low", "pair_ci_high", None),
+}
+HEADLINE_GROUP: tuple[str, ...] = ("encoder", "lm", "condition", "shuffle", "test_set")
+INITS: tuple[str, ...] = ("pretrained", "random")
+
+
+def _estimate(rows: pd.DataFrame, mean: str, low: str, high: str) -> str:
+    """`mean [low, high]` to 3 decimals; the mean alone without a CI; `—` when absent."""
+    if rows.empty or pd.isna(rows[mean].iloc[0]):
+        return "—"
+    row = rows.iloc[0]
+    return f"{row[mean]:.3f}" if pd.isna(row[low]) else f"{row[mean]:.3f} [{row[low]:.3f}, {row[high]:.3f}]"
+
+
+def _rank(values: pd.Series, preferred: Sequence[str]) -> pd.Series:
+    """Position of each value in `preferred` (values not in it rank after all of them)."""
+    return values.map({value: i for i, value in enumerate(preferred)}).fillna(len(preferred))
+
+
+def headline_markdown(headline_frame: pd.DataFrame) -> pd.DataFrame:
+    """The headline laid out for reading: one row per encoder × LM × condition × shuffle × test set ×
+    score (macro-F1, accuracy, pair accuracy), the majority baseline, then for every decision rule the
+    pretrained LM and its random-init twin (the chance level of that rule) side by side; cells are means
+    over categories × seeds with their t-based 95% CIs; `n` = seeds × categories (pretrained / random)."""
+    if headline_frame.empty:
+        return headline_frame
+    frame = headline_frame.assign(
+        shuffle_rank=_rank(headline_frame["shuffle"], SHUFFLE_ORDER),
+        test_set_rank=_rank(headline_frame["test_set"], TEST_SET_ORDER),
+    ).sort_values(["encoder", "lm", "pct_deprived", "condition", "shuffle_rank", "shuffle", "test_set_rank"])
+    rows = []
+    for keys, group in frame.groupby(list(HEADLINE_GROUP), sort=False):
+        absolute = group[group["rule"] == "absolute"]
+        sizes = [absolute[absolute["init"] == init] for init in INITS]
+        n = " / ".join(
+            f"{int(r['n_seeds'].iloc[0])}×{int(r['n_categories'].iloc[0])}" if len(r) else "—" for r in sizes
+        )
+        for score, (mean, low, high, majority) in HEADLINE_SCORES.items():
+            row = dict(zip(HEADLINE_GROUP, keys)) | {"score": score}
+            row["majority"] = f"{group[majority].mean():.3f}" if majority else "—"
+            for rule in RULES:
+                for init in INITS:
+                    cell = group[(group["rule"] == rule) & (group["init"] == init)]
+                    row[f"{rule}: {init}"] = _estimate(cell, mean, low, high)
+            rows.append(row | {"n": n})
+    return pd.DataFrame(rows)
+
+
 def per_category_table(tables: AnalysisTables) -> pd.DataFrame:
-    """Macro-F1 of every category, averaged over seeds, with its majority baseline."""
-    keys = [*RUN_KEYS[:-1], "test_set", "category"]
+    """Macro-F1 of every category under every decision rule, averaged over seeds, with its majority
+    baseline."""
+    keys = [*RUN_KEYS[:-1], "rule", "test_set", "category"]
     return tables.metrics.groupby(keys, as_index=False, sort=True).agg(
         n_seeds=("seed", "nunique"),
         n=("n", "mean"),
@@ -76,23 +154,20 @@ def per_category_table(tables: AnalysisTables) -> pd.DataFrame:
 
 
 def coherence_summary_table(tables: AnalysisTables) -> pd.DataFrame:
-    """Mean category coherence per encoder and shuffle, with a t-based 95% CI over categories."""
+    """Mean category coherence per encoder, centering (raw, centred) and shuffle, with a t-based 95% CI
+    over categories."""
+    columns = ["encoder", "centering", "shuffle", "n_categories", "coherence", "ci_low", "ci_high"]
     if tables.coherence is None:
-        return pd.DataFrame(columns=["encoder", "shuffle", "n_categories", "coherence", "ci_low", "ci_high"])
+        return pd.DataFrame(columns=columns)
     rows = []
-    for (encoder, shuffle), group in tables.coherence.dropna(subset=["coherence"]).groupby(["encoder", "shuffle"]):
+    keys = ["encoder", "centering", "shuffle"]
+    for key, group in tables.coherence.dropna(subset=["coherence"]).groupby(keys):
         low, high = t_interval(group["coherence"])
         rows.append(
-            {
-                "encoder": encoder,
-                "shuffle": shuffle,
-                "n_categories": len(group),
-                "coherence": group["coherence"].mean(),
-                "ci_low": low,
-                "ci_high": high,
-            }
+            dict(zip(keys, key))
+            | {"n_categories": len(group), "coherence": group["coherence"].mean(), "ci_low": low, "ci_high": high}
         )
-    return pd.DataFrame(rows, columns=["encoder", "shuffle", "n_categories", "coherence", "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def coherence_correlation_table(tables: AnalysisTables) -> pd.DataFrame:
@@ -102,11 +177,11 @@ def coherence_correlation_table(tables: AnalysisTables) -> pd.DataFrame:
 
 
 def textprobe_table(tables: AnalysisTables) -> pd.DataFrame:
-    """LM × init × probe × phrasing accuracy with its Wilson 95% CI (issue 8's report table)."""
+    """LM × init × probe × phrasing × decision rule accuracy with its Wilson 95% CI (issues 8, 13)."""
     if tables.textprobe is None:
         return pd.DataFrame()
     summary = tables.textprobe[tables.textprobe["scope"] == "all"]
-    return summary[["lm", "init", "probe", "phrasing", "n", "accuracy", "ci_low", "ci_high", "macro_f1"]]
+    return summary[["lm", "init", "probe", "phrasing", "rule", "n", "accuracy", "ci_low", "ci_high", "macro_f1"]]
 
 
 def textprobe_correlation_table(tables: AnalysisTables) -> pd.DataFrame:
@@ -119,17 +194,23 @@ TABLES: dict[str, Callable[[AnalysisTables], pd.DataFrame]] = {
     "headline": headline_table,
     "per_category": per_category_table,
     "coherence": coherence_summary_table,
-    "coherence_correlations": coherence_correlation_table,
+    "coherence_correlations": lambda t: coherence_correlation_table(absolute_rule(t)),
     "textprobe": textprobe_table,
-    "textprobe_correlations": textprobe_correlation_table,
+    "textprobe_correlations": lambda t: textprobe_correlation_table(absolute_rule(t)),
 }
+# tables whose Markdown is laid out differently from their CSV (frame → Markdown frame)
+MARKDOWN_LAYOUTS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"headline": headline_markdown}
 
 
-def write_table(frame: pd.DataFrame, csv_path: PathLike, md_path: PathLike) -> None:
-    """Full-precision CSV and a 3-decimal Markdown table ('not in this grid' when empty)."""
+def write_table(
+    frame: pd.DataFrame, csv_path: PathLike, md_path: PathLike, markdown: pd.DataFrame | None = None
+) -> None:
+    """Full-precision CSV of `frame` and a 3-decimal Markdown table of `markdown` (default: `frame`;
+    'not in this grid' when empty)."""
     write_text(frame.to_csv(index=False, lineterminator="\n"), csv_path)
-    markdown = frame.to_markdown(index=False, floatfmt=".3f") if not frame.empty else "_not in this grid_"
-    write_text(markdown + "\n", md_path)
+    markdown = frame if markdown is None else markdown
+    text = markdown.to_markdown(index=False, floatfmt=".3f") if not markdown.empty else "_not in this grid_"
+    write_text(text + "\n", md_path)
 
 
 def make_tables(tables: AnalysisTables, outputs: Mapping[str, tuple[PathLike, PathLike]]) -> None:
@@ -138,4 +219,6 @@ def make_tables(tables: AnalysisTables, outputs: Mapping[str, tuple[PathLike, Pa
     if unknown:
         raise KeyError(f"unknown tables: {sorted(unknown)}")
     for name, (csv_path, md_path) in outputs.items():
-        write_table(TABLES[name](tables), csv_path, md_path)
+        frame = TABLES[name](tables)
+        layout = MARKDOWN_LAYOUTS.get(name)
+        write_table(frame, csv_path, md_path, layout(frame) if layout else None)

@@ -2,8 +2,12 @@
 
 Prompt format (**decision**): `[head] [image tokens] [question text] [answer]`, where
 
-- plain (`chat_template: false`): head = BOS if the tokenizer adds one by default; question text =
-  `Question: {question} Answer:`; answers = ` Yes` / ` No` followed by EOS;
+- plain (`chat_template: false`): the text is `Question: {question} Answer:`; answers = ` Yes` / ` No`
+  followed by EOS. The image goes after the first token, as in the paper's model (which splices it after
+  BOS): head = BOS if the tokenizer adds one by default; otherwise (e.g. SmolLM2) head = the first token
+  of the text itself (`Question`), which then moves out of the question text (without this the image
+  would sit at position 0). `head + question_ids(q)` is exactly the tokenization of the text without
+  the image, with or without BOS;
 - chat (`chat_template: true`): the tokenizer's chat template with a user turn = image + question and
   the generation prompt; head = the template text before the image; answers = `Yes` / `No` plus the
   template's end-of-turn token (or EOS when the template cannot be split that way).
@@ -76,15 +80,20 @@ class PromptFormat:
     question_template: str  # text after the image, with `_QUESTION_MARK` where the question goes
     answers: dict[str, list[int]]  # "Yes"/"No" → answer token ids + end token
     tokenizer: Any
+    text_head: int = 0  # leading tokens of the question text that live in `head` (before the image)
 
     def question_ids(self, question: str) -> list[int]:
+        """Token ids of the question text after the image (without its first `text_head` tokens)."""
         text = self.question_template.replace(_QUESTION_MARK, question)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if ids[: self.text_head] != self.head[len(self.head) - self.text_head :]:
+            raise ValueError(f"question text {text!r} does not start with the head token(s) {self.head}")
+        return ids[self.text_head :]
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the format (for train_config.json)."""
         question = self.question_template.replace(_QUESTION_MARK, "{question}")
-        return {"head": self.head, "question": question, "answers": self.answers}
+        return {"head": self.head, "question": question, "head_from_question": self.text_head, "answers": self.answers}
 
     @property
     def choice_ids(self) -> tuple[int, int]:
@@ -113,11 +122,16 @@ def _chat_format(tokenizer: Any) -> PromptFormat:
 
 
 def _plain_format(tokenizer: Any) -> PromptFormat:
+    """The plain format; without a BOS the text's first token is the head (module docstring)."""
     bos = tokenizer.bos_token_id
     adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [bos]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     answers = {a: _ids(tokenizer, " " + a) + eos for a in ANSWERS}
-    return PromptFormat([bos] if adds_bos else [], f"Question: {_QUESTION_MARK} Answer:", answers, tokenizer)
+    template = f"Question: {_QUESTION_MARK} Answer:"
+    if adds_bos:
+        return PromptFormat([bos], template, answers, tokenizer)
+    first = _ids(tokenizer, template.split(_QUESTION_MARK)[0])[:1]
+    return PromptFormat(first, template, answers, tokenizer, text_head=1)
 
 
 def build_prompt(tokenizer: Any, chat_template: bool = False) -> PromptFormat:
