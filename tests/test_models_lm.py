@@ -313,6 +313,22 @@ def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: 
     assert {"projector.pt", "curve.tsv", "train_config.json", "predictions.tsv"} <= {p.name for p in trained.iterdir()}
 
 
+def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    """val_curve.tsv scores the untrained projector, every `val_every` epochs and the last step; the
+    trained task's validation accuracy rises (the criterion training length is chosen on)."""
+    out = toy["root"] / "validated"
+    train_projector(
+        toy["features"], toy["train"], LM_SPEC, tiny_lm_dir, ENCODER, "pretrained",
+        {**TRAINING, "val_every": 1.5}, 7, out, toy["root"] / "validated.ckpt", device="cpu", val_tsv=toy["test"],
+    )
+    curve = read_tsv(out / "val_curve.tsv").astype(float)
+    assert list(curve.columns) == ["step", "epoch", "n", "accuracy", "pair_accuracy", "yes_rate"]
+    assert curve["step"].tolist() == [0, 8, 16, 20]  # 5 steps per epoch, 4 epochs: every 8 steps + the last
+    assert (curve["n"] == len(read_tsv(toy["test"]))).all()
+    assert curve["accuracy"].iloc[-1] >= 0.8 > curve["accuracy"].iloc[0]
+    assert curve["pair_accuracy"].iloc[-1] >= 0.8
+
+
 @pytest.mark.parametrize("batching", ["rows", "images"])
 def test_killed_job_resumes_to_the_same_projector(
     toy: dict[str, Path], tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch, batching: str

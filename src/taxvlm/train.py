@@ -7,6 +7,12 @@ about the same image share one prefix computation (which pays off with `batching
 batch holds a few images with all their questions, when FLOPs bound the step: on a CPU, or a large LM
 on a GPU; the default `rows` keeps i.i.d. row batches, which run in one pass).
 
+Learning criterion: with a validation table (`val_leaf.tsv`: leaf questions on validation images,
+trained questions on unseen images and never a held-out hypernym), the run scores it after every
+`val_every` epochs and writes `val_curve.tsv` (accuracy under the absolute rule and pair accuracy):
+the table training length and learning rate are chosen on, and the evidence that a run learned its
+task.
+
 Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
 epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
 else is random (LM in eval mode, no dropout). A resumed run therefore ends bit-identical to an
@@ -32,6 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from taxvlm.decision import absolute, pair_id
+from taxvlm.evaluate import score_questions
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import (
@@ -90,6 +98,38 @@ def batch_loss(
         return answer_loss(model, prompt, projector(feats[images].to(dev).float()), group, question_ids, answer_ids)
 
 
+VAL_BATCH_SIZE = 64
+VAL_COLUMNS = ["step", "epoch", "n", "accuracy", "pair_accuracy", "yes_rate"]
+
+
+def validation_scores(
+    model: nn.Module,
+    prompt: PromptFormat,
+    projector: nn.Module,
+    feats: torch.Tensor,
+    index: dict[str, int],
+    table: pd.DataFrame,
+    batch_size: int,
+) -> dict[str, float]:
+    """Accuracy (absolute rule), pair accuracy (the positive's margin beats its matched negative's)
+    and the share of Yes answers on a validation table; the projector is left in train mode."""
+    projector.eval()
+    logp_yes, logp_no = score_questions(
+        model, prompt, projector, feats, [index[i] for i in table["image_id"]], list(table["text"]), batch_size
+    )
+    projector.train()
+    frame = table.assign(
+        test_set="val", pair=table["question_id"].map(pair_id), margin=(logp_yes - logp_no).numpy()
+    )
+    by_pair = frame.pivot_table(index=["image_id", "pair"], columns="answer", values="margin").dropna()
+    return {
+        "n": len(frame),
+        "accuracy": float((absolute(frame["margin"]) == frame["answer"]).mean()),
+        "pair_accuracy": float((by_pair["Yes"] > by_pair["No"]).mean()),
+        "yes_rate": float((absolute(frame["margin"]) == "Yes").mean()),
+    }
+
+
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     """LR factor: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
 
@@ -139,20 +179,20 @@ def _fingerprint(config: dict[str, Any], train_tsv: Path, n_images: int) -> str:
 
 def _resume(
     path: Path, fingerprint: str, projector: nn.Module, optimizer: Any, scheduler: Any, dev: torch.device
-) -> tuple[int, list[dict[str, Any]]]:
-    """Load a matching checkpoint into the training state; return (step, curve so far)."""
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Load a matching checkpoint into the training state; return (step, loss curve, validation curve)."""
     if not path.exists():
-        return 0, []
+        return 0, [], []
     state = torch.load(path, map_location=dev, weights_only=True)
     if state["fingerprint"] != fingerprint:
         log.warning("ignoring %s: it belongs to another run configuration", path)
-        return 0, []
+        return 0, [], []
     projector.load_state_dict(state["projector"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s at step %d", path, state["step"])
-    return state["step"], state["curve"]
+    return state["step"], state["curve"], state["val_curve"]
 
 
 def train_projector(
@@ -167,9 +207,10 @@ def train_projector(
     out_dir: Path,
     checkpoint_path: Path,
     device: str = "auto",
+    val_tsv: Path | None = None,
 ) -> None:
-    """Write `projector.pt`, `curve.tsv` and `train_config.json` to `out_dir`; resume from
-    `checkpoint_path` when it matches this run, and delete it at the end."""
+    """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to `out_dir`; resume
+    from `checkpoint_path` when it matches this run, and delete it at the end."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
@@ -208,7 +249,20 @@ def train_projector(
         "seed": seed,
     }
     fingerprint = _fingerprint(config, train_tsv, len(index))
-    step, curve = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
+    step, curve, val_curve = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
+    val_table = read_tsv(val_tsv) if val_tsv is not None else pd.DataFrame()
+    val_steps = _validation_steps(float(training.get("val_every", 1.0)), steps_per_epoch, total)
+
+    def validate() -> None:
+        if not val_table.empty:
+            scores = validation_scores(
+                model, prompt, projector, feats, index, val_table, VAL_BATCH_SIZE
+            )
+            val_curve.append({"step": step, "epoch": step / steps_per_epoch, **scores})
+            log.info("validation at step %d: %s", step, scores)
+
+    if step == 0:
+        validate()
 
     every = int(training.get("checkpoint_every", 0))
     clip = float(training.get("grad_clip", 0.0))
@@ -243,6 +297,8 @@ def train_projector(
             rate = (step - start_step) * batch_size / (time.perf_counter() - t0)
             bar.update(1)
             bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}", samples_s=f"{rate:.1f}")
+            if step in val_steps:
+                validate()
             if every and step % every == 0 and step < total:
                 _save_checkpoint(
                     {
@@ -253,6 +309,7 @@ def train_projector(
                         "scheduler": scheduler.state_dict(),
                         "rng": torch.get_rng_state(),
                         "curve": curve,
+                        "val_curve": val_curve,
                     },
                     checkpoint_path,
                 )
@@ -273,6 +330,7 @@ def train_projector(
             tmp,
         )
     write_tsv(pd.DataFrame(curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
+    write_tsv(pd.DataFrame(val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
     write_json(
         {
             **config,
@@ -286,6 +344,15 @@ def train_projector(
     )
     checkpoint_path.unlink(missing_ok=True)
     _remove_empty_parents(checkpoint_path.parent)
+
+
+def _validation_steps(every_epochs: float, steps_per_epoch: int, total: int) -> set[int]:
+    """Steps after which the validation table is scored: every `every_epochs` epochs and the last step
+    (step 0, the untrained projector, is scored too); `every_epochs` 0 means only the last step."""
+    if every_epochs <= 0:
+        return {total}
+    every = max(1, round(every_epochs * steps_per_epoch))
+    return {*range(every, total + 1, every), total}
 
 
 def _remove_empty_parents(folder: Path) -> None:

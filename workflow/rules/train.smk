@@ -7,12 +7,14 @@ rule train_projector:
     input:
         features="results/features/{encoder}.pt",
         train="results/conditions/{condition}/{shuffle}/train.tsv",
+        val="results/conditions/{condition}/{shuffle}/val_leaf.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("train_projector.py"),
     output:
         projector=f"results/runs/{RUN}/projector.pt",
         curve=f"results/runs/{RUN}/curve.tsv",
         config=f"results/runs/{RUN}/train_config.json",
+        val_curve=f"results/runs/{RUN}/val_curve.tsv",
     log:
         f"logs/train_projector/{RUN}.log",
     benchmark:

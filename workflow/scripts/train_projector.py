@@ -1,4 +1,4 @@
-"""Train one projector. Snakemake: input.features, input.train, input.lm_weights (optional folder);
+"""Train one projector. Snakemake: input.features, input.train, input.val, input.lm_weights (optional folder);
 params.lm, params.encoder, params.training, params.checkpoint; output.projector/curve/config (one run
 folder); wildcards.init, wildcards.seed."""
 
@@ -23,4 +23,5 @@ train_projector(
     int(snakemake.wildcards.seed),
     Path(snakemake.output.projector).parent,
     Path(snakemake.params.checkpoint),
+    val_tsv=Path(snakemake.input.val),
 )
