@@ -230,7 +230,9 @@ def train_projector(
     d_vis, d_lm = feats.shape[-1], model.get_input_embeddings().embedding_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "projector"))
-        projector = build_projector(pspec, d_vis, d_lm).to(dev)
+        projector = build_projector(pspec, d_vis, d_lm)
+    projector.fit_feature_norm(feats[torch.unique(image_idx)])
+    projector.to(dev)
     optimizer = torch.optim.AdamW(
         projector.parameters(), lr=float(training["lr"]), weight_decay=float(training.get("weight_decay", 0.0))
     )
