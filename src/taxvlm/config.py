@@ -106,6 +106,10 @@ def check_references(config: Mapping[str, Any]) -> None:
                         f"config.experiments[{index}].{key}: '{name}' is not defined under config.{family} "
                         f"(known: {known})"
                     )
+    tuning = config.get("tuning", {})
+    for family, key in (("encoders", "encoder"), ("lms", "lm")):
+        if key in tuning and tuning[key] not in config.get(family, {}):
+            raise ConfigError(f"config.tuning.{key}: '{tuning[key]}' is not defined under config.{family}")
     for name in config.get("analysis", {}).get("textprobe", {}).get("lms", []):
         if name not in config.get("lms", {}):
             raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")

@@ -11,6 +11,7 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from taxvlm.sources import script_sources
+from taxvlm.tune import candidate_name
 from taxvlm.config import (
     ConfigError,
     check_references,
@@ -145,3 +146,17 @@ TABLE_NAMES = [
     "textprobe",
     "textprobe_correlations",
 ]
+
+
+def tuning_training(candidate):
+    """config.training of the tuned LM with one tuning candidate's settings, its epochs and a
+    validation scoring after every epoch."""
+    by_name = {candidate_name(c): c for c in config["tuning"]["candidates"]}
+    return (
+        training_config(config, config["tuning"]["lm"])
+        | by_name[candidate]
+        | {
+            "epochs": config["tuning"]["epochs"],
+            "val_every": 1,
+        }
+    )
