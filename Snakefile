@@ -26,6 +26,7 @@ wildcard_constraints:
     init="pretrained|random",
     condition=r"none|full|random\d+(pair)?|systematic\d+",
     shuffle="original|across|within",
+    objective="yesno|caption",
     seed=r"\d+",
     asset=_alternation(config["assets"]),
 
@@ -35,6 +36,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/tune.smk"
 
@@ -43,3 +45,4 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        CAPTION_OUTPUTS,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from taxvlm.analysis.figures import FIGURES, make_figures
-from taxvlm.analysis.metrics import condition_axis, headline
+from taxvlm.analysis.metrics import READOUT_RULES, condition_axis, headline
 from taxvlm.analysis.tables import TABLES, AnalysisTables, headline_markdown, make_tables
 from taxvlm.decision import RULES
 
@@ -22,16 +22,20 @@ def synthetic_metrics(
     conditions=("none", "random50", "systematic2", "full"),
     shuffles=("original", "across", "within"),
     seeds=(7, 42),
+    readouts=("yesno", "naming"),
 ) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
     for encoder, init, condition, shuffle, seed in itertools.product(encoders, inits, conditions, shuffles, seeds):
         family, pct = condition_axis(condition, n_categories=len(CATEGORIES))
         test_sets = ["leaf"] + ["seen"] * (condition != "full") + ["unseen"] * (condition != "none")
-        for rule, test_set, category in itertools.product(RULES, test_sets, CATEGORIES):
+        rules = [(readout, rule) for readout in readouts for rule in READOUT_RULES[readout]]
+        for (readout, rule), test_set, category in itertools.product(rules, test_sets, CATEGORIES):
             f1 = float(np.clip(0.9 - pct / 300 - 0.3 * (init == "random") + rng.normal(0, 0.05), 0, 1))
             rows.append(
                 {
+                    "objective": "yesno",
+                    "readout": readout,
                     "rule": rule,
                     "n_pairs": 5,
                     "n_unpaired": 0,
@@ -143,6 +147,8 @@ def test_all_figures_render_on_a_full_grid(tmp_path):
             "seeds": (7,),
         },
         {"conditions": ("none",), "shuffles": ("original",)},
+        {"conditions": ("full",), "shuffles": ("original",), "readouts": ("yesno",)},
+        {"conditions": ("full",), "shuffles": ("original",), "readouts": ("naming",)},
     ],
 )
 def test_figures_and_tables_survive_missing_facets(tmp_path, grid):
@@ -160,11 +166,14 @@ def test_figures_are_byte_identical_across_runs(tmp_path):
 
 
 def test_headline_markdown_puts_rules_and_the_twin_side_by_side():
-    metrics = synthetic_metrics(encoders=("e1",), conditions=("random50", "full"), shuffles=("original", "within"))
+    metrics = synthetic_metrics(
+        encoders=("e1",), conditions=("random50", "full"), shuffles=("original", "within"), readouts=("yesno",)
+    )
     metrics = metrics[(metrics["init"] == "pretrained") | (metrics["shuffle"] == "original")]  # twin: original only
     table = headline_markdown(headline(metrics))
-    assert list(table.columns[:7]) == ["encoder", "lm", "condition", "shuffle", "test_set", "score", "majority"]
-    assert list(table.columns[7:]) == [f"{rule}: {init}" for rule in RULES for init in ("pretrained", "random")] + ["n"]
+    keys = ["encoder", "lm", "condition", "shuffle", "objective", "readout", "test_set", "score", "majority"]
+    assert list(table.columns[:9]) == keys
+    assert list(table.columns[9:]) == [f"{rule}: {init}" for rule in RULES for init in ("pretrained", "random")] + ["n"]
     assert list(table.drop_duplicates(["condition", "shuffle"])[["condition", "shuffle"]].itertuples(index=False)) == [
         ("random50", "original"),
         ("random50", "within"),
@@ -196,3 +205,12 @@ def test_tables_written_as_csv_and_markdown(tmp_path):
         assert coherence.loc[(centering, "across"), "coherence"] < coherence.loc[(centering, "original"), "coherence"]
     correlations = pd.read_csv(tmp_path / "textprobe_correlations.csv")
     assert set(correlations["init"]) == {"pretrained", "random"} and (correlations["n"] == len(CATEGORIES)).all()
+    assert set(correlations["readout"]) == {"yesno"}  # correlations read the absolute rule: yes/no only
+    naming = pd.read_csv(tmp_path / "naming.csv")
+    assert set(naming["rule"]) == {"paired", "paired_calibrated"}
+    assert set(naming["test_set"]) == {"leaf", "seen", "unseen"}
+    header = [cell.strip() for cell in (tmp_path / "naming.md").read_text().splitlines()[0].split("|")]
+    assert header[1:-1] == [
+        "encoder", "lm", "objective", "condition", "shuffle", "rule",
+        *(f"{t}: {i}" for t in ("leaf", "seen", "unseen") for i in ("pretrained", "random")),
+    ]

@@ -21,7 +21,7 @@ from taxvlm.analysis.metrics import (
     t_interval,
 )
 from taxvlm.data.errors import DataError
-from taxvlm.decision import RULES, decide, pair_id
+from taxvlm.decision import NAMING_RULES, RULES, decide, pair_id
 from taxvlm.io import write_tsv
 
 
@@ -164,10 +164,10 @@ def test_collect_metrics_one_row_per_run_test_set_category(tmp_path):
     run_b = _predictions([("unseen", "hypernym", "fish", "No", "No")])
     write_tsv(run_a, tmp_path / "a.tsv")
     write_tsv(run_b, tmp_path / "b.tsv")
-    keys = {"encoder": "e", "lm": "l", "init": "pretrained", "shuffle": "original"}
+    keys = {"encoder": "e", "lm": "l", "init": "pretrained", "shuffle": "original", "objective": "yesno"}
     runs = [
-        keys | {"condition": "systematic3", "seed": 7, "path": tmp_path / "a.tsv"},
-        keys | {"condition": "random50pair", "seed": 42, "path": tmp_path / "b.tsv"},
+        keys | {"condition": "systematic3", "seed": 7, "readout": "yesno", "path": tmp_path / "a.tsv"},
+        keys | {"condition": "random50pair", "seed": 42, "readout": "yesno", "path": tmp_path / "b.tsv"},
     ]
     table = collect_metrics(runs, tmp_path / "metrics.tsv", n_categories=20)
     assert list(table.columns) == list(METRICS_COLUMNS)
@@ -182,6 +182,28 @@ def test_collect_metrics_one_row_per_run_test_set_category(tmp_path):
     pd.testing.assert_frame_equal(reread, table.astype({"seed": "int64"}), check_dtype=False)
 
 
+def test_naming_readout_is_scored_under_the_paired_rules_only(tmp_path):
+    """naming.tsv (margins = log-likelihoods, no absolute prediction) beside the same run's yes/no
+    predictions: one metrics table with a `readout` column, and the headline keeps them apart."""
+    naming = _hand_built().drop(index=4).assign(prediction="", logp_yes=np.nan, logp_no=np.nan)  # pairs only
+    write_tsv(naming, tmp_path / "naming.tsv")
+    write_tsv(_hand_built().assign(logp_yes=-1.0, logp_no=-2.0), tmp_path / "predictions.tsv")
+    keys = {"encoder": "e", "lm": "l", "init": "pretrained", "condition": "full", "shuffle": "original",
+            "objective": "caption", "seed": 7}
+    runs = [keys | {"readout": "yesno", "path": tmp_path / "predictions.tsv"},
+            keys | {"readout": "naming", "path": tmp_path / "naming.tsv"}]
+    table = collect_metrics(runs, tmp_path / "metrics.tsv", n_categories=4)
+    assert set(table.loc[table["readout"] == "naming", "rule"]) == set(NAMING_RULES) == {"paired", "paired_calibrated"}
+    assert set(table.loc[table["readout"] == "yesno", "rule"]) == set(RULES)
+    bird = table[(table["readout"] == "naming") & (table["category"] == "bird")].set_index("rule")
+    assert bird.loc["paired_calibrated", "pair_accuracy"] == 1.0 and bird.loc["paired", "pair_accuracy"] == 0.0
+    lines = headline(table)
+    assert set(zip(lines["readout"], lines["rule"])) == {("yesno", r) for r in RULES} | {
+        ("naming", r) for r in NAMING_RULES
+    }
+    assert set(lines["objective"]) == {"caption"}
+
+
 def test_headline_ci_matches_scipy():
     rng = np.random.default_rng(0)
     f1 = rng.uniform(0.3, 1.0, size=12)
@@ -192,6 +214,8 @@ def test_headline_ci_matches_scipy():
             "init": "pretrained",
             "condition": "full",
             "shuffle": "original",
+            "objective": "yesno",
+            "readout": "yesno",
             "condition_family": "full",
             "pct_deprived": 100.0,
             "test_set": "unseen",

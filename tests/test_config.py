@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from taxvlm.config import ConfigError, Run, check_references, expand_experiments, schema_error, training_config
 
@@ -24,7 +25,48 @@ def test_grid_is_the_sorted_union_of_blocks() -> None:
     runs = expand_experiments([block, overlapping])
     assert runs == sorted(runs)
     assert len(runs) == 3  # (none,7), (full,7), (full,42): (full,7) counted once
-    assert Run("e", "l", "pretrained", "full", "original", 42).path == "e/l/pretrained/full/original/seed42"
+    assert {run.objective for run in runs} == {"yesno"}  # a block without `objectives` trains on questions
+    run = Run("e", "l", "pretrained", "full", "original", "caption", 42)
+    assert run.path == "e/l/pretrained/full/original/caption/seed42"
+    assert run.keys()["objective"] == "caption"
+
+
+def test_objectives_are_a_grid_dimension() -> None:
+    block = {"encoders": ["e"], "lms": ["l"], "inits": ["pretrained"], "conditions": ["full"],
+             "shuffles": ["original"], "objectives": ["yesno", "caption"], "seeds": [7]}
+    assert [run.objective for run in expand_experiments([block])] == ["caption", "yesno"]
+    bad = {**default_config(), "experiments": [{**block, "objectives": ["captions"]}]}
+    assert "config.experiments[0].objectives[0]: 'captions' is not one of" in schema_error(bad, SCHEMA)
+
+
+def merged(*names: str) -> dict:
+    """config/config.yaml deep-merged with the named config files, as `--configfile` merges them."""
+    config = default_config()
+    for name in names:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    return config
+
+
+@pytest.mark.parametrize("names", [("limber.yaml",), ("things.yaml", "limber.yaml"), ("limber_default.yaml",)])
+def test_limber_configs_are_valid_caption_grids(names: tuple[str, ...]) -> None:
+    config = merged(*names)
+    assert schema_error(config, SCHEMA) is None
+    check_references(config)
+    runs = expand_experiments(config["experiments"])
+    assert {run.objective for run in runs} == {"caption"}
+    assert {run.init for run in runs} == {"pretrained", "random"}
+    assert len({run.seed for run in runs}) >= 2  # seed CIs
+
+
+def test_limber_config_has_limbers_encoders_and_token_counts() -> None:
+    config = merged("limber.yaml")
+    encoders = {run.encoder for run in expand_experiments(config["experiments"])}
+    assert encoders == {"beit_l", "nf_resnet50", "clip_rn50x16"}
+    assert config["training"]["projector"] == "linear" and config["training"]["prefix_tokens"] == 1
+    specs = config["encoders"]
+    assert specs["beit_l"]["id"].endswith("-pt22k")  # self-supervised only: no labels, no captions
+    assert (specs["nf_resnet50"]["layer"], specs["nf_resnet50"]["features"]) == ("final", "pooled")
+    assert (specs["clip_rn50x16"]["name"], specs["clip_rn50x16"]["id"]) == ("RN50x16", "openai")
 
 
 def test_default_and_paper_configs_are_valid() -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from taxvlm.data import conditions
+from taxvlm.data.captions import HypernymMentions
 from taxvlm.data.datasets import build_dataset
 from taxvlm.data.errors import DataError
 from taxvlm.data.materialize import materialize_condition
@@ -165,6 +166,14 @@ def test_invariants(paper: Path, paper_tables, materialized: Path, condition: st
     assert (train.image_concept == train.leaf.map(sigma)).all()
     for table in tables.values():
         assert table.row_id.is_unique
+    captions = read_tsv(materialized / condition / shuffle / "train_captions.tsv")
+    assert sorted(captions.image_id) == sorted(images.image_id[images.split == "train"])  # one template each
+    assert (captions.image_concept == captions.leaf.map(sigma)).all() and captions.row_id.is_unique
+    if condition == "full":  # no training caption names any hypernym
+        names = read_tsv(paper / "concepts.tsv").set_index("concept").name
+        hypernyms = read_tsv(paper / "hypernyms.tsv")
+        mentions = HypernymMentions(hypernyms)
+        assert not any(mentions.named(c, names[s], hypernyms.hypernym) for c, s in zip(captions.caption, captions.leaf))
 
 
 @pytest.mark.parametrize("shuffle", ["across", "within"])

@@ -201,7 +201,9 @@ def stamps(tmp_path: Path) -> Path:
         "hobbies/music/violin.png": "A violin.",
         "naturalforces/stone.png": "A rock.",
         "cartoon/owl.png": "A cartoon owl.",
-        "animals/birds/blorp.png": "",
+        "animals/birds/blorp.png": "",  # no .txt at all
+        "animals/birds/glorp.png": "A glorp.",  # a caption without a WordNet noun
+        "animals/birds/frowl.png": "fr.utf8=Un hibou.",  # only translated lines
     }.items():
         _png(root / relative, (10, 120, 10, 255), mode="RGBA")
         if caption:
@@ -244,11 +246,22 @@ def test_tuxpaint_concepts_hypernyms_and_views(stamps: Path, tmp_path: Path) -> 
     assert set(per_concept) == {("test", "train", "train", "val")}  # 4 views: every concept gets a val image
     with Image.open(images.path.iloc[0]) as view:
         assert view.size == (16, 16) and view.mode == "RGB"
-    excluded = read_json(out / "summary.json")["excluded"]
-    assert excluded == {
-        "animals/birds/blorp.png": "no WordNet noun in caption or file name",
+    summary = read_json(out / "summary.json")
+    assert summary["excluded"] == {
+        "animals/birds/blorp.png": "no English caption: no caption file blorp.txt",
+        "animals/birds/frowl.png": "no English caption: the first line of its .txt is a translation",
+        "animals/birds/glorp.png": "no WordNet noun in caption or file name",
         "rock": "no hypernym (rock.n.01)",
     }
+    assert summary["excluded_no_english_caption"] == 2
+    captions = read_tsv(out / "captions.tsv")
+    assert list(captions.columns) == ["image_id", "caption", "source"] and set(captions.source) == {"stamp"}
+    assert sorted(captions.image_id) == sorted(images.image_id)  # every view carries its stamp's caption
+    by_concept = captions.assign(concept=captions.image_id.str.split("/").str[0]).groupby("concept").caption
+    assert by_concept.unique().map(list).to_dict() == {
+        "owl": ["an owl."], "pliers": ["a pair of pliers."], "tiger": ["a Sumatran tiger."], "violin": ["a violin."],
+    }
+    assert summary["captions"] == {"rows": 16, "by_source": {"stamp": 16}}
 
 
 def test_tuxpaint_is_byte_identical_on_rerun(stamps: Path, tmp_path: Path) -> None:

@@ -194,3 +194,21 @@ def test_projector_shapes(kind: str) -> None:
     assert pooled(torch.randn(2, 16)).shape == (2, 4, 8)
     n_linear = sum(isinstance(m, torch.nn.Linear) for m in pooled.modules())
     assert n_linear == (2 if kind == "mlp" else 1)
+
+
+def test_open_clip_hub_tag_comes_from_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`id: webli` reaches open_clip as the pretrained tag; a spec without it is refused, never a random encoder."""
+    open_clip = pytest.importorskip("open_clip")
+    asked = {}
+
+    def fake_create(name: str, pretrained: str | None = None, **kwargs):
+        asked["pretrained"] = pretrained
+        raise RuntimeError("stop before any download")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
+    spec = {"source": "open_clip", "name": "ViT-B-16-SigLIP", "id": "webli", "layer": -2}
+    with pytest.raises(RuntimeError, match="stop before any download"):
+        load_encoder(spec, None)
+    assert asked["pretrained"] == "webli"
+    with pytest.raises(ValueError, match="needs `id`"):
+        load_encoder({**spec, "id": None}, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,21 @@ import torch
 
 from taxvlm import train as train_mod
 from taxvlm.decision import PREDICTION_COLUMNS
-from taxvlm.evaluate import COLUMNS, evaluate_projector, score_questions, score_questions_reference, score_without_image
+from taxvlm.evaluate import (
+    COLUMNS,
+    evaluate_projector,
+    name_projector,
+    naming_frame,
+    score_continuations,
+    score_continuations_without_image,
+    score_questions,
+    score_questions_reference,
+    score_without_image,
+)
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, splice
+from taxvlm.models.lms import PromptFormat, build_prompt, caption_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
-from taxvlm.train import answer_loss, epoch_order, train_projector
+from taxvlm.train import answer_loss, epoch_order, train_projector, training_ids
 
 NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
 TRAINING = {
@@ -236,7 +247,7 @@ def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(
     def loss_and_grads(shared: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         projector.zero_grad()
         if shared:
-            loss = answer_loss(model, prompt, projector(feats), group, questions, answers)
+            loss = answer_loss(model, prompt.head, projector(feats), group, questions, answers)
         else:
             loss = _plain_answer_loss(model, prompt, projector(feats[group]), questions, answers)
         loss.backward()
@@ -257,7 +268,7 @@ def test_gradients_reach_only_the_projector(tiny_lm_dir: Path) -> None:
     proj_before = [p.clone() for p in projector.parameters()]
     q = [prompt.question_ids("Is there a cat in this image?")] * 2
     embeds = projector(torch.randn(2, 16))
-    loss = answer_loss(model, prompt, embeds, torch.arange(2), q, [prompt.answers["Yes"], prompt.answers["No"]])
+    loss = answer_loss(model, prompt.head, embeds, torch.arange(2), q, [prompt.answers["Yes"], prompt.answers["No"]])
     loss.backward()
     optimizer.step()
     assert all(p.grad is None for p in model.parameters())
@@ -409,3 +420,131 @@ def test_gpu_shared_prefix_equals_one_forward_per_row(lm_and_chat: tuple[Path, b
         plain = score_questions_reference(model, prompt, projector, feats, image_index, questions)
     for f, p in zip(fast, plain):
         torch.testing.assert_close(f, p, atol=0.05, rtol=0.02)
+
+
+# --------------------------------------------------------------------------- caption objective, naming
+
+CAPTIONS = ["a cat.", "an owl on a branch.", "two cats, sleeping."]
+
+
+@pytest.fixture(params=["llama", "llama_nobos", "gemma3"])
+def plain_lm(request: pytest.FixtureRequest) -> Path:
+    """The tiny LMs of the caption prompt (plain: with and without BOS; Gemma-3 with its sliding window)."""
+    names = {"llama": "tiny_lm_dir", "llama_nobos": "tiny_nobos_lm_dir", "gemma3": "tiny_gemma3_dir"}
+    return request.getfixturevalue(names[request.param])
+
+
+def test_caption_rows_are_the_prompt_then_the_caption_and_eos(plain_lm: Path) -> None:
+    _, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
+    head, prompts, targets, described = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "caption")
+    assert (head, prompts[0]) == caption_prompt(tok)
+    assert head + prompts[0] == tok("A picture of")["input_ids"]  # the prompt text as the LM reads it alone
+    for caption, target in zip(CAPTIONS, targets):
+        assert target == tok(" " + caption, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert described["prompt"] == "A picture of" and described["end"] == [tok.eos_token_id]
+    with pytest.raises(ValueError, match="objective is 'captions'"):
+        training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "captions")
+
+
+def test_caption_loss_covers_only_the_caption_tokens_and_eos(plain_lm: Path) -> None:
+    """The shared-prefix loss equals HF's loss on the full sequence with every position before the caption
+    masked (-100): the prompt and the image are context, never targets."""
+    model, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
+    head, prompts, targets, _ = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "caption")
+    torch.manual_seed(0)
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    embeds = projector(torch.randn(2, 16))
+    group = torch.tensor([1, 0, 1])
+    loss = answer_loss(model, head, embeds, group, prompts, targets)
+    logits, labels, unmasked = [], [], []
+    for g, q, a in zip(group.tolist(), prompts, targets):
+        inputs = splice(model, head, embeds[g : g + 1], torch.tensor([q + a]))
+        image = [-100] * (len(head) + embeds.shape[1])  # head and image tokens are never targets
+        labels.append(torch.tensor(image + [-100] * len(q) + a)[1:])  # HF's shift: position t predicts t + 1
+        unmasked.append(torch.tensor(image + q + a)[1:])
+        logits.append(model(inputs_embeds=inputs).logits[0, :-1])
+    expected = torch.nn.functional.cross_entropy(torch.cat(logits).float(), torch.cat(labels), ignore_index=-100)
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+    with_prompt = torch.nn.functional.cross_entropy(torch.cat(logits).float(), torch.cat(unmasked), ignore_index=-100)
+    assert abs(with_prompt.item() - loss.item()) > 1e-3  # the mask matters: prompt tokens would change it
+
+
+def test_naming_scores_equal_plain_forwards(plain_lm: Path) -> None:
+    """log P(name | [head][image] A picture of) from the shared-prefix scorer equals one plain forward per
+    row; the no-image baseline equals `model(input_ids=...)` of the text alone."""
+    model, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
+    head, prompt_ids = caption_prompt(tok)
+    names = [tok(" " + n, add_special_tokens=False)["input_ids"] for n in ("a cat", "an owl", "an axolotl", "food")]
+    torch.manual_seed(0)
+    feats = torch.randn(3, 16)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": "pooled"}, 16, 64)
+    image_index = [2, 0, 1, 2, 0, 1, 1, 2]
+    continuations = [names[i % len(names)] for i in range(len(image_index))]
+    fast = score_continuations(model, head, prompt_ids, projector, feats, image_index, continuations, batch_size=5)
+    noimage = score_continuations_without_image(model, head, prompt_ids, names, batch_size=3)
+
+    def plain(embeds: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        logp = torch.log_softmax(model(inputs_embeds=embeds).logits[0].float(), dim=-1)
+        start = embeds.shape[1] - len(ids) - 1  # the position that predicts the first name token
+        return sum(logp[start + j, t] for j, t in enumerate(ids))
+
+    with torch.no_grad():
+        for score, image, ids in zip(fast, image_index, continuations):
+            embeds = splice(model, head, projector(feats[image : image + 1]), torch.tensor([prompt_ids + ids]))
+            torch.testing.assert_close(score, plain(embeds, ids), atol=1e-4, rtol=0)
+        for score, ids in zip(noimage, names):
+            embeds = model.get_input_embeddings()(torch.tensor([head + prompt_ids + ids]))
+            torch.testing.assert_close(score, plain(embeds, ids), atol=1e-4, rtol=0)
+
+
+def test_naming_pairs_go_through_the_paired_rules(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    """naming.tsv rows: only pairs (a row without its partner on the image is left out), the likelihoods
+    as margins, one no-image likelihood per name, no absolute prediction, paired = the likelier name."""
+    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    data = torch.load(toy["features"], weights_only=True)
+    index = {image: i for i, image in enumerate(data["image_ids"])}
+    table = read_tsv(toy["test"])
+    lone = table.iloc[[0]].assign(question_id="cat:hypernym:animal:Yes", kind="hypernym", asked="animal")
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    phrases = {("leaf", "cat"): "a cat", ("leaf", "owl"): "an owl", ("hypernym", "animal"): "an animal"}
+    frame = naming_frame(model, tok, projector, data["pooled"], index, {"leaf": pd.concat([table, lone])}, phrases, 5)
+    assert list(frame.columns) == COLUMNS and len(frame) == len(table)  # the lone row is left out
+    assert (frame["prediction"] == "").all() and frame["logp_yes"].isna().all()
+    assert (frame.groupby("asked")["margin_noimage"].nunique() == 1).all()
+    for _, pair in frame.groupby(["image_id", "pair"]):
+        assert len(pair) == 2
+        likelier = pair.loc[pair["margin"].idxmax()]
+        assert (pair["prediction_paired"] == "Yes").sum() == 1 and likelier["prediction_paired"] == "Yes"
+        calibrated = pair["margin"] - pair["margin_noimage"]
+        assert pair.loc[calibrated.idxmax(), "prediction_paired_calibrated"] == "Yes"
+
+
+def test_caption_training_learns_to_name_the_leaf(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
+    """A projector trained on captions only (`a cat.` / `an owl.`) names the leaf on held-out images by
+    likelihood (the caption runs' validation criterion and the naming readout)."""
+    root = toy["root"]
+    train = read_tsv(toy["train"])
+    images = train.drop_duplicates("image_id")
+    captions = images.assign(caption=[f"{'an' if c == 'owl' else 'a'} {c}." for c in images["image_concept"]])
+    write_tsv(captions[["image_id", "caption"]], root / "train_captions.tsv")
+    concepts = pd.DataFrame({"concept": ["cat", "owl"], "name": ["cat", "owl"], "article": ["a", "an"]})
+    write_tsv(concepts, root / "concepts.tsv")
+    write_tsv(pd.DataFrame(columns=["hypernym", "question_form", "article"]), root / "hypernyms.tsv")
+    out = root / "captioned"
+    train_projector(
+        toy["features"], root / "train_captions.tsv", LM_SPEC, tiny_lm_dir, ENCODER, "pretrained",
+        {**TRAINING, "epochs": 10, "batch_size": 8, "val_every": 5}, 7, out, root / "captioned.ckpt", device="cpu",
+        val_tsv=toy["test"], objective="caption", concepts_tsv=root / "concepts.tsv",
+    )  # fmt: skip
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["objective"] == "caption" and config["prompt"]["prompt"] == "A picture of"
+    curve = read_tsv(out / "val_curve.tsv").astype(float)
+    assert curve["step"].tolist() == [0, 25, 50]  # 5 steps per epoch, every 5 epochs
+    assert curve["accuracy"].iloc[-1] >= 0.9 and curve["pair_accuracy"].iloc[-1] >= 0.9
+    name_projector(
+        toy["features"], out / "projector.pt", {"leaf": toy["test"]}, root / "concepts.tsv", root / "hypernyms.tsv",
+        LM_SPEC, tiny_lm_dir, "pretrained", 7, 8, out / "naming.tsv", device="cpu",
+    )  # fmt: skip
+    naming = read_tsv(out / "naming.tsv")
+    assert list(naming.columns) == COLUMNS and len(naming) == len(read_tsv(toy["test"]))
+    assert (naming["prediction_paired_calibrated"] == naming["answer"]).mean() >= 0.9

@@ -65,7 +65,7 @@ CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
 AGGREGATION = {"collect_metrics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
                "tables": 1, "all": 1}
-TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/seed7/projector.pt"
+TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/projector.pt"
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -217,7 +217,7 @@ def test_finished_run_has_nothing_to_do(base_run) -> None:
 
 @pytest.mark.workflow
 def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
-    table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.01}}}\n")
+    table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.05}}}\n")
     assert table == Counter({"train_projector": 2, "evaluate_projector": 2, **AGGREGATION}), table
     assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
 
@@ -335,7 +335,7 @@ def test_failed_job_leaves_nothing_trusted_and_keep_going_finishes_the_rest(base
     assert result.returncode != 0
     broken = workdir / "results/runs/tiny_vit/broken"
     assert not [p for p in broken.rglob("*") if p.is_file()] if broken.exists() else True
-    good = workdir / "results/runs/tiny_vit/tiny_llama_b/pretrained/none/original/seed8/predictions.tsv"
+    good = workdir / "results/runs/tiny_vit/tiny_llama_b/pretrained/none/original/yesno/seed8/predictions.tsv"
     assert good.stat().st_size > 0, "--keep-going did not finish the independent jobs"
     table, jobs = dry_run(workdir, override)
     assert table["train_projector"] == 1 and table["evaluate_projector"] == 1, table

@@ -22,20 +22,25 @@ class ConfigError(ValueError):
     """A config problem, reported as one line naming the field."""
 
 
+OBJECTIVES: tuple[str, ...] = ("yesno", "caption")
+
+
 @dataclass(frozen=True, order=True)
 class Run:
-    """One projector training: the unit of work of the grid."""
+    """One projector training: the unit of work of the grid. `objective` is what the projector is
+    trained on: `yesno` (the paper's forced-choice questions) or `caption` (LiMBeR's captions)."""
 
     encoder: str
     lm: str
     init: str
     condition: str
     shuffle: str
+    objective: str
     seed: int
 
     @property
     def path(self) -> str:
-        return f"{self.encoder}/{self.lm}/{self.init}/{self.condition}/{self.shuffle}/seed{self.seed}"
+        return f"{self.encoder}/{self.lm}/{self.init}/{self.condition}/{self.shuffle}/{self.objective}/seed{self.seed}"
 
     def keys(self) -> dict[str, Any]:
         return {
@@ -44,6 +49,7 @@ class Run:
             "init": self.init,
             "condition": self.condition,
             "shuffle": self.shuffle,
+            "objective": self.objective,
             "seed": self.seed,
         }
 
@@ -70,7 +76,8 @@ def schema_error(config: Mapping[str, Any], schema_path: str | Path) -> str | No
 
 
 def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
-    """The sorted, de-duplicated union of the config's experiment grids."""
+    """The sorted, de-duplicated union of the config's experiment grids (`objectives` defaults to
+    `[yesno]`)."""
     runs = set()
     for block in experiments:
         for combo in itertools.product(
@@ -79,9 +86,10 @@ def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
             block["inits"],
             block["conditions"],
             block["shuffles"],
+            block.get("objectives", ["yesno"]),
             block["seeds"],
         ):
-            runs.add(Run(*combo[:5], int(combo[5])))
+            runs.add(Run(*combo[:6], int(combo[6])))
     return sorted(runs)
 
 

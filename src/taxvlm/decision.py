@@ -11,6 +11,10 @@ margin with the image tokens left out (a property of the LM and the question tex
 - `paired_calibrated`: the same on margin − margin_noimage, which removes each question text's
   image-independent prior: the rule that can show knowledge rather than priors.
 
+The same paired rules read naming by likelihood (naming.tsv, `taxvlm.evaluate`), where `margin` is the
+name's log-likelihood after the image and `margin_noimage` its log-likelihood without it
+(`NAMING_RULES`: no absolute rule there).
+
 Pairs come from questions.tsv, never re-drawn here: a question id is `<leaf>:<kind>:<target>:<answer>`
 and a negative carries its positive's leaf, kind and target, so `pair` = the id without the answer.
 A pair's two rows are always in the same test set and on the same images (removal drops a negative
@@ -26,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 RULES: tuple[str, ...] = ("absolute", "paired", "paired_calibrated")
+# Naming by likelihood (`taxvlm.evaluate`) compares two names; a likelihood has no absolute threshold.
+NAMING_RULES: tuple[str, ...] = ("paired", "paired_calibrated")
 PREDICTION_COLUMNS: dict[str, str] = {
     "absolute": "prediction",
     "paired": "prediction_paired",

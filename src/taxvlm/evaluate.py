@@ -10,6 +10,20 @@ one-forward-per-question baseline the tests compare against.
 For the calibrated decision rule (`taxvlm.decision`), every distinct question text is also scored once
 with the image tokens left out (`score_without_image`: `[head] [question text]`, the same prompt
 format), and predictions.tsv carries the prediction of every rule.
+
+Naming by likelihood (`name_projector`, either training objective; LiMBeR's prompt, see
+`taxvlm.models.lms.caption_prompt`): every row of the test tables asks about a name (its `asked`: the
+leaf, or a hypernym by its question form), and its score is log P(` {article} {name}` | `[head]
+[image] A picture of`), the summed log-probability of the name's tokens (no period, no end token).
+The same continuation after `[head] A picture of` without the image is scored once per distinct
+name. naming.tsv has the columns of predictions.tsv with `margin` = the log-likelihood with the image
+and `margin_noimage` = without it (`logp_yes`/`logp_no` are empty), so `decide` gives the `paired`
+rule (which of the positive and its matched negative is more likely on the image) and
+`paired_calibrated` (the same after subtracting each name's likelihood without the image, which
+cancels word frequency). The `absolute` rule has no meaning for a likelihood (`prediction` is empty),
+and rows without a pair partner on their image are left out (logged): naming compares two names.
+Fast path: the image prefix `[head][image][prompt]` runs once per image (`shared_prefix_forward`) and
+the LM head only at the name's positions (`continuation_logits`, which the training loss shares).
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -30,6 +45,7 @@ from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
+    caption_prompt,
     common_prefix_len,
     decoder_forward,
     lm_logits,
@@ -61,6 +77,137 @@ COLUMNS = [
     "prediction_paired",
     "prediction_paired_calibrated",
 ]
+
+
+def continuation_logits(
+    model: nn.Module,
+    head: list[int],
+    image_embeds: torch.Tensor,
+    group: torch.Tensor,
+    prompt_ids: list[list[int]],
+    target_ids: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LM logits `[T, V]` at the positions that predict each row's target tokens, the row of each
+    position and the target token there. Row i is `[head] [image_embeds[group[i]]] [prompt_ids[i]]
+    [target_ids[i]]`; the prompt is never scored (no logits there), and rows about one image share
+    its prefix (`shared_prefix_forward`)."""
+    shared = common_prefix_len(prompt_ids)
+    suffixes = [q[shared:] + a[:-1] for q, a in zip(prompt_ids, target_ids)]
+    hidden, _ = shared_prefix_forward(model, head, image_embeds, prompt_ids[0][:shared], group, suffixes)
+    rows, cols, targets = [], [], []
+    for i, (q, a) in enumerate(zip(prompt_ids, target_ids)):
+        start = len(q) - shared - 1  # the suffix position that predicts the first target token
+        rows += [i] * len(a)
+        cols += range(start, start + len(a))
+        targets += a
+    dev = hidden.device
+    rows_t = torch.tensor(rows, device=dev)
+    logits = lm_logits(model, hidden[rows_t, torch.tensor(cols, device=dev)])
+    return logits, rows_t, torch.tensor(targets, device=dev)
+
+
+def _row_sums(logits: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Summed log-probability of the targets per row."""
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None])[:, 0]
+    return torch.zeros(n_rows, device=logp.device).index_add_(0, rows, logp)
+
+
+@torch.inference_mode()
+def score_continuations(
+    model: nn.Module,
+    head: list[int],
+    prompt_ids: list[int],
+    projector: nn.Module,
+    features: torch.Tensor,
+    image_index: Sequence[int],
+    continuations: Sequence[list[int]],
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """log P(continuation i | `[head] [image features[image_index[i]]] [prompt_ids]`), summed over its
+    tokens; rows are batched by image so each image prefix runs once per batch."""
+    dev = next(projector.parameters()).device
+    image_index = torch.as_tensor(image_index, dtype=torch.long)
+    scores = torch.empty(len(continuations))
+    for chunk in torch.argsort(image_index, stable=True).split(batch_size):
+        images, group = torch.unique(image_index[chunk], return_inverse=True)
+        image_embeds = projector(features[images].to(dev).float())
+        rows = chunk.tolist()
+        logits, row_of, targets = continuation_logits(
+            model, head, image_embeds, group, [prompt_ids] * len(rows), [list(continuations[i]) for i in rows]
+        )
+        scores[chunk] = _row_sums(logits, row_of, targets, len(rows)).cpu()
+    return scores
+
+
+@torch.inference_mode()
+def score_continuations_without_image(
+    model: nn.Module, head: list[int], prompt_ids: list[int], continuations: Sequence[list[int]], batch_size: int = 64
+) -> torch.Tensor:
+    """log P(continuation | `[head] [prompt_ids]`): the same prompt with the image tokens left out;
+    right-padded rows, so causal attention keeps them exact."""
+    dev = next(model.parameters()).device
+    scores = torch.empty(len(continuations))
+    start_of = len(head) + len(prompt_ids) - 1  # the position that predicts a continuation's first token
+    for start in range(0, len(continuations), batch_size):
+        batch = [list(c) for c in continuations[start : start + batch_size]]
+        ids, _ = pad_right([head + prompt_ids + c for c in batch])
+        hidden, _ = decoder_forward(model, model.get_input_embeddings()(ids.to(dev)))
+        rows = torch.tensor([i for i, c in enumerate(batch) for _ in c], device=dev)
+        cols = torch.tensor([start_of + j for c in batch for j in range(len(c))], device=dev)
+        targets = torch.tensor([t for c in batch for t in c], device=dev)
+        logits = lm_logits(model, hidden[rows, cols])
+        scores[start : start + len(batch)] = _row_sums(logits, rows, targets, len(batch)).cpu()
+    return scores
+
+
+def naming_phrases(concepts: pd.DataFrame, hypernyms: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(kind, asked) → the name a naming row scores, with its article: `an owl`, `a car part`, `food`
+    (leaves by their surface form, hypernyms by their question form)."""
+    phrases = {("leaf", r.concept): f"{r.article} {r.name}" for r in concepts.itertuples()}
+    phrases |= {("hypernym", r.hypernym): f"{r.article} {r.question_form}" for r in hypernyms.itertuples()}
+    return {key: " ".join(text.split()) for key, text in phrases.items()}
+
+
+def naming_frame(
+    model: nn.Module,
+    tokenizer: Any,
+    projector: nn.Module,
+    features: torch.Tensor,
+    index: dict[str, int],
+    tables: dict[str, pd.DataFrame],
+    phrases: dict[tuple[str, str], str],
+    batch_size: int,
+    noimage: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """The naming rows of `tables` (test set name → table) in naming.tsv's columns (module docstring).
+    `noimage` caches the no-image log-likelihood per name across calls (filled here)."""
+    head, prompt_ids = caption_prompt(tokenizer)
+    frame = pd.concat([t.assign(test_set=name) for name, t in tables.items()], ignore_index=True)
+    frame = frame.assign(pair=frame["question_id"].map(pair_id))
+    frame = frame[pair_sizes(frame) == 2].reset_index(drop=True)
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    missing = sorted({(k, a) for k, a in zip(frame["kind"], frame["asked"])} - set(phrases))
+    if missing:
+        raise ValueError(f"naming: no name for (kind, asked) {missing[:5]} in concepts.tsv / hypernyms.tsv")
+    names = [phrases[(k, a)] for k, a in zip(frame["kind"], frame["asked"])]
+    ids = {name: tokenizer(" " + name, add_special_tokens=False)["input_ids"] for name in sorted(set(names))}
+    noimage = {} if noimage is None else noimage
+    todo = [name for name in ids if name not in noimage]
+    if todo:
+        scores = score_continuations_without_image(model, head, prompt_ids, [ids[n] for n in todo], batch_size)
+        noimage.update(zip(todo, scores.tolist()))
+    image_index = [index[i] for i in frame["image_id"]]
+    loglik = score_continuations(
+        model, head, prompt_ids, projector, features, image_index, [ids[n] for n in names], batch_size
+    )
+    frame = frame.assign(
+        logp_yes=float("nan"),
+        logp_no=float("nan"),
+        margin=loglik.numpy(),
+        margin_noimage=np.array([noimage[n] for n in names], dtype=np.float32),
+    )
+    return decide(frame).assign(prediction="")[COLUMNS]
 
 
 @torch.inference_mode()
@@ -128,6 +275,31 @@ def score_without_image(
     return logp[:, 0], logp[:, 1]
 
 
+def _load_run(
+    features_path: Path,
+    projector_path: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    init: str,
+    seed: int,
+    dev: torch.device,
+) -> tuple[torch.Tensor, dict[str, int], nn.Module, Any, nn.Module]:
+    """(features the projector reads, image id → row, LM, tokenizer, projector in eval mode) of one run;
+    fails when `projector.pt` was trained with another init or seed."""
+    ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
+    if (ckpt["init"], ckpt["seed"]) != (init, seed):
+        raise ValueError(
+            f"{projector_path} was trained with init={ckpt['init']} seed={ckpt['seed']}, "
+            f"not init={init} seed={seed}"
+        )
+    data = load_features(features_path)
+    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
+    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
+    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
+    projector.load_state_dict(ckpt["state_dict"])
+    return data[ckpt["spec"]["features"]], index, model, tokenizer, projector.to(dev).eval()
+
+
 def evaluate_projector(
     features_path: Path,
     projector_path: Path,
@@ -147,20 +319,10 @@ def evaluate_projector(
     """
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
-    if (ckpt["init"], ckpt["seed"]) != (init, seed):
-        raise ValueError(
-            f"{projector_path} was trained with init={ckpt['init']} seed={ckpt['seed']}, "
-            f"not init={init} seed={seed}"
-        )
-    data = load_features(features_path)
-    feats = data[ckpt["spec"]["features"]]
-    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
-    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
+    feats, index, model, tokenizer, projector = _load_run(
+        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
+    )
     prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
-    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
-    projector.load_state_dict(ckpt["state_dict"])
-    projector.to(dev).eval()
 
     tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
     if not tables:
@@ -198,3 +360,44 @@ def evaluate_projector(
         int((pair_sizes(predictions) == 1).sum()),
     )
     write_tsv(predictions, out_path)
+
+
+def name_projector(
+    features_path: Path,
+    projector_path: Path,
+    test_tables: dict[str, Path],
+    concepts_path: Path,
+    hypernyms_path: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    init: str,
+    seed: int,
+    batch_size: int,
+    out_path: Path,
+    device: str = "auto",
+) -> None:
+    """Naming by likelihood (module docstring) on the test tables (keys `seen`/`unseen`/`leaf`) →
+    naming.tsv; `init` and `seed` must match what `projector.pt` was trained with."""
+    dev = resolve_device(device)
+    flush_denormals_on_cpu(dev)
+    feats, index, model, tokenizer, projector = _load_run(
+        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
+    )
+    phrases = naming_phrases(read_tsv(concepts_path), read_tsv(hypernyms_path))
+    tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
+    n_rows = sum(len(table) for table in tables.values())
+    t0 = time.perf_counter()
+    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+        naming = (
+            naming_frame(model, tokenizer, projector, feats, index, tables, phrases, batch_size)
+            if tables
+            else pd.DataFrame(columns=COLUMNS)
+        )
+    log.info(
+        "named %d rows in %.1fs on %s; %d rows without a pair partner on their image left out",
+        len(naming),
+        time.perf_counter() - t0,
+        dev,
+        n_rows - len(naming),
+    )
+    write_tsv(naming, out_path)

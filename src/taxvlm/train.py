@@ -7,11 +7,25 @@ about the same image share one prefix computation (which pays off with `batching
 batch holds a few images with all their questions, when FLOPs bound the step: on a CPU, or a large LM
 on a GPU; the default `rows` keeps i.i.d. row batches, which run in one pass).
 
+Objectives (a run's `objective`; one loop, one loss): a training row is (prompt ids after the image,
+target ids), and the loss is the mean next-token cross-entropy over the target tokens only (the
+prompt is masked by never computing logits there; `continuation_logits`).
+- `yesno` (`train.tsv`): prompt = the question (`taxvlm.models.lms` format), target = ` Yes`/` No`
+  + end token;
+- `caption` (`train_captions.tsv`, LiMBeR): prompt = `A picture of` after the image
+  (`taxvlm.models.lms.caption_prompt`; plain text whatever the LM's `chat_template`, as LiMBeR prompts),
+  target = ` {caption}` + EOS.
+
 Learning criterion: with a validation table (`val_leaf.tsv`: leaf questions on validation images,
 trained questions on unseen images and never a held-out hypernym), the run scores it after every
-`val_every` epochs and writes `val_curve.tsv` (accuracy under the absolute rule and pair accuracy):
-the table training length and learning rate are chosen on, and the evidence that a run learned its
-task.
+`val_every` epochs and writes `val_curve.tsv`: the table training length and learning rate are chosen
+on, and the evidence that a run learned its task. Columns `accuracy` and `yes_rate` are under the
+run's own readout rule, `pair_accuracy` is how often the positive's raw score beats its matched
+negative's on the same image:
+- `yesno`: accuracy and yes rate under the absolute rule, on the Yes−No margins;
+- `caption` (**decision**): leaf naming by likelihood (`taxvlm.evaluate.naming_frame`): accuracy and
+  yes rate under `paired_calibrated`, the readout that cancels each name's prior; pair accuracy on
+  the raw log-likelihoods. The names' no-image likelihoods are computed once (the LM is frozen).
 
 Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
 epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
@@ -38,19 +52,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from taxvlm.config import OBJECTIVES
+from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
-from taxvlm.evaluate import score_questions
+from taxvlm.evaluate import continuation_logits, naming_frame, naming_phrases, score_questions
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
-from taxvlm.models.lms import (
-    PromptFormat,
-    build_prompt,
-    common_prefix_len,
-    lm_logits,
-    load_lm,
-    shared_prefix_forward,
-    twin_seed,
-)
+from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, twin_seed
 from taxvlm.models.projector import build_projector, projector_spec
 from taxvlm.seeding import derive_seed, rng
 
@@ -59,31 +67,49 @@ log = logging.getLogger(__name__)
 
 def answer_loss(
     model: nn.Module,
-    prompt: PromptFormat,
+    head: list[int],
     image_embeds: torch.Tensor,
     group: torch.Tensor,
     question_ids: list[list[int]],
     answer_ids: list[list[int]],
 ) -> torch.Tensor:
-    """Mean next-token cross-entropy over the answer tokens (+ end token) only; the prompt is masked
-    by never computing logits there. Row i asks `question_ids[i]` about `image_embeds[group[i]]`; rows
-    about the same image share its prefix computation (`shared_prefix_forward`)."""
-    shared = common_prefix_len(question_ids)
-    suffixes = [q[shared:] + a[:-1] for q, a in zip(question_ids, answer_ids)]
-    hidden, _ = shared_prefix_forward(model, prompt.head, image_embeds, question_ids[0][:shared], group, suffixes)
-    rows, cols, targets = [], [], []
-    for i, (q, a) in enumerate(zip(question_ids, answer_ids)):
-        start = len(q) - shared - 1  # the suffix position that predicts the first answer token
-        rows += [i] * len(a)
-        cols += range(start, start + len(a))
-        targets += a
-    logits = lm_logits(model, hidden[torch.tensor(rows), torch.tensor(cols)])
-    return F.cross_entropy(logits.float(), torch.tensor(targets, device=logits.device))
+    """Mean next-token cross-entropy over the target tokens (+ end token) only; the prompt is masked
+    by never computing logits there. Row i is `[head] [image_embeds[group[i]]] [question_ids[i]]
+    [answer_ids[i]]` (a question and its answer, or the caption prompt and the caption); rows about the
+    same image share its prefix computation (`shared_prefix_forward`)."""
+    logits, _, targets = continuation_logits(model, head, image_embeds, group, question_ids, answer_ids)
+    return F.cross_entropy(logits.float(), targets)
+
+
+def training_ids(
+    rows: pd.DataFrame, tokenizer: Any, lm_spec: dict[str, Any], objective: str
+) -> tuple[list[int], list[list[int]], list[list[int]], dict[str, Any]]:
+    """(head before the image, prompt ids and target ids per training row, a JSON-able description of
+    the format) for `objective` (module docstring)."""
+    if objective == "yesno":
+        prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+        by_text = {text: prompt.question_ids(text) for text in sorted(set(rows["text"]))}
+        answers = [prompt.answers[a] for a in rows["answer"]]
+        return prompt.head, [by_text[t] for t in rows["text"]], answers, prompt.describe()
+    if objective == "caption":
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the caption objective needs an EOS token; the tokenizer has none")
+        head, prompt_ids = caption_prompt(tokenizer)
+        eos = [tokenizer.eos_token_id]
+        targets = {
+            c: tokenizer(caption_target(c), add_special_tokens=False)["input_ids"] + eos
+            for c in sorted(set(rows["caption"]))
+        }
+        described = {
+            "head": head, "prompt": CAPTION_PROMPT, "prompt_ids": prompt_ids, "target": " {caption}", "end": eos
+        }
+        return head, [prompt_ids] * len(rows), [targets[c] for c in rows["caption"]], described
+    raise ValueError(f"objective is {objective!r}; expected one of {list(OBJECTIVES)}")
 
 
 def batch_loss(
     model: nn.Module,
-    prompt: PromptFormat,
+    head: list[int],
     projector: nn.Module,
     feats: torch.Tensor,
     image_idx: torch.Tensor,
@@ -95,7 +121,7 @@ def batch_loss(
     dev = next(projector.parameters()).device
     images, group = torch.unique(image_idx, return_inverse=True)
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        return answer_loss(model, prompt, projector(feats[images].to(dev).float()), group, question_ids, answer_ids)
+        return answer_loss(model, head, projector(feats[images].to(dev).float()), group, question_ids, answer_ids)
 
 
 VAL_BATCH_SIZE = 64
@@ -127,6 +153,33 @@ def validation_scores(
         "accuracy": float((absolute(frame["margin"]) == frame["answer"]).mean()),
         "pair_accuracy": float((by_pair["Yes"] > by_pair["No"]).mean()),
         "yes_rate": float((absolute(frame["margin"]) == "Yes").mean()),
+    }
+
+
+def naming_validation_scores(
+    model: nn.Module,
+    tokenizer: Any,
+    projector: nn.Module,
+    feats: torch.Tensor,
+    index: dict[str, int],
+    table: pd.DataFrame,
+    phrases: dict[tuple[str, str], str],
+    batch_size: int,
+    noimage: dict[str, float],
+) -> dict[str, float]:
+    """Leaf naming on a validation table (module docstring: the caption objective's criterion):
+    accuracy and Yes share under `paired_calibrated`, pair accuracy on the raw log-likelihoods;
+    `noimage` caches each name's no-image likelihood; the projector is left in train mode."""
+    projector.eval()
+    frame = naming_frame(model, tokenizer, projector, feats, index, {"val": table}, phrases, batch_size, noimage)
+    projector.train()
+    by_pair = frame.pivot_table(index=["image_id", "pair"], columns="answer", values="margin").dropna()
+    calibrated = frame["prediction_paired_calibrated"]
+    return {
+        "n": len(frame),
+        "accuracy": float((calibrated == frame["answer"]).mean()),
+        "pair_accuracy": float((by_pair["Yes"] > by_pair["No"]).mean()),
+        "yes_rate": float((calibrated == "Yes").mean()),
     }
 
 
@@ -208,9 +261,13 @@ def train_projector(
     checkpoint_path: Path,
     device: str = "auto",
     val_tsv: Path | None = None,
+    objective: str = "yesno",
+    concepts_tsv: Path | None = None,
 ) -> None:
     """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to `out_dir`; resume
-    from `checkpoint_path` when it matches this run, and delete it at the end."""
+    from `checkpoint_path` when it matches this run, and delete it at the end. `train_tsv` is the
+    objective's table (`train.tsv` or `train_captions.tsv`); the caption objective's validation
+    (naming) needs `concepts_tsv` for the leaves' names."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
@@ -222,10 +279,7 @@ def train_projector(
     image_idx = torch.tensor([index[i] for i in rows["image_id"]], dtype=torch.long)
 
     model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
-    prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
-    by_text = {text: prompt.question_ids(text) for text in sorted(set(rows["text"]))}
-    question_ids = [by_text[t] for t in rows["text"]]
-    answer_ids = [prompt.answers[a] for a in rows["answer"]]
+    head, question_ids, answer_ids, described = training_ids(rows, tokenizer, lm_spec, objective)
 
     d_vis, d_lm = feats.shape[-1], model.get_input_embeddings().embedding_dim
     with torch.random.fork_rng(devices=[]):
@@ -249,17 +303,19 @@ def train_projector(
         "projector": pspec,
         "init": init,
         "seed": seed,
+        "objective": objective,
     }
     fingerprint = _fingerprint(config, train_tsv, len(index))
     step, curve, val_curve = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
     val_table = read_tsv(val_tsv) if val_tsv is not None else pd.DataFrame()
     val_steps = _validation_steps(float(training.get("val_every", 1.0)), steps_per_epoch, total)
+    score_val = _validation_scorer(
+        objective, model, tokenizer, lm_spec, projector, feats, index, val_table, concepts_tsv
+    )
 
     def validate() -> None:
-        if not val_table.empty:
-            scores = validation_scores(
-                model, prompt, projector, feats, index, val_table, VAL_BATCH_SIZE
-            )
+        if score_val is not None:
+            scores = score_val()
             val_curve.append({"step": step, "epoch": step / steps_per_epoch, **scores})
             log.info("validation at step %d: %s", step, scores)
 
@@ -281,7 +337,7 @@ def train_projector(
             lr = scheduler.get_last_lr()[0]
             loss = batch_loss(
                 model,
-                prompt,
+                head,
                 projector,
                 feats,
                 image_idx[batch],
@@ -340,12 +396,38 @@ def train_projector(
             "steps": total,
             "warmup_steps": warmup,
             "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
-            "prompt": prompt.describe(),
+            "prompt": described,
         },
         out_dir / "train_config.json",
     )
     checkpoint_path.unlink(missing_ok=True)
     _remove_empty_parents(checkpoint_path.parent)
+
+
+def _validation_scorer(
+    objective: str,
+    model: nn.Module,
+    tokenizer: Any,
+    lm_spec: dict[str, Any],
+    projector: nn.Module,
+    feats: torch.Tensor,
+    index: dict[str, int],
+    table: pd.DataFrame,
+    concepts_tsv: Path | None,
+) -> Callable[[], dict[str, float]] | None:
+    """The objective's validation scoring of `table` (module docstring), or None without a table."""
+    if table.empty:
+        return None
+    if objective == "yesno":
+        prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+        return lambda: validation_scores(model, prompt, projector, feats, index, table, VAL_BATCH_SIZE)
+    if concepts_tsv is None:
+        raise ValueError("the caption objective's validation (leaf naming) needs concepts_tsv for the leaf names")
+    phrases = naming_phrases(read_tsv(concepts_tsv), pd.DataFrame(columns=["hypernym", "question_form", "article"]))
+    noimage: dict[str, float] = {}
+    return lambda: naming_validation_scores(
+        model, tokenizer, projector, feats, index, table, phrases, VAL_BATCH_SIZE, noimage
+    )
 
 
 def _validation_steps(every_epochs: float, steps_per_epoch: int, total: int) -> set[int]:

@@ -3,7 +3,7 @@
 
 rule collect_metrics:
     input:
-        predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
+        results=[path for _, path in METRIC_SOURCES],
         pairs=f"{DATA}/pairs.tsv",
         code=script_code("collect_metrics.py"),
     output:
@@ -14,7 +14,7 @@ rule collect_metrics:
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        runs=[run.keys() for run in RUNS],
+        runs=[keys for keys, _ in METRIC_SOURCES],
     script:
         "../scripts/collect_metrics.py"
 
@@ -90,7 +90,7 @@ rule combine_textprobe:
 
 rule mixed_effects:
     input:
-        predictions=[f"{run_dir(run)}/predictions.tsv" for run in RUNS],
+        predictions=[f"{run_dir(run)}/predictions.tsv" for run in YESNO_RUNS],
         code=script_code("mixed_effects.py"),
     output:
         summary=report(
@@ -104,7 +104,7 @@ rule mixed_effects:
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        runs=[run.keys() for run in RUNS],
+        runs=[run.keys() for run in YESNO_RUNS],
     script:
         "../scripts/mixed_effects.py"
 

@@ -28,6 +28,7 @@ validate(config, str(SCHEMA))
 check_references(config)
 
 RUNS = expand_experiments(config["experiments"])
+YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
 LMS = sorted({run.lm for run in RUNS})
 CONDITION_SHUFFLES = sorted({(run.condition, run.shuffle) for run in RUNS})
@@ -72,6 +73,29 @@ def run_dir(run):
     return f"results/runs/{run.path}"
 
 
+def metric_sources():
+    """(run keys + readout, results file) of every table the metrics are computed from: the yes/no
+    predictions of runs trained on questions, and the naming of every run (evaluation.naming).
+    """
+    sources = [
+        (run.keys() | {"readout": "yesno"}, f"{run_dir(run)}/predictions.tsv")
+        for run in YESNO_RUNS
+    ]
+    if config["evaluation"]["naming"]:
+        sources += [
+            (run.keys() | {"readout": "naming"}, f"{run_dir(run)}/naming.tsv")
+            for run in RUNS
+        ]
+    if not sources:
+        raise ConfigError(
+            "config.evaluation.naming: false leaves no metrics for a grid without yesno runs"
+        )
+    return sources
+
+
+METRIC_SOURCES = metric_sources()
+
+
 def final_outputs():
     return [
         "results/analysis/metrics.tsv",
@@ -80,7 +104,7 @@ def final_outputs():
         *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
         "results/analysis/textprobe_summary.tsv",
         "results/analysis/coherence.tsv",
-        "results/analysis/mixed_effects.txt",
+        *(["results/analysis/mixed_effects.txt"] if YESNO_RUNS else []),
         f"{DATA}/taxonomy.png",
     ]
 
@@ -111,10 +135,12 @@ def dataset_inputs(wildcards):
             "categories": section["categories"],
             "pairs": section["pairs"],
         }
-        if "hypernym_forms" in section:
-            inputs["hypernym_forms"] = section["hypernym_forms"]
-        return inputs
-    return {"images": section["images"], "hypernyms": section["hypernyms"]}
+    else:
+        inputs = {"images": section["images"], "hypernyms": section["hypernyms"]}
+    for key in ("hypernym_forms", "captions"):
+        if key in section:
+            inputs[key] = section[key]
+    return inputs
 
 
 ANALYSIS = "results/analysis"
@@ -137,6 +163,7 @@ FIGURE_NAMES = [
     "depth",
     "per_category",
     "textprobe",
+    "naming",
 ]
 TABLE_NAMES = [
     "headline",
@@ -145,6 +172,7 @@ TABLE_NAMES = [
     "coherence_correlations",
     "textprobe",
     "textprobe_correlations",
+    "naming",
 ]
 
 

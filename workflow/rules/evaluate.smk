@@ -1,22 +1,28 @@
-# Forced-choice Yes/No evaluation of every trained projector on the seen, unseen and leaf test sets,
-# with each question's margin without the image and the prediction of every decision rule.
+# Forced-choice Yes/No evaluation of every projector trained on questions, on the seen, unseen and leaf
+# test sets, with each question's margin without the image and the prediction of every decision rule;
+# and naming by likelihood of every projector, whatever its objective (evaluation.naming).
+
+YESNO_RUN = RUN.replace("{objective}", "yesno")
+TEST_TABLES = {
+    "seen": "results/conditions/{condition}/{shuffle}/test_seen.tsv",
+    "unseen": "results/conditions/{condition}/{shuffle}/test_unseen.tsv",
+    "leaf": "results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+}
 
 
 rule evaluate_projector:
     input:
+        **TEST_TABLES,
         features="results/features/{encoder}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
-        seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
-        unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
-        leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+        projector=f"results/runs/{YESNO_RUN}/projector.pt",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("evaluate_projector.py"),
     output:
-        f"results/runs/{RUN}/predictions.tsv",
+        f"results/runs/{YESNO_RUN}/predictions.tsv",
     log:
-        f"logs/evaluate_projector/{RUN}.log",
+        f"logs/evaluate_projector/{YESNO_RUN}.log",
     benchmark:
-        f"results/benchmarks/evaluate_projector/{RUN}.tsv"
+        f"results/benchmarks/evaluate_projector/{YESNO_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -27,3 +33,30 @@ rule evaluate_projector:
         batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate_projector.py"
+
+
+rule name_projector:
+    input:
+        **TEST_TABLES,
+        features="results/features/{encoder}.pt",
+        projector=f"results/runs/{RUN}/projector.pt",
+        concepts=f"{DATA}/concepts.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=script_code("name_projector.py"),
+    output:
+        f"results/runs/{RUN}/naming.tsv",
+    log:
+        f"logs/name_projector/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/name_projector/{RUN}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        lm=lambda wc: lm_spec(wc.lm),
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/name_projector.py"

@@ -10,6 +10,7 @@ rule build_dataset:
         pairs=f"{DATA}/pairs.tsv",
         hypernyms=f"{DATA}/hypernyms.tsv",
         images=f"{DATA}/images.tsv",
+        captions=f"{DATA}/captions.tsv",
         summary=f"{DATA}/summary.json",
     log:
         "logs/build_dataset.log",
@@ -46,11 +47,15 @@ rule materialize_condition:
     input:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
         images=f"{DATA}/images.tsv",
+        captions=f"{DATA}/captions.tsv",
         questions=f"{DATA}/questions.tsv",
         code=script_code("materialize_condition.py"),
     output:
         train="results/conditions/{condition}/{shuffle}/train.tsv",
+        train_captions="results/conditions/{condition}/{shuffle}/train_captions.tsv",
+        test_captions="results/conditions/{condition}/{shuffle}/test_captions.tsv",
         seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
         unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
         leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",

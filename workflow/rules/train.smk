@@ -1,13 +1,16 @@
-# One projector per (encoder, LM, init, condition, shuffle, seed); the encoder and LM stay frozen.
+# One projector per (encoder, LM, init, condition, shuffle, objective, seed); the encoder and LM stay
+# frozen. The objective picks the training table: questions (yesno) or captions (caption, LiMBeR).
 
-RUN = "{encoder}/{lm}/{init}/{condition}/{shuffle}/seed{seed}"
+RUN = "{encoder}/{lm}/{init}/{condition}/{shuffle}/{objective}/seed{seed}"
+TRAIN_TABLES = {"yesno": "train.tsv", "caption": "train_captions.tsv"}
 
 
 rule train_projector:
     input:
         features="results/features/{encoder}.pt",
-        train="results/conditions/{condition}/{shuffle}/train.tsv",
+        train=lambda wc: f"results/conditions/{wc.condition}/{wc.shuffle}/{TRAIN_TABLES[wc.objective]}",
         val="results/conditions/{condition}/{shuffle}/val_leaf.tsv",
+        concepts=f"{DATA}/concepts.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("train_projector.py"),
     output:

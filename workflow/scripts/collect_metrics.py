@@ -1,9 +1,10 @@
 """Tidy per-category metrics of every run under every decision rule, and the headline means (protocol §6).
 
 Snakemake:
-  input.predictions  list of predictions.tsv, in the order of params.runs
+  input.results      list of predictions.tsv (readout yesno) and naming.tsv (readout naming), in the
+                     order of params.runs
   input.pairs        results/data/pairs.tsv (n_categories = its number of distinct hypernyms)
-  params.runs        list of dicts with encoder, lm, init, condition, shuffle, seed
+  params.runs        list of dicts with encoder, lm, init, condition, shuffle, objective, seed, readout
   params.n_categories  optional int overriding the count from input.pairs (x-axis of systematicN)
   output.metrics     metrics.tsv;  output.headline  headline.tsv
   log[0]
@@ -16,7 +17,7 @@ from taxvlm.io import read_tsv, write_tsv
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 runs = [
-    dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.predictions, strict=True)
+    dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.results, strict=True)
 ]
 n_categories = snakemake.params.get("n_categories") or read_tsv(snakemake.input.pairs)["hypernym"].nunique()
 metrics = collect_metrics(runs, snakemake.output.metrics, n_categories=int(n_categories))

@@ -1,6 +1,7 @@
-"""Train one projector. Snakemake: input.features, input.train, input.val, input.lm_weights (optional folder);
-params.lm, params.encoder, params.training, params.checkpoint; output.projector/curve/config (one run
-folder); wildcards.init, wildcards.seed."""
+"""Train one projector. Snakemake: input.features, input.train (the objective's table), input.val,
+input.concepts, input.lm_weights (optional folder); params.lm, params.encoder, params.training,
+params.checkpoint; output.projector/curve/config (one run folder); wildcards.init, wildcards.objective,
+wildcards.seed."""
 
 import logging
 from pathlib import Path
@@ -24,4 +25,6 @@ train_projector(
     Path(snakemake.output.projector).parent,
     Path(snakemake.params.checkpoint),
     val_tsv=Path(snakemake.input.val),
+    objective=snakemake.wildcards.objective,
+    concepts_tsv=Path(snakemake.input.concepts),
 )

@@ -130,4 +130,4 @@ def coherence_correlations(
     joined = metrics[metrics["test_set"].isin(test_sets)].merge(
         coherence[["encoder", "centering", "shuffle", "category", "coherence"]], on=["encoder", "shuffle", "category"]
     )
-    return correlations(joined, "coherence", "macro_f1", by=[*RUN_KEYS, "rule", "test_set", "centering"])
+    return correlations(joined, "coherence", "macro_f1", by=[*RUN_KEYS, "readout", "rule", "test_set", "centering"])

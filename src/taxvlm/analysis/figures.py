@@ -5,7 +5,8 @@ labelled placeholder instead of failing when its facet is absent from the experi
 are the t-based 95% CIs of protocol §6 (`metrics.t_interval`), never seaborn's bootstrap, and every
 number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
 Every F1 figure shows each decision rule (`taxvlm.decision.RULES`) in its own panels; the paper's
-figures are the `absolute` ones.
+figures are the `absolute` ones. The paper's figures read the yes/no readout; the `naming` figure reads
+naming by likelihood (LiMBeR's leaf vs hypernym naming, `taxvlm.evaluate`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import seaborn as sns  # noqa: E402
 from taxvlm.analysis.coherence import CENTERINGS  # noqa: E402
 from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  # noqa: E402
 from taxvlm.analysis.stats import correlations  # noqa: E402
-from taxvlm.analysis.tables import AnalysisTables, absolute_rule  # noqa: E402
+from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
 from taxvlm.decision import RULES  # noqa: E402
 
 PathLike = str | os.PathLike[str]
@@ -413,16 +414,58 @@ def textprobe_figure(summary: pd.DataFrame | None, path: PathLike) -> None:
     _save(fig, path)
 
 
+def naming_figure(headline: pd.DataFrame, path: PathLike) -> None:
+    """Naming by likelihood: pair accuracy (t-based 95% CI over categories × seeds) of leaves, seen and
+    held-out hypernyms per encoder (and condition · shuffle where the grid has several), the pretrained
+    LM beside its random-init twin (the chance level); one panel row per LM × objective × paired rule,
+    one column per test set."""
+    data = headline[headline["readout"] == "naming"].dropna(subset=["pair_accuracy"])
+    if data.empty:
+        placeholder(path, "Naming by likelihood", "no naming readout in this grid (evaluation.naming)")
+        return
+    label = data["encoder"]
+    for key in ("condition", "shuffle"):
+        label = label + (" · " + data[key] if data[key].nunique() > 1 else "")
+    data = data.assign(label=label, panel=data["lm"] + " · trained on " + data["objective"] + " · " + data["rule"])
+    panel_rows, test_sets = sorted(data["panel"].unique()), _ordered(data["test_set"], TEST_SET_ORDER)
+    labels, inits = sorted(data["label"].unique()), _ordered(data["init"], list(INIT_DASHES))
+    fig, axes = _grid(len(panel_rows), len(test_sets), width=max(4.2, 0.5 * len(labels) * len(inits)))
+    colours = dict(zip(inits, sns.color_palette("colorblind")))
+    width = 0.8 / len(inits)
+    for (r, panel_row), (c, test_set) in itertools.product(enumerate(panel_rows), enumerate(test_sets)):
+        ax = axes[r, c]
+        panel = data[(data["panel"] == panel_row) & (data["test_set"] == test_set)]
+        ax.set_title(f"{panel_row} · {TEST_SET_LABELS.get(test_set, test_set)}", fontsize=9)
+        for k, init in enumerate(inits):
+            rows = panel[panel["init"] == init].set_index("label").reindex(labels)
+            x = np.arange(len(labels)) - 0.4 + width * (k + 0.5)
+            ax.bar(x, rows["pair_accuracy"], width, color=colours[init], label=init)
+            low, high = rows["pair_accuracy"] - rows["pair_ci_low"], rows["pair_ci_high"] - rows["pair_accuracy"]
+            ax.errorbar(x, rows["pair_accuracy"], yerr=[low, high], fmt="none", ecolor="k", capsize=2)
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel="pair accuracy", ylim=(0, 1.02))
+        if (r, c) == (0, 0):
+            ax.legend(fontsize=7)
+    fig.suptitle("Naming by likelihood: the true name vs its matched foil (twin = chance level)", fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _yesno(tables: AnalysisTables) -> AnalysisTables:
+    return only_readout(tables, "yesno")
+
+
 FIGURES: dict[str, Callable[[AnalysisTables, PathLike], None]] = {
-    "deprivation": lambda t, p: deprivation_figure(t.headline, p),
-    "shuffles": lambda t, p: shuffles_figure(t.metrics, p),
-    "encoders": lambda t, p: encoder_figure(t.metrics, p),
-    "lms": lambda t, p: lm_figure(t.metrics, p),
+    "deprivation": lambda t, p: deprivation_figure(_yesno(t).headline, p),
+    "shuffles": lambda t, p: shuffles_figure(_yesno(t).metrics, p),
+    "encoders": lambda t, p: encoder_figure(_yesno(t).metrics, p),
+    "lms": lambda t, p: lm_figure(_yesno(t).metrics, p),
     "coherence": lambda t, p: coherence_figure(t.coherence, absolute_rule(t).metrics, p),
     "coherence_shuffles": lambda t, p: coherence_shuffle_figure(t.coherence, p),
-    "depth": lambda t, p: depth_figure(t.metrics, t.pairs, p),
-    "per_category": lambda t, p: per_category_figure(t.metrics, p),
+    "depth": lambda t, p: depth_figure(_yesno(t).metrics, t.pairs, p),
+    "per_category": lambda t, p: per_category_figure(_yesno(t).metrics, p),
     "textprobe": lambda t, p: textprobe_figure(t.textprobe, p),
+    "naming": lambda t, p: naming_figure(t.headline, p),
 }
 
 

@@ -1,8 +1,11 @@
 """Per-category scores of the forced-choice evaluation, the majority baseline and headline means.
 
 Everything downstream (figures, tables, statistics) reads the one tidy table written by
-`collect_metrics`: one row per run × decision rule × test set × category, where the category is the
-`asked` column (the hypernym, or the leaf, the question is about) — protocol §6. Every rule
+`collect_metrics`: one row per run × readout × decision rule × test set × category, where the category
+is the `asked` column (the hypernym, or the leaf, the question is about) — protocol §6. The readout is
+how a run's answers were read: `yesno` (predictions.tsv: the forced-choice Yes/No margins, runs trained
+on the yes/no objective) or `naming` (naming.tsv: naming by likelihood, `taxvlm.evaluate`, any
+objective; only the paired rules, the absolute one has no meaning for a likelihood). Every rule
 (`taxvlm.decision.RULES`: absolute, the paper's; paired; paired_calibrated) gets the same scores; the
 majority baseline does not depend on the rule. Besides them, `pair_accuracy`: the fraction of the
 category's pairs (positive question + its matched negative on one image, filed under the positive's
@@ -23,11 +26,13 @@ from scipy import stats
 from sklearn.metrics import f1_score
 
 from taxvlm.data.conditions import parse_condition
-from taxvlm.decision import PAIR_KEYS, PREDICTION_COLUMNS, RULES, pair_sizes
+from taxvlm.decision import NAMING_RULES, PAIR_KEYS, PREDICTION_COLUMNS, RULES, pair_sizes
 from taxvlm.io import read_tsv, write_tsv
 
-RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "seed")
-HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "rule", "test_set")
+RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "objective", "seed")
+HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "readout", "rule", "test_set")
+# readout → the decision rules it is scored under
+READOUT_RULES: dict[str, tuple[str, ...]] = {"yesno": RULES, "naming": NAMING_RULES}
 TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen")
 SHUFFLE_ORDER: tuple[str, ...] = ("original", "within", "across")
 CATEGORY_KEYS: tuple[str, ...] = ("test_set", "kind", "category")
@@ -46,6 +51,7 @@ METRICS_COLUMNS: tuple[str, ...] = (
     *RUN_KEYS,
     "condition_family",
     "pct_deprived",
+    "readout",
     "rule",
     "test_set",
     "kind",
@@ -142,13 +148,14 @@ def pair_scores(predictions: pd.DataFrame, column: str) -> pd.DataFrame:
     return positives.groupby(list(CATEGORY_KEYS)).agg(n_pairs=("right", "size"), pair_accuracy=("right", "mean"))
 
 
-def score_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (rule, test_set, kind, asked) of a predictions table; categories without rows are
-    absent, and a category that is never a pair's positive has no pairs (pair_accuracy NaN)."""
+def score_predictions(predictions: pd.DataFrame, rules: Sequence[str] = RULES) -> pd.DataFrame:
+    """One row per (rule, test_set, kind, asked) of a predictions (or naming) table under `rules`;
+    categories without rows are absent, and a category that is never a pair's positive has no pairs
+    (pair_accuracy NaN)."""
     predictions = predictions.assign(category=predictions["asked"])
     unpaired = (pair_sizes(predictions) == 1).groupby([predictions[k] for k in CATEGORY_KEYS]).sum()
     frames = []
-    for rule in RULES:
+    for rule in rules:
         column = PREDICTION_COLUMNS[rule]
         scores = pd.DataFrame(
             [
@@ -178,17 +185,22 @@ def read_runs(runs: Iterable[dict], test_sets: Sequence[str] | None = None) -> p
 def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str], n_categories: int) -> pd.DataFrame:
     """The tidy metrics table of all runs (`results/analysis/metrics.tsv`).
 
-    `runs`: dicts with the run keys (encoder, lm, init, condition, shuffle, seed) and `path` to the
-    run's predictions.tsv. `n_categories` (number of hypernyms in the dataset) scales the x-axis of
-    systematic conditions.
+    `runs`: dicts with the run keys (encoder, lm, init, condition, shuffle, objective, seed), `readout`
+    (`yesno` or `naming`) and `path` to the run's predictions.tsv or naming.tsv. `n_categories`
+    (number of hypernyms in the dataset) scales the x-axis of systematic conditions.
     """
     frames = []
     for run in runs:
         family, pct = condition_axis(run["condition"], n_categories)
-        keys = {key: run[key] for key in RUN_KEYS} | {"condition_family": family, "pct_deprived": pct}
-        frames.append(score_predictions(read_tsv(run["path"])).assign(**keys))
+        keys = {key: run[key] for key in RUN_KEYS} | {
+            "condition_family": family,
+            "pct_deprived": pct,
+            "readout": run["readout"],
+        }
+        scores = score_predictions(read_tsv(run["path"]), READOUT_RULES[run["readout"]])
+        frames.append(scores.assign(**keys))
     table = pd.concat(frames, ignore_index=True)[list(METRICS_COLUMNS)]
-    table = table.sort_values([*RUN_KEYS, "rule", *CATEGORY_KEYS], kind="stable", ignore_index=True)
+    table = table.sort_values([*RUN_KEYS, "readout", "rule", *CATEGORY_KEYS], kind="stable", ignore_index=True)
     write_tsv(table, out_path)
     return table
 
@@ -215,7 +227,8 @@ def t_interval(values: Sequence[float]) -> tuple[float, float]:
 
 
 def headline(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Means over categories × seeds per (encoder, lm, init, condition, shuffle, rule, test_set), each
+    """Means over categories × seeds per (encoder, lm, init, condition, shuffle, objective, readout,
+    rule, test_set), each
     score with its t-based 95% CI: macro-F1, accuracy and pair accuracy (over the categories that have
     pairs).
 

@@ -57,6 +57,16 @@ def load_tables(
     )
 
 
+def only_readout(tables: AnalysisTables, readout: str) -> AnalysisTables:
+    """The tables with `metrics` and `headline` of one readout (`yesno` or `naming`), for readers
+    whose panels mean one of them (the paper's F1 figures are yes/no)."""
+    return replace(
+        tables,
+        metrics=tables.metrics[tables.metrics["readout"] == readout],
+        headline=tables.headline[tables.headline["readout"] == readout],
+    )
+
+
 def absolute_rule(tables: AnalysisTables) -> AnalysisTables:
     """The tables with `metrics` under the paper's (absolute) decision rule only, for readers that do
     not split by rule (coherence and text-probe correlations, the coherence figure)."""
@@ -64,9 +74,11 @@ def absolute_rule(tables: AnalysisTables) -> AnalysisTables:
 
 
 def headline_table(tables: AnalysisTables) -> pd.DataFrame:
-    """The headline in long form: one row per encoder × LM × init × condition × shuffle × rule × test set."""
+    """The headline in long form: one row per encoder × LM × init × condition × shuffle × objective ×
+    readout × rule × test set."""
     columns = [
         *RUN_KEYS[:-1],
+        "readout",
         "rule",
         "test_set",
         "pct_deprived",
@@ -95,7 +107,7 @@ HEADLINE_SCORES: dict[str, tuple[str, str, str, str | None]] = {
     "accuracy": ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "majority_accuracy"),
     "pair accuracy": ("pair_accuracy", "pair_ci_low", "pair_ci_high", None),
 }
-HEADLINE_GROUP: tuple[str, ...] = ("encoder", "lm", "condition", "shuffle", "test_set")
+HEADLINE_GROUP: tuple[str, ...] = ("encoder", "lm", "condition", "shuffle", "objective", "readout", "test_set")
 INITS: tuple[str, ...] = ("pretrained", "random")
 
 
@@ -125,8 +137,8 @@ def headline_markdown(headline_frame: pd.DataFrame) -> pd.DataFrame:
     ).sort_values(["encoder", "lm", "pct_deprived", "condition", "shuffle_rank", "shuffle", "test_set_rank"])
     rows = []
     for keys, group in frame.groupby(list(HEADLINE_GROUP), sort=False):
-        absolute = group[group["rule"] == "absolute"]
-        sizes = [absolute[absolute["init"] == init] for init in INITS]
+        first_rule = group[group["rule"] == next(rule for rule in RULES if rule in set(group["rule"]))]
+        sizes = [first_rule[first_rule["init"] == init] for init in INITS]
         n = " / ".join(
             f"{int(r['n_seeds'].iloc[0])}×{int(r['n_categories'].iloc[0])}" if len(r) else "—" for r in sizes
         )
@@ -144,7 +156,7 @@ def headline_markdown(headline_frame: pd.DataFrame) -> pd.DataFrame:
 def per_category_table(tables: AnalysisTables) -> pd.DataFrame:
     """Macro-F1 of every category under every decision rule, averaged over seeds, with its majority
     baseline."""
-    keys = [*RUN_KEYS[:-1], "rule", "test_set", "category"]
+    keys = [*RUN_KEYS[:-1], "readout", "rule", "test_set", "category"]
     return tables.metrics.groupby(keys, as_index=False, sort=True).agg(
         n_seeds=("seed", "nunique"),
         n=("n", "mean"),
@@ -190,6 +202,48 @@ def textprobe_correlation_table(tables: AnalysisTables) -> pd.DataFrame:
     return textprobe_correlations(tables.textprobe, tables.metrics)
 
 
+NAMING_KEYS: tuple[str, ...] = ("encoder", "lm", "objective", "condition", "shuffle", "rule")
+
+
+def naming_table(tables: AnalysisTables) -> pd.DataFrame:
+    """Naming by likelihood (readout `naming`): pair accuracy and macro-F1 with their t-based CIs per
+    encoder, LM, objective, condition, shuffle, rule, test set (leaf / seen / held-out hypernym) and
+    init; LiMBeR's question is whether leaves and hypernyms are named above the random-init twin."""
+    columns = [
+        *NAMING_KEYS,
+        "test_set",
+        "init",
+        "n_seeds",
+        "n_categories",
+        "pair_accuracy",
+        "pair_ci_low",
+        "pair_ci_high",
+        "macro_f1",
+        "ci_low",
+        "ci_high",
+        "majority_macro_f1",
+    ]
+    return tables.headline.loc[tables.headline["readout"] == "naming", columns].reset_index(drop=True)
+
+
+def naming_markdown(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per encoder × LM × objective × condition × shuffle × rule; for every test set the pair
+    accuracy [95% CI] of the pretrained LM and of its random-init twin side by side."""
+    if frame.empty:
+        return frame
+    frame = frame.assign(test_set_rank=_rank(frame["test_set"], TEST_SET_ORDER))
+    test_sets = list(frame.sort_values("test_set_rank")["test_set"].unique())
+    rows = []
+    for keys, group in frame.groupby(list(NAMING_KEYS), sort=True):
+        row = dict(zip(NAMING_KEYS, keys))
+        for test_set in test_sets:
+            for init in INITS:
+                cell = group[(group["test_set"] == test_set) & (group["init"] == init)]
+                row[f"{test_set}: {init}"] = _estimate(cell, "pair_accuracy", "pair_ci_low", "pair_ci_high")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 TABLES: dict[str, Callable[[AnalysisTables], pd.DataFrame]] = {
     "headline": headline_table,
     "per_category": per_category_table,
@@ -197,9 +251,13 @@ TABLES: dict[str, Callable[[AnalysisTables], pd.DataFrame]] = {
     "coherence_correlations": lambda t: coherence_correlation_table(absolute_rule(t)),
     "textprobe": textprobe_table,
     "textprobe_correlations": lambda t: textprobe_correlation_table(absolute_rule(t)),
+    "naming": naming_table,
 }
 # tables whose Markdown is laid out differently from their CSV (frame → Markdown frame)
-MARKDOWN_LAYOUTS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"headline": headline_markdown}
+MARKDOWN_LAYOUTS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "headline": headline_markdown,
+    "naming": naming_markdown,
+}
 
 
 def write_table(

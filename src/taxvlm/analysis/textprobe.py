@@ -512,4 +512,4 @@ def textprobe_correlations(
     joined = metrics[metrics["test_set"].isin(test_sets)].merge(
         text.astype({"text_macro_f1": float}), on=["lm", "init", "category"]
     )
-    return correlations(joined, "text_macro_f1", "macro_f1", by=[*RUN_KEYS, "rule", "test_set"])
+    return correlations(joined, "text_macro_f1", "macro_f1", by=[*RUN_KEYS, "readout", "rule", "test_set"])

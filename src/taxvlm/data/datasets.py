@@ -12,6 +12,11 @@ Hypernym question forms (how a question names a hypernym; the category name stay
 - `tuxpaint`: the synset's first lemma with spaces (`musical_instrument.n.01` → `musical
   instrument`), which is already the hypernym's name.
 The article of a hypernym question comes from its question form (`an item of clothing`).
+
+Captions (`captions.tsv`: `image_id`, `caption`, `source`; the caption objective's training text and
+the captioning references, see `taxvlm.data.captions`): tuxpaint views carry the English caption of
+the stamp they were drawn from (a stamp without one is excluded, with the reason); things and folder
+images the optional `captions` TSV, else the template `A picture of {article} {name}.`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from PIL import Image
 
 from taxvlm.data import lexicon, splits
 from taxvlm.data.augment import make_view
+from taxvlm.data.captions import CAPTION_COLUMNS, dataset_captions, english_caption, normalize, read_captions_file
 from taxvlm.data.errors import DataError, MissingDataError, read_table
 from taxvlm.io import atomic_path, write_json, write_tsv
 from taxvlm.seeding import rng
@@ -57,14 +63,16 @@ class WordNet(Protocol):
 @dataclass
 class DatasetTables:
     """concepts (`concept`, `name`, `article`), pairs (`concept`, `hypernym`),
-    images (`image_id`, `concept`, `path`), excluded concepts or stamps → reason, and the
-    hypernyms whose question form differs from their name → that form."""
+    images (`image_id`, `concept`, `path`), excluded concepts or stamps → reason, the
+    hypernyms whose question form differs from their name → that form, and the captions the dataset
+    gives (`image_id`, `caption`, `source`; images without one get the template)."""
 
     concepts: pd.DataFrame
     pairs: pd.DataFrame
     images: pd.DataFrame
     excluded: dict[str, str] = field(default_factory=dict)
     question_forms: dict[str, str] = field(default_factory=dict)
+    captions: pd.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -152,7 +160,13 @@ def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
         table = read_table(inputs["hypernym_forms"], ["hypernym", "question_form"])
         forms = question_forms(table.hypernym, table.question_form, set(pairs.hypernym), inputs["hypernym_forms"])
     images = images_table(inputs["images"], leaves)
-    return DatasetTables(pd.DataFrame(concepts), pairs, images, question_forms=forms)
+    captions = _given_captions(inputs, images)
+    return DatasetTables(pd.DataFrame(concepts), pairs, images, question_forms=forms, captions=captions)
+
+
+def _given_captions(inputs: Mapping[str, Path], images: pd.DataFrame) -> pd.DataFrame | None:
+    """The optional per-image captions TSV (`inputs["captions"]`), checked against the images."""
+    return read_captions_file(inputs["captions"], images.image_id) if "captions" in inputs else None
 
 
 # --------------------------------------------------------------------------- folder
@@ -190,8 +204,14 @@ def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     forms = question_forms(
         table.hypernym, table.get("question_form", [""] * len(table)), set(pairs.hypernym), inputs["hypernyms"]
     )
+    images = images_table(root, leaves)
     return DatasetTables(
-        pd.DataFrame(concepts), pairs, images_table(root, leaves), dict.fromkeys(unlisted, NO_HYPERNYM), forms
+        pd.DataFrame(concepts),
+        pairs,
+        images,
+        dict.fromkeys(unlisted, NO_HYPERNYM),
+        forms,
+        _given_captions(inputs, images),
     )
 
 
@@ -208,15 +228,6 @@ def _words(text: str) -> list[str]:
 def mirrored_of(stem: str) -> str:
     """Tux Paint ships mirrored copies as `<stem>_mirror.png` without their own description."""
     return stem.removesuffix("_mirror")
-
-
-def caption_of(stamp: Path) -> str:
-    """First line of the stamp's `.txt` (its English description), or '' when there is none."""
-    text_file = stamp.with_name(f"{mirrored_of(stamp.stem)}.txt")
-    if not text_file.is_file():
-        return ""
-    lines = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return lines[0] if lines else ""
 
 
 def noun_phrases(caption: str, stem: str) -> list[list[str]]:
@@ -296,6 +307,7 @@ class _Stamp:
     path: Path  # relative to the stamps root
     name: str
     synset: Synset
+    caption: str  # its English caption, normalised (`taxvlm.data.captions`)
 
 
 def _stamp_files(root: Path, skip: set[str]) -> list[Path]:
@@ -309,12 +321,17 @@ def _stamp_files(root: Path, skip: set[str]) -> list[Path]:
 def _match_stamps(
     wordnet: WordNet, root: Path, cfg: Mapping[str, Any], targets: list[Synset]
 ) -> tuple[dict[str, list[_Stamp]], dict[str, str]]:
-    """Group stamps by concept id (several stamps may name the same noun); unmatched → excluded."""
+    """Group stamps by concept id (several stamps may name the same noun); a stamp without an English
+    caption or without a WordNet noun → excluded, with the reason."""
     overrides = cfg.get("synset_overrides", {})
     by_concept: dict[str, list[_Stamp]] = {}
     excluded: dict[str, str] = {}
     for path in _stamp_files(root, set(cfg.get("skip_folders", ["cartoon", "symbols", "town"]))):
-        match = find_noun(wordnet, noun_phrases(caption_of(root / path), mirrored_of(path.stem)))
+        caption, no_caption = english_caption((root / path).with_name(f"{mirrored_of(path.stem)}.txt"))
+        if no_caption:
+            excluded[str(path)] = no_caption
+            continue
+        match = find_noun(wordnet, noun_phrases(caption, mirrored_of(path.stem)))
         if match is None:
             excluded[str(path)] = "no WordNet noun in caption or file name"
             continue
@@ -324,7 +341,7 @@ def _match_stamps(
             synset = synset_by_name(wordnet, overrides[concept], f"synset_overrides.{concept}")
         else:
             synset = choose_sense(senses, folder_words(wordnet, path), targets)
-        by_concept.setdefault(concept, []).append(_Stamp(path, name, synset))
+        by_concept.setdefault(concept, []).append(_Stamp(path, name, synset, normalize(caption)))
     return by_concept, excluded
 
 
@@ -345,9 +362,10 @@ def _stamp_hypernyms(
 
 
 def write_views(
-    concept: str, sources: list[Path], out_dir: Path, cfg: Mapping[str, Any]
+    concept: str, sources: list[Path], out_dir: Path, cfg: Mapping[str, Any], captions: list[str] | None = None
 ) -> pd.DataFrame:
-    """`views_per_concept` seeded views, cycling over the concept's stamps, as PNGs in out_dir."""
+    """`views_per_concept` seeded views, cycling over the concept's stamps, as PNGs in out_dir; with
+    `captions` (one per source), each view carries the caption of its stamp (`caption` column)."""
     size, seed = int(cfg.get("image_size", 224)), int(cfg.get("seed", 0))
     pictures = [Image.open(path) for path in sources]
     rows = []
@@ -357,7 +375,8 @@ def write_views(
         path = out_dir / concept / f"{stem}.png"
         with atomic_path(path) as tmp:
             view.save(tmp, format="PNG")
-        rows.append({"image_id": f"{concept}/{stem}", "concept": concept, "path": str(path)})
+        row = {"image_id": f"{concept}/{stem}", "concept": concept, "path": str(path)}
+        rows.append(row | ({"caption": captions[index % len(captions)]} if captions else {}))
     return pd.DataFrame(rows)
 
 
@@ -380,9 +399,14 @@ def read_tuxpaint(
             continue
         concepts.append(concept_row(concept, stamps[0].name))
         pairs += [(concept, hypernym) for hypernym in hypernyms]
-        images.append(write_views(concept, [root / s.path for s in stamps], out_dir / "images", cfg))
-    image_frame = pd.concat(images) if images else pd.DataFrame(columns=["image_id", "concept", "path"])
-    return DatasetTables(pd.DataFrame(concepts), pairs_frame(pairs), image_frame, excluded)
+        sources, captions = [root / s.path for s in stamps], [s.caption for s in stamps]
+        images.append(write_views(concept, sources, out_dir / "images", cfg, captions))
+    columns = ["image_id", "concept", "path", "caption"]
+    image_frame = pd.concat(images) if images else pd.DataFrame(columns=columns)
+    captions = image_frame[["image_id", "caption"]].assign(source="stamp")[CAPTION_COLUMNS]
+    return DatasetTables(
+        pd.DataFrame(concepts), pairs_frame(pairs), image_frame.drop(columns="caption"), excluded, captions=captions
+    )
 
 
 # --------------------------------------------------------------------------- build
@@ -410,7 +434,7 @@ def _split_images(
     return kept.assign(split=kept.image_id.map(labels)), too_few
 
 
-def _summary(concepts: pd.DataFrame, pairs: pd.DataFrame, images: pd.DataFrame,
+def _summary(concepts: pd.DataFrame, pairs: pd.DataFrame, images: pd.DataFrame, captions: pd.DataFrame,
              excluded: Mapping[str, str], too_few: Mapping[str, str]) -> dict[str, Any]:
     return {
         "concepts": len(concepts),
@@ -422,6 +446,11 @@ def _summary(concepts: pd.DataFrame, pairs: pd.DataFrame, images: pd.DataFrame,
         "excluded": dict(sorted(excluded.items())),
         "excluded_count": len(excluded),
         "excluded_too_few_images": len(too_few),
+        "excluded_no_english_caption": sum(reason.startswith("no English caption") for reason in excluded.values()),
+        "captions": {
+            "rows": len(captions),
+            "by_source": {k: int(v) for k, v in sorted(captions.source.value_counts().items())},
+        },
     }
 
 
@@ -450,11 +479,13 @@ def _write_tables(
     concepts = tables.concepts[tables.concepts.concept.isin(keep)].sort_values("concept")
     pairs = tables.pairs[tables.pairs.concept.isin(keep)].sort_values(["concept", "hypernym"])
     images = images[images.concept.isin(keep)].sort_values("image_id")
+    captions = dataset_captions(images, concepts, tables.captions)
     write_tsv(concepts[["concept", "name", "article"]], out_dir / "concepts.tsv")
     write_tsv(pairs[["concept", "hypernym"]], out_dir / "pairs.tsv")
     write_tsv(hypernyms_frame(sorted(set(pairs.hypernym)), tables.question_forms), out_dir / "hypernyms.tsv")
     write_tsv(images[["image_id", "concept", "path", "split"]], out_dir / "images.tsv")
-    write_json(_summary(concepts, pairs, images, excluded, too_few), out_dir / "summary.json")
+    write_tsv(captions, out_dir / "captions.tsv")
+    write_json(_summary(concepts, pairs, images, captions, excluded, too_few), out_dir / "summary.json")
 
 
 def hypernyms_frame(hypernyms: list[str], forms: Mapping[str, str]) -> pd.DataFrame:
@@ -477,13 +508,16 @@ def build_dataset(
     out_dir: Path,
     wordnet: WordNet | None = None,
 ) -> None:
-    """Read the configured dataset kind and write concepts/pairs/hypernyms/images tables + summary.json.
+    """Read the configured dataset kind and write concepts/pairs/hypernyms/images/captions tables +
+    summary.json.
 
     `inputs` (resolved paths) per `dataset_cfg["kind"]`:
     - `things`: `images` (`<concept>/*.jpg` tree), `categories` (THINGSplus
       category53_longFormat.tsv), `pairs` (leaf–hypernym TSV, used when `leaf_set: xu2026`),
-      optionally `hypernym_forms` (`hypernym`, `question_form` TSV);
-    - `folder`: `images` (`<concept>/<image files>` tree), `hypernyms` (`concept<TAB>hypernym` TSV);
+      optionally `hypernym_forms` (`hypernym`, `question_form` TSV) and `captions` (`image_id`,
+      `caption` TSV);
+    - `folder`: `images` (`<concept>/<image files>` tree), `hypernyms` (`concept<TAB>hypernym` TSV),
+      optionally `captions`;
     - `tuxpaint`: `stamps` (the extracted stamps folder, category folders at its top),
       `nltk_data` (nltk data dir with corpora/wordnet; unused when `wordnet` is passed).
     `wordnet` injects a WordNet reader (tests use a small fake). `dataset_cfg["max_concepts"]` keeps a

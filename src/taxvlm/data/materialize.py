@@ -11,6 +11,11 @@ removed), so under a shuffle the removed questions travel to σ(s)'s images with
   held-out hypernym.
 Rows are sorted by (image_id, question_id); `row_id` = `<image_id>|<question_id>`, so the same
 row has the same id in every condition.
+
+`train_captions.tsv` (the caption objective's training table): the training images' captions, moved
+with σ and edited by the condition's deprivation as `taxvlm.data.captions.train_captions` documents;
+`summary.json` counts them under `captions`. `test_captions.tsv`: the test images' captions moved with
+σ, unedited (the captioning references).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from taxvlm.data.captions import reference_captions, train_captions
 from taxvlm.data.conditions import Removal, removal
 from taxvlm.data.errors import read_table
 from taxvlm.data.shuffles import shuffle_map
@@ -68,7 +74,11 @@ def _per_category(table: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def condition_summary(
-    condition: str, shuffle: str, removed: Removal, tables: Mapping[str, pd.DataFrame]
+    condition: str,
+    shuffle: str,
+    removed: Removal,
+    tables: Mapping[str, pd.DataFrame],
+    captions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     seen, unseen = len(tables["test_seen"]), len(tables["test_unseen"])
     return {
@@ -80,6 +90,7 @@ def condition_summary(
         "counts": {name: _answer_counts(tables[name]) for name in TABLES},
         "per_category": {name: _per_category(tables[name]) for name in TABLES},
         "unseen_share": unseen / (seen + unseen) if seen + unseen else 0.0,
+        "captions": dict(captions or {}),
     }
 
 
@@ -91,10 +102,13 @@ def materialize_condition(
     shuffles_cfg: Mapping[str, Any],
     out_dir: Path,
 ) -> None:
-    """Read `data_dir/{pairs,images,questions}.tsv`; write the condition's tables, shuffle map
-    and summary.json into `out_dir`."""
+    """Read `data_dir/{concepts,pairs,hypernyms,images,captions,questions}.tsv`; write the condition's
+    tables, `train_captions.tsv`, shuffle map and summary.json into `out_dir`."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    concepts = read_table(data_dir / "concepts.tsv", ["concept", "name", "article"])
     pairs = read_table(data_dir / "pairs.tsv", ["concept", "hypernym"])
+    hypernyms = read_table(data_dir / "hypernyms.tsv", ["hypernym", "question_form", "article"])
+    captions = read_table(data_dir / "captions.tsv", ["image_id", "caption", "source"])
     images = read_table(data_dir / "images.tsv", ["image_id", "concept", "path", "split"])
     questions = read_table(
         data_dir / "questions.tsv", ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
@@ -104,6 +118,9 @@ def materialize_condition(
     tables = condition_tables(questions, images, sigma, removed)
     for name, table in tables.items():
         write_tsv(table, out_dir / f"{name}.tsv")
+    caption_rows, caption_summary = train_captions(captions, images, concepts, pairs, hypernyms, sigma, removed)
+    write_tsv(caption_rows, out_dir / "train_captions.tsv")
+    write_tsv(reference_captions(captions, images, sigma), out_dir / "test_captions.tsv")
     shuffle_frame = pd.DataFrame(sorted(sigma.items()), columns=["leaf", "image_concept"])
     write_tsv(shuffle_frame, out_dir / "shuffle_map.tsv")
-    write_json(condition_summary(condition, shuffle, removed, tables), out_dir / "summary.json")
+    write_json(condition_summary(condition, shuffle, removed, tables, caption_summary), out_dir / "summary.json")

@@ -97,9 +97,13 @@ def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
 
 
 def _open_clip_weights(spec: dict[str, Any], weights_dir: Path | None) -> str | None:
-    """`spec["pretrained"]` (a hub tag) unless a local folder with exactly one checkpoint file is given."""
+    """The config's `id` (open_clip's pretrained tag, e.g. `webli`, `openai`) unless a local folder with
+    exactly one checkpoint file is given. Without either, open_clip would only log that it loaded no
+    weights and the run would silently use a random encoder, so that is an error."""
     if weights_dir is None:
-        return spec.get("pretrained")
+        if not spec.get("id"):
+            raise ValueError(f"open_clip encoder {spec.get('name')!r} needs `id` (its pretrained tag) or local `weights`")
+        return spec["id"]
     files = sorted(p for p in Path(weights_dir).iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
     if len(files) != 1:
         raise ValueError(f"open_clip weights dir {weights_dir} must hold exactly one checkpoint, found {files}")

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from taxvlm.prompts import CAPTION_PROMPT
 from taxvlm.seeding import derive_seed
 
 _IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"
@@ -228,3 +229,13 @@ def splice(model: nn.Module, head: list[int], image_embeds: torch.Tensor, text_i
     text = embed(text_ids.to(device))
     parts = [embed(torch.tensor(head, device=device)).expand(len(text_ids), -1, -1)] if head else []
     return torch.cat(parts + [image_embeds.to(text.dtype), text], dim=1)
+
+
+def caption_prompt(tokenizer: Any, text: str = CAPTION_PROMPT) -> tuple[list[int], list[int]]:
+    """(head ids before the image, prompt ids after it) for `[head] [image] text` (module docstring):
+    `head + prompt` is the tokenization of `text` alone, with BOS when the tokenizer adds one."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and tokenizer("x")["input_ids"][:1] == [bos]:
+        return [bos], ids
+    return ids[:1], ids[1:]

@@ -1,0 +1,271 @@
+"""Captioning evaluation of caption-trained projectors (LiMBeR): greedy decoding and CIDEr-D / BLEU-4.
+
+Prompt (plain, LiMBeR's): `[head] [image tokens] A picture of`, then the caption. As in the yes/no
+format (`taxvlm.models.lms`), the image goes after the first token: head = BOS when the tokenizer adds
+one, else the first token of the prompt text (`A` for SmolLM2), which then leaves the text after the
+image. So the image sits at position 1 under both objectives. `taxvlm.models.lms.caption_prompt` builds it.
+
+Decoding (`greedy_caption_ids`): per batch of images, the prefix `[head][image][prompt]` runs once with
+a KV cache; then one token per step for the rows that have not yet produced EOS, the finished rows
+being dropped from the cache (`batch_select_indices`). Every prefix has the same length (k image
+tokens + the same prompt), so there is no padding and no attention mask: each row attends to exactly
+what a decode of that image alone would. The LM head runs on the last position only. Argmax per step
+= HF greedy search with no logits processors; `generate_caption_ids_reference` is that `generate`
+loop, one image at a time (the test oracle and the benchmark baseline).
+
+Scoring (`score_captions`): pycocoevalcap's scorers (pure Python; the maintained COCO caption code).
+- `Cider` there is **CIDEr-D**, the variant the COCO server reports (Vedantam et al. 2015, §4.2):
+  n-gram counts clipped to the reference's, a Gaussian length penalty (σ = 6), ×10, no stemming; its
+  idf comes from the references of the scored set, so scores compare across runs on the same test
+  set only. Output name: `cider_d`.
+- `Bleu(4)`: corpus BLEU-4 (n-gram counts pooled over images, brevity penalty from the closest
+  reference length). Output name: `bleu4`.
+- Tokenisation: pycocoevalcap's `PTBTokenizer` runs Stanford CoreNLP through Java, which this project
+  does not ship. Instead `scoring_tokens` lowercases, keeps runs of letters/digits (with inner
+  apostrophes: `dog's`), and drops everything else, like PTBTokenizer's punctuation removal. It differs
+  from PTB on clitics (`dog's` stays one token) and hyphens (split), so numbers are close to, not
+  identical with, COCO-server numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
+from taxvlm.io import read_tsv, write_tsv
+from taxvlm.models.lms import CAPTION_PROMPT, caption_prompt, decoder_forward, lm_logits, load_lm, splice, twin_seed
+from taxvlm.models.projector import build_projector
+
+log = logging.getLogger(__name__)
+
+METRICS = ("cider_d", "bleu4")
+CAPTION_COLUMNS = ["image_id", "reference", "generated", "cider_d"]
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def _stop_ids(tokenizer: Any) -> list[int]:
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no EOS token: a caption could never end before max_new_tokens")
+    return [tokenizer.eos_token_id]
+
+
+@torch.inference_mode()
+def greedy_caption_ids(
+    model: nn.Module,
+    head: list[int],
+    prompt_ids: list[int],
+    projector: nn.Module,
+    features: torch.Tensor,
+    image_index: Sequence[int],
+    max_new_tokens: int,
+    batch_size: int,
+    eos_ids: Sequence[int],
+) -> list[list[int]]:
+    """Greedy token ids per image `features[image_index[i]]`, without the final EOS (module docstring)."""
+    dev = next(projector.parameters()).device
+    index = torch.as_tensor(image_index, dtype=torch.long)
+    stop = torch.as_tensor(list(eos_ids), dtype=torch.long, device=dev)
+    out: list[list[int]] = []
+    for chunk in index.split(batch_size):
+        image_embeds = projector(features[chunk].to(dev).float())
+        text = torch.tensor(prompt_ids, dtype=torch.long).expand(len(chunk), len(prompt_ids))
+        hidden, cache = decoder_forward(model, splice(model, head, image_embeds, text), use_cache=True)
+        out += _greedy_steps(model, hidden[:, -1], cache, max_new_tokens, stop)
+    return out
+
+
+def _greedy_steps(
+    model: nn.Module, last: torch.Tensor, cache: Any, max_new_tokens: int, stop: torch.Tensor
+) -> list[list[int]]:
+    """Decode from the prefix's last hidden states `[B, d]` and its cache; a row leaves the batch (and
+    the cache) once it has produced a stop token."""
+    embed = model.get_input_embeddings()
+    tokens: list[list[int]] = [[] for _ in range(len(last))]
+    active = torch.arange(len(last))  # the original row of each cache row
+    for step in range(max_new_tokens):
+        next_ids = lm_logits(model, last).argmax(-1)
+        done = torch.isin(next_ids, stop)
+        for row, token, finished in zip(active.tolist(), next_ids.tolist(), done.tolist()):
+            if not finished:
+                tokens[row].append(token)
+        keep = (~done).nonzero().squeeze(1)
+        if step == max_new_tokens - 1 or len(keep) == 0:
+            break
+        if len(keep) < len(active):
+            cache.batch_select_indices(keep)
+            active, next_ids = active[keep.cpu()], next_ids[keep]
+        hidden, _ = decoder_forward(model, embed(next_ids[:, None]), cache=cache)
+        last = hidden[:, -1]
+    return tokens
+
+
+@torch.inference_mode()
+def generate_caption_ids_reference(
+    model: nn.Module,
+    head: list[int],
+    prompt_ids: list[int],
+    projector: nn.Module,
+    features: torch.Tensor,
+    image_index: Sequence[int],
+    max_new_tokens: int,
+    eos_ids: Sequence[int],
+) -> list[list[int]]:
+    """The same captions from HF `generate(inputs_embeds=..., do_sample=False)`, one image at a time."""
+    dev = next(projector.parameters()).device
+    text = torch.tensor([prompt_ids], dtype=torch.long)
+    out = []
+    for i in image_index:
+        embeds = splice(model, head, projector(features[i : i + 1].to(dev).float()), text)
+        ids = model.generate(
+            inputs_embeds=embeds,
+            attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=dev),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=list(eos_ids),
+            pad_token_id=eos_ids[0],
+        )[0].tolist()
+        end = next((n for n, token in enumerate(ids) if token in eos_ids), len(ids))
+        out.append(ids[:end])
+    return out
+
+
+def greedy_captions(
+    model: nn.Module,
+    tokenizer: Any,
+    head: list[int],
+    prompt_ids: list[int],
+    projector: nn.Module,
+    features: torch.Tensor,
+    image_index: Sequence[int],
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
+    """Greedy captions of `features[image_index[i]]`, decoded without special tokens (`printable`)."""
+    ids = greedy_caption_ids(
+        model, head, prompt_ids, projector, features, image_index, max_new_tokens, batch_size, _stop_ids(tokenizer)
+    )
+    return [printable(tokenizer.decode(row, skip_special_tokens=True)) for row in ids]
+
+
+def printable(text: str) -> str:
+    """`text` on one line: whitespace runs (tabs, newlines) become one space, other unprintable
+    characters (an untrained LM's stray control bytes) U+FFFD, so a caption is one TSV field."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in " ".join(text.split()))
+
+
+def scoring_tokens(text: str) -> str:
+    """The caption as the space-joined lowercase words the scorers split on (module docstring)."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def score_captions(
+    references: dict[str, list[str]], generated: dict[str, str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Corpus CIDEr-D and BLEU-4 of `generated` (one caption per image id) against `references`
+    (one or more per image id), and the per-image CIDEr-D."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    if set(references) != set(generated):
+        missing = sorted(set(references) ^ set(generated))[:5]
+        raise ValueError(f"references and generated captions name different images (e.g. {missing})")
+    ids = sorted(references)
+    gts = {i: [scoring_tokens(r) for r in references[i]] for i in ids}
+    res = {i: [scoring_tokens(generated[i])] for i in ids}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, per_image = Cider().compute_score(gts, res)
+    return {"cider_d": float(cider), "bleu4": float(bleu[3])}, dict(zip(ids, map(float, per_image)))
+
+
+def read_references(path: Path, known: set[str] | None = None) -> dict[str, list[str]]:
+    """Reference captions per image id from a TSV with `image_id` and `caption` (several rows per image
+    allowed). Fails naming the file on no rows, an empty caption, or image ids outside `known`."""
+    table = read_tsv(path)
+    missing = {"image_id", "caption"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected image_id and caption")
+    if table.empty:
+        raise ValueError(f"{path}: no reference captions")
+    empty = table.loc[table["caption"].str.strip() == "", "image_id"]
+    if len(empty):
+        raise ValueError(f"{path}: empty caption for image {empty.iloc[0]!r} ({len(empty)} empty in all)")
+    unknown = sorted(set(table["image_id"]) - known) if known is not None else []
+    if unknown:
+        raise ValueError(f"{path}: {len(unknown)} image id(s) have no cached features, e.g. {unknown[:5]}")
+    return {image: list(group["caption"]) for image, group in table.groupby("image_id", sort=True)}
+
+
+def load_projector(path: Path, init: str, seed: int, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained projector in eval mode and its spec; fails if it was trained for another init/seed."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if (ckpt["init"], ckpt["seed"]) != (init, seed):
+        raise ValueError(
+            f"{path} was trained with init={ckpt['init']} seed={ckpt['seed']}, not init={init} seed={seed}"
+        )
+    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
+    projector.load_state_dict(ckpt["state_dict"])
+    return projector.to(device).eval(), ckpt["spec"]
+
+
+def caption_run(
+    features_path: Path,
+    projector_path: Path,
+    references_path: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    run: dict[str, Any],
+    max_new_tokens: int,
+    batch_size: int,
+    captions_out: Path,
+    scores_out: Path,
+    device: str = "auto",
+    prompt_text: str = CAPTION_PROMPT,
+) -> None:
+    """Caption every image of the reference table with one run's projector; write `captions.tsv`
+    (one row per image × reference: image_id, reference, generated, the image's cider_d) and
+    `caption_scores.tsv` (the run's keys, metric, value, n_images). `run` holds the run keys, at least
+    `init` and `seed` (which must match the projector)."""
+    dev = resolve_device(device)
+    flush_denormals_on_cpu(dev)
+    data = load_features(features_path)
+    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
+    references = read_references(references_path, set(index))
+    projector, spec = load_projector(projector_path, run["init"], int(run["seed"]), dev)
+    model, tokenizer = load_lm(lm_spec, lm_weights_dir, run["init"], twin_seed(lm_spec), dev)
+    head, prompt_ids = caption_prompt(tokenizer, prompt_text)
+    images = list(references)
+    t0 = time.perf_counter()
+    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+        captions = greedy_captions(
+            model,
+            tokenizer,
+            head,
+            prompt_ids,
+            projector,
+            data[spec["features"]],
+            [index[i] for i in images],
+            max_new_tokens,
+            batch_size,
+        )
+    seconds = time.perf_counter() - t0
+    log.info("captioned %d images in %.1fs (%.1f captions/s) on %s", len(images), seconds, len(images) / seconds, dev)
+    generated = dict(zip(images, captions))
+    corpus, per_image = score_captions(references, generated)
+    rows = [
+        {"image_id": i, "reference": r, "generated": generated[i], "cider_d": per_image[i]}
+        for i in images
+        for r in sorted(references[i])
+    ]
+    write_tsv(pd.DataFrame(rows, columns=CAPTION_COLUMNS), captions_out)
+    scores = [{**run, "metric": m, "value": corpus[m], "n_images": len(images)} for m in METRICS]
+    write_tsv(pd.DataFrame(scores), scores_out)
+    log.info("scores: %s", corpus)
