@@ -44,7 +44,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from taxvlm.evaluate import score_questions, score_questions_reference
+from taxvlm.scoring import score_questions, score_questions_reference
 from taxvlm.features import flush_denormals_on_cpu
 from taxvlm.io import read_tsv
 from taxvlm.models.encoders import Encoder, load_encoder

@@ -13,10 +13,9 @@ import torch
 
 from taxvlm import train as train_mod
 from taxvlm.decision import PREDICTION_COLUMNS
-from taxvlm.evaluate import (
+from taxvlm.evaluate import evaluate_projector, name_projector
+from taxvlm.scoring import (
     COLUMNS,
-    evaluate_projector,
-    name_projector,
     naming_frame,
     score_continuations,
     score_continuations_without_image,

@@ -65,6 +65,7 @@ CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
 AGGREGATION = {"collect_metrics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
                "tables": 1, "all": 1}
+PER_RUN_EVALUATION = {"evaluate_projector": N_RUNS, "name_projector": N_RUNS}  # yes/no, and naming by likelihood
 TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/projector.pt"
 
 
@@ -218,7 +219,7 @@ def test_finished_run_has_nothing_to_do(base_run) -> None:
 @pytest.mark.workflow
 def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
     table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.05}}}\n")
-    assert table == Counter({"train_projector": 2, "evaluate_projector": 2, **AGGREGATION}), table
+    assert table == Counter({"train_projector": 2, "evaluate_projector": 2, "name_projector": 2, **AGGREGATION}), table
     assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
 
 
@@ -226,15 +227,15 @@ def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> N
 def test_adding_a_seed_adds_only_that_seeds_jobs(base_run) -> None:
     override = OPS_OVERRIDE.split("experiments:")[1].replace("seeds: [7]\n", "seeds: [7, 8]\n")
     table, jobs = dry_run(base_run[0], "experiments:" + override)
-    assert table == Counter({"train_projector": N_RUNS, "evaluate_projector": N_RUNS, **AGGREGATION}), table
+    assert table == Counter({"train_projector": N_RUNS, **PER_RUN_EVALUATION, **AGGREGATION}), table
     assert {wc["seed"] for rule, wc in jobs if "seed" in wc} == {"8"}
 
 
 @pytest.mark.workflow
 def test_changing_an_encoder_layer_reruns_its_features_and_downstream_only(base_run) -> None:
     table, _ = dry_run(base_run[0], "encoders: {tiny_vit: {layer: -1}}\n")
-    assert table == Counter({"extract_features": 1, "train_projector": N_RUNS,
-                             "evaluate_projector": N_RUNS, **AGGREGATION}), table
+    assert table == Counter({"extract_features": 1, "train_projector": N_RUNS, **PER_RUN_EVALUATION,
+                             **AGGREGATION}), table
 
 
 @pytest.mark.workflow
@@ -248,7 +249,7 @@ def test_editing_package_code_reruns_the_rules_that_use_it(base_run) -> None:
     finally:
         module.write_bytes(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert table == Counter({"evaluate_projector": N_RUNS, **AGGREGATION}), table
+    assert table == Counter({**PER_RUN_EVALUATION, **AGGREGATION}), table  # both evaluation jobs live in evaluate.py
 
 
 @pytest.mark.workflow

@@ -23,7 +23,7 @@ on, and the evidence that a run learned its task. Columns `accuracy` and `yes_ra
 run's own readout rule, `pair_accuracy` is how often the positive's raw score beats its matched
 negative's on the same image:
 - `yesno`: accuracy and yes rate under the absolute rule, on the Yes−No margins;
-- `caption` (**decision**): leaf naming by likelihood (`taxvlm.evaluate.naming_frame`): accuracy and
+- `caption` (**decision**): leaf naming by likelihood (`taxvlm.scoring.naming_frame`): accuracy and
   yes rate under `paired_calibrated`, the readout that cancels each name's prior; pair accuracy on
   the raw log-likelihoods. The names' no-image likelihoods are computed once (the LM is frozen).
 
@@ -55,7 +55,7 @@ from tqdm import tqdm
 from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
-from taxvlm.evaluate import continuation_logits, naming_frame, naming_phrases, score_questions
+from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, score_questions
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, twin_seed
