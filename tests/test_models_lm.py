@@ -26,7 +26,7 @@ from taxvlm.scoring import (
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, caption_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
-from taxvlm.train import answer_loss, epoch_order, train_projector, training_ids
+from taxvlm.train import answer_loss, epoch_order, steps_every, train_projector, training_ids
 
 NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
 TRAINING = {
@@ -39,6 +39,9 @@ TRAINING = {
     "batch_size": 16,
     "grad_clip": 1.0,
     "checkpoint_every": 5,
+    "val_every": 1,
+    "eval_every": 0,
+    "eval_every_unit": "epochs",
 }
 LM_SPEC = {"source": "hf", "chat_template": False}
 ENCODER = {"source": "timm", "features": "pooled"}
@@ -343,7 +346,7 @@ def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Pat
 def test_killed_job_resumes_to_the_same_projector(
     toy: dict[str, Path], tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch, batching: str
 ) -> None:
-    reference = _train(toy, tiny_lm_dir, f"uninterrupted_{batching}", epochs=2, batching=batching)
+    reference = _train(toy, tiny_lm_dir, f"uninterrupted_{batching}", epochs=2, batching=batching, eval_every=1)
     name = f"resumed_{batching}"
     save = train_mod._save_checkpoint
 
@@ -354,15 +357,48 @@ def test_killed_job_resumes_to_the_same_projector(
 
     monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        _train(toy, tiny_lm_dir, name, epochs=2, batching=batching)
+        _train(toy, tiny_lm_dir, name, epochs=2, batching=batching, eval_every=1)
     assert (toy["root"] / f"{name}.ckpt").exists() and not (toy["root"] / name).exists()
     monkeypatch.setattr(train_mod, "_save_checkpoint", save)
-    resumed = _train(toy, tiny_lm_dir, name, epochs=2, batching=batching)
+    resumed = _train(toy, tiny_lm_dir, name, epochs=2, batching=batching, eval_every=1)
     a = torch.load(reference / "projector.pt", weights_only=True)["state_dict"]
     b = torch.load(resumed / "projector.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    kept_a, kept_b = (torch.load(r / "checkpoints.pt", weights_only=True)["points"] for r in (reference, resumed))
+    assert [p["step"] for p in kept_a] == [p["step"] for p in kept_b] == [5, 10]
+    assert all(torch.equal(p["state_dict"][k], q["state_dict"][k]) for p, q in zip(kept_a, kept_b) for k in a)
     assert (reference / "curve.tsv").read_bytes() == (resumed / "curve.tsv").read_bytes()
     assert not (toy["root"] / f"{name}.ckpt").exists()
+
+
+def test_kept_points_end_with_the_final_projector_and_are_scored_like_it(
+    toy: dict[str, Path], tiny_lm_dir: Path
+) -> None:
+    """checkpoints.pt holds the projector every `eval_every` epochs, its last point is projector.pt, and
+    the evaluation's rows of the last point are predictions.tsv's; the steps come from the config."""
+    run = _train(toy, tiny_lm_dir, "kept", eval_every=1)
+    points = torch.load(run / "checkpoints.pt", weights_only=True)["points"]
+    assert [p["step"] for p in points] == [5, 10, 15, 20]  # 5 steps per epoch, 4 epochs
+    final = torch.load(run / "projector.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(points[-1]["state_dict"][k], v) for k, v in final.items())
+    assert not all(torch.equal(points[0]["state_dict"][k], v) for k, v in final.items())
+    evaluate_projector(
+        toy["features"], run / "projector.pt", {"unseen": toy["test"]}, LM_SPEC, tiny_lm_dir, "pretrained", 7, 8,
+        run / "predictions.tsv", device="cpu", checkpoints_path=run / "checkpoints.pt",
+        by_step_path=run / "by_step.tsv",
+    )
+    by_step, final_rows = read_tsv(run / "by_step.tsv"), read_tsv(run / "predictions.tsv")
+    assert sorted(set(by_step["step"].astype(int))) == [5, 10, 15, 20]
+    last = by_step[by_step["step"] == "20"].drop(columns=["step", "epoch"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, final_rows)
+    assert (by_step[by_step["step"] == "5"]["margin"].to_numpy() != final_rows["margin"].to_numpy()).any()
+    assert steps_every(8, "steps", 5, 20) == {8, 16, 20} and steps_every(0, "epochs", 5, 20) == {20}
+    other = _train(toy, tiny_lm_dir, "kept_other", eval_every=1, lr=1e-3)
+    with pytest.raises(ValueError, match="is not .*projector.pt"):
+        evaluate_projector(
+            toy["features"], run / "projector.pt", {"unseen": toy["test"]}, LM_SPEC, tiny_lm_dir, "pretrained", 7,
+            8, run / "p.tsv", device="cpu", checkpoints_path=other / "checkpoints.pt", by_step_path=run / "b.tsv",
+        )
 
 
 def test_evaluation_refuses_a_mismatched_run(toy: dict[str, Path], tiny_lm_dir: Path) -> None:

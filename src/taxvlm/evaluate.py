@@ -12,6 +12,11 @@ For the calibrated decision rule (`taxvlm.decision`), every distinct question te
 with the image tokens left out (`score_without_image`: `[head] [question text]`, the same prompt
 format), and predictions.tsv carries the prediction of every rule.
 
+Along training (`training.eval_every`): the same scoring of every projector state the training kept
+(`checkpoints.pt`), written to predictions_by_step.tsv. The no-image margins do not depend on the
+projector and are computed once; the last kept point is the projector itself, so its rows are
+predictions.tsv's. These points describe the training; the run's result stays its final projector.
+
 Naming by likelihood (`name_projector`, either training objective; LiMBeR's prompt, see
 `taxvlm.models.lms.caption_prompt`): every row of the test tables asks about a name (its `asked`: the
 leaf, or a hypernym by its question form), and its score is log P(` {article} {name}` | `[head]
@@ -31,22 +36,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from taxvlm.decision import decide, pair_id, pair_sizes
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.models.lms import build_prompt, load_lm, twin_seed
+from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, twin_seed
 from taxvlm.models.projector import build_projector
 from taxvlm.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
 
 log = logging.getLogger(__name__)
-
+BY_STEP_COLUMNS = ["step", "epoch", *COLUMNS]
 
 
 def _load_run(
@@ -85,11 +92,16 @@ def evaluate_projector(
     batch_size: int,
     out_path: Path,
     device: str = "auto",
+    checkpoints_path: Path | None = None,
+    by_step_path: Path | None = None,
 ) -> None:
     """Score every row of the test tables (keys `seen`/`unseen`/`leaf`) and write predictions.tsv.
 
     `init` recreates the training LM (the random twin is fixed per LM, see `twin_seed`); `init` and
-    `seed` must match what `projector.pt` was trained with.
+    `seed` must match what `projector.pt` was trained with. With `checkpoints_path` (the run's kept
+    points, `taxvlm.train`), every kept point is scored the same way into `by_step_path`
+    (`step`, `epoch` + the columns of predictions.tsv); the last point must be the projector itself, and
+    its rows are predictions.tsv's.
     """
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
@@ -97,32 +109,24 @@ def evaluate_projector(
         features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
     )
     prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
-
     tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
     if not tables:
         write_tsv(pd.DataFrame(columns=COLUMNS), out_path)
+        if by_step_path is not None:
+            write_tsv(pd.DataFrame(columns=BY_STEP_COLUMNS), by_step_path)
         return
-    frames, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
         texts = sorted({text for table in tables.values() for text in table["text"]})
         yes_noimage, no_noimage = score_without_image(model, prompt, texts, batch_size)
         margin_noimage = pd.Series((yes_noimage - no_noimage).numpy(), index=texts)
-        for name, table in tables.items():
-            logp_yes, logp_no = score_questions(
-                model, prompt, projector, feats, [index[i] for i in table["image_id"]], list(table["text"]), batch_size
-            )
-            frames.append(
-                table.assign(
-                    test_set=name,
-                    pair=table["question_id"].map(pair_id),
-                    logp_yes=logp_yes.numpy(),
-                    logp_no=logp_no.numpy(),
-                    margin=(logp_yes - logp_no).numpy(),
-                    margin_noimage=table["text"].map(margin_noimage),
-                )
-            )
-    predictions = decide(pd.concat(frames, ignore_index=True))[COLUMNS]
-    seconds = time.perf_counter() - t0
+
+        def score() -> pd.DataFrame:
+            return _predictions(model, prompt, projector, feats, index, tables, margin_noimage, batch_size)
+
+        predictions = score()
+        seconds = time.perf_counter() - t0
+        by_step = _score_kept_points(checkpoints_path, projector_path, projector, predictions, score)
     log.info(
         "scored %d questions (%d texts without the image) in %.1fs (%.1f questions/s) on %s; %d rows have no "
         "pair partner on their image and keep the absolute prediction under every rule",
@@ -134,6 +138,64 @@ def evaluate_projector(
         int((pair_sizes(predictions) == 1).sum()),
     )
     write_tsv(predictions, out_path)
+    if by_step_path is not None:
+        write_tsv(by_step, by_step_path)
+
+
+def _predictions(
+    model: nn.Module,
+    prompt: PromptFormat,
+    projector: nn.Module,
+    feats: torch.Tensor,
+    index: dict[str, int],
+    tables: dict[str, pd.DataFrame],
+    margin_noimage: pd.Series,
+    batch_size: int,
+) -> pd.DataFrame:
+    """predictions.tsv's rows for the projector's current state (`margin_noimage` by question text)."""
+    frames = []
+    for name, table in tables.items():
+        logp_yes, logp_no = score_questions(
+            model, prompt, projector, feats, [index[i] for i in table["image_id"]], list(table["text"]), batch_size
+        )
+        frames.append(
+            table.assign(
+                test_set=name,
+                pair=table["question_id"].map(pair_id),
+                logp_yes=logp_yes.numpy(),
+                logp_no=logp_no.numpy(),
+                margin=(logp_yes - logp_no).numpy(),
+                margin_noimage=table["text"].map(margin_noimage),
+            )
+        )
+    return decide(pd.concat(frames, ignore_index=True))[COLUMNS]
+
+
+def _score_kept_points(
+    checkpoints_path: Path | None,
+    projector_path: Path,
+    projector: nn.Module,
+    final: pd.DataFrame,
+    score: Callable[[], pd.DataFrame],
+) -> pd.DataFrame:
+    """Every kept point's rows (`step`, `epoch` first): `score()` after loading each earlier point into
+    `projector`, and `final` for the last point, which must equal projector.pt (else the run's files
+    come from different trainings). The projector ends in its final state again."""
+    if checkpoints_path is None:
+        return pd.DataFrame(columns=BY_STEP_COLUMNS)
+    points = torch.load(checkpoints_path, map_location="cpu", weights_only=True)["points"]
+    final_state = torch.load(projector_path, map_location="cpu", weights_only=True)["state_dict"]
+    last = points[-1]
+    if any(not torch.equal(last["state_dict"][k], v) for k, v in final_state.items()):
+        raise ValueError(f"the last point of {checkpoints_path} (step {last['step']}) is not {projector_path}")
+    frames = []
+    for point in tqdm(points[:-1], desc="kept points", unit="point", mininterval=30):
+        projector.load_state_dict(point["state_dict"])
+        frames.append(score().assign(step=point["step"], epoch=point["epoch"]))
+    projector.load_state_dict(final_state)
+    frames.append(final.assign(step=last["step"], epoch=last["epoch"]))
+    log.info("scored %d kept points at steps %s", len(points), [p["step"] for p in points])
+    return pd.concat(frames, ignore_index=True)[BY_STEP_COLUMNS]
 
 
 def name_projector(

@@ -27,6 +27,11 @@ negative's on the same image:
   yes rate under `paired_calibrated`, the readout that cancels each name's prior; pair accuracy on
   the raw log-likelihoods. The names' no-image likelihoods are computed once (the LM is frozen).
 
+Kept points (`training.eval_every`, in `eval_every_unit`s: epochs or steps): the projector's state at
+those steps and at the last one is kept in `checkpoints.pt`, which the evaluation scores to follow the
+readouts along training (`taxvlm.evaluate`). The kept steps follow from the config alone, never from
+a score, so no point is ever picked by a result; the last one is the run's projector.
+
 Reproducibility: the projector init comes from `derive_seed(seed, "projector")`; the data order of
 epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
 else is random (LM in eval mode, no dropout). A resumed run therefore ends bit-identical to an
@@ -232,20 +237,21 @@ def _fingerprint(config: dict[str, Any], train_tsv: Path, n_images: int) -> str:
 
 def _resume(
     path: Path, fingerprint: str, projector: nn.Module, optimizer: Any, scheduler: Any, dev: torch.device
-) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Load a matching checkpoint into the training state; return (step, loss curve, validation curve)."""
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Load a matching checkpoint into the training state; return (step, loss curve, validation curve,
+    kept points)."""
     if not path.exists():
-        return 0, [], []
+        return 0, [], [], []
     state = torch.load(path, map_location=dev, weights_only=True)
     if state["fingerprint"] != fingerprint:
         log.warning("ignoring %s: it belongs to another run configuration", path)
-        return 0, [], []
+        return 0, [], [], []
     projector.load_state_dict(state["projector"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s at step %d", path, state["step"])
-    return state["step"], state["curve"], state["val_curve"]
+    return state["step"], state["curve"], state["val_curve"], state["kept"]
 
 
 def train_projector(
@@ -306,9 +312,10 @@ def train_projector(
         "objective": objective,
     }
     fingerprint = _fingerprint(config, train_tsv, len(index))
-    step, curve, val_curve = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
+    step, curve, val_curve, kept = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
     val_table = read_tsv(val_tsv) if val_tsv is not None else pd.DataFrame()
-    val_steps = _validation_steps(float(training.get("val_every", 1.0)), steps_per_epoch, total)
+    val_steps = steps_every(float(training["val_every"]), "epochs", steps_per_epoch, total)
+    kept_steps = steps_every(float(training["eval_every"]), training["eval_every_unit"], steps_per_epoch, total)
     score_val = _validation_scorer(
         objective, model, tokenizer, lm_spec, projector, feats, index, val_table, concepts_tsv
     )
@@ -357,6 +364,8 @@ def train_projector(
             bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}", samples_s=f"{rate:.1f}")
             if step in val_steps:
                 validate()
+            if step in kept_steps:
+                kept.append(_kept_point(projector, step, steps_per_epoch))
             if every and step % every == 0 and step < total:
                 _save_checkpoint(
                     {
@@ -368,6 +377,7 @@ def train_projector(
                         "rng": torch.get_rng_state(),
                         "curve": curve,
                         "val_curve": val_curve,
+                        "kept": kept,
                     },
                     checkpoint_path,
                 )
@@ -387,6 +397,10 @@ def train_projector(
             },
             tmp,
         )
+    if total not in {point["step"] for point in kept}:  # epochs: 0, nothing trained
+        kept.append(_kept_point(projector, step, steps_per_epoch))
+    with atomic_path(out_dir / "checkpoints.pt") as tmp:
+        torch.save({"points": kept, "spec": pspec, "d_vis": d_vis, "d_lm": d_lm, "init": init, "seed": seed}, tmp)
     write_tsv(pd.DataFrame(curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
     write_tsv(pd.DataFrame(val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
     write_json(
@@ -430,13 +444,21 @@ def _validation_scorer(
     )
 
 
-def _validation_steps(every_epochs: float, steps_per_epoch: int, total: int) -> set[int]:
-    """Steps after which the validation table is scored: every `every_epochs` epochs and the last step
-    (step 0, the untrained projector, is scored too); `every_epochs` 0 means only the last step."""
-    if every_epochs <= 0:
+def steps_every(every: float, unit: str, steps_per_epoch: int, total: int) -> set[int]:
+    """Training steps after which something is scored or kept: every `every` epochs or steps (`unit`)
+    and the last step; `every` 0 means only the last step. Validation also scores step 0."""
+    if unit not in ("epochs", "steps"):
+        raise ValueError(f"a training interval unit is {unit!r}; expected 'epochs' or 'steps'")
+    if every <= 0:
         return {total}
-    every = max(1, round(every_epochs * steps_per_epoch))
-    return {*range(every, total + 1, every), total}
+    interval = max(1, round(every * (steps_per_epoch if unit == "epochs" else 1)))
+    return {*range(interval, total + 1, interval), total}
+
+
+def _kept_point(projector: nn.Module, step: int, steps_per_epoch: int) -> dict[str, Any]:
+    """A copy of the projector's state after `step` (CPU tensors: the training keeps updating its own)."""
+    state = {name: tensor.detach().cpu().clone() for name, tensor in projector.state_dict().items()}
+    return {"step": step, "epoch": step / steps_per_epoch, "state_dict": state}
 
 
 def _remove_empty_parents(folder: Path) -> None:

@@ -19,6 +19,36 @@ rule collect_metrics:
         "../scripts/collect_metrics.py"
 
 
+rule collect_dynamics:
+    input:
+        by_step=[f"{run_dir(run)}/predictions_by_step.tsv" for run in YESNO_RUNS],
+        val_curves=[f"{run_dir(run)}/val_curve.tsv" for run in YESNO_RUNS],
+        train=[
+            f"results/conditions/{run.condition}/{run.shuffle}/train.tsv"
+            for run in YESNO_RUNS
+        ],
+        pairs=f"{DATA}/pairs.tsv",
+        coherence=f"{ANALYSIS}/coherence.tsv",
+        code=script_code("collect_dynamics.py"),
+    output:
+        dynamics=f"{ANALYSIS}/dynamics.tsv",
+        categories=f"{ANALYSIS}/dynamics_categories.tsv",
+        correlations=f"{ANALYSIS}/dynamics_correlations.tsv",
+        statement=report(
+            f"{ANALYSIS}/dynamics.txt",
+            caption="../report/dynamics.rst",
+            category="Dynamics",
+        ),
+    log:
+        "logs/collect_dynamics.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        runs=[run.keys() for run in YESNO_RUNS],
+    script:
+        "../scripts/collect_dynamics.py"
+
+
 rule coherence:
     input:
         features=expand("results/features/{encoder}.pt", encoder=ENCODERS),
@@ -115,6 +145,7 @@ rule figures:
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
         pairs=f"{DATA}/pairs.tsv",
+        dynamics=f"{ANALYSIS}/dynamics.tsv",
         code=script_code("figures.py"),
     output:
         **{
@@ -138,6 +169,7 @@ rule tables:
         metrics=f"{ANALYSIS}/metrics.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
+        dynamics=f"{ANALYSIS}/dynamics.tsv",
         code=script_code("tables.py"),
     output:
         **{

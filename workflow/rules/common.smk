@@ -104,6 +104,7 @@ def final_outputs():
         *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
         "results/analysis/textprobe_summary.tsv",
         "results/analysis/coherence.tsv",
+        "results/analysis/dynamics.txt",
         *(["results/analysis/mixed_effects.txt"] if YESNO_RUNS else []),
         f"{DATA}/taxonomy.png",
     ]
@@ -164,6 +165,7 @@ FIGURE_NAMES = [
     "per_category",
     "textprobe",
     "naming",
+    "dynamics",
 ]
 TABLE_NAMES = [
     "headline",
@@ -173,6 +175,7 @@ TABLE_NAMES = [
     "textprobe",
     "textprobe_correlations",
     "naming",
+    "dynamics",
 ]
 
 

@@ -1,5 +1,6 @@
 # Forced-choice Yes/No evaluation of every projector trained on questions, on the seen, unseen and leaf
-# test sets, with each question's margin without the image and the prediction of every decision rule;
+# test sets, with each question's margin without the image and the prediction of every decision rule,
+# at the end of training and at every point it kept (training.eval_every);
 # and naming by likelihood of every projector, whatever its objective (evaluation.naming).
 
 YESNO_RUN = RUN.replace("{objective}", "yesno")
@@ -15,10 +16,12 @@ rule evaluate_projector:
         **TEST_TABLES,
         features="results/features/{encoder}.pt",
         projector=f"results/runs/{YESNO_RUN}/projector.pt",
+        checkpoints=f"results/runs/{YESNO_RUN}/checkpoints.pt",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("evaluate_projector.py"),
     output:
-        f"results/runs/{YESNO_RUN}/predictions.tsv",
+        predictions=f"results/runs/{YESNO_RUN}/predictions.tsv",
+        by_step=f"results/runs/{YESNO_RUN}/predictions_by_step.tsv",
     log:
         f"logs/evaluate_projector/{YESNO_RUN}.log",
     benchmark:

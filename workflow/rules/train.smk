@@ -18,6 +18,7 @@ rule train_projector:
         curve=f"results/runs/{RUN}/curve.tsv",
         config=f"results/runs/{RUN}/train_config.json",
         val_curve=f"results/runs/{RUN}/val_curve.tsv",
+        checkpoints=f"results/runs/{RUN}/checkpoints.pt",
     log:
         f"logs/train_projector/{RUN}.log",
     benchmark:

@@ -1,7 +1,8 @@
 """Forced-choice evaluation of one projector. Snakemake: input.features, input.projector,
 input.seen/unseen/leaf, input.lm_weights (optional folder); params.lm, params.batch_size;
-wildcards.init, wildcards.seed → output[0] (predictions.tsv: margins with and without the image, and the
-prediction of every decision rule, see taxvlm.decision)."""
+input.checkpoints (the run's kept points); wildcards.init, wildcards.seed → output.predictions
+(predictions.tsv: margins with and without the image, and the prediction of every decision rule, see
+taxvlm.decision) and output.by_step (the same for every kept point)."""
 
 import logging
 from pathlib import Path
@@ -23,5 +24,7 @@ evaluate_projector(
     snakemake.wildcards.init,
     int(snakemake.wildcards.seed),
     snakemake.params.batch_size,
-    Path(snakemake.output[0]),
+    Path(snakemake.output.predictions),
+    checkpoints_path=Path(snakemake.input.checkpoints),
+    by_step_path=Path(snakemake.output.by_step),
 )

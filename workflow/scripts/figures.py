@@ -5,6 +5,7 @@ Snakemake:
   input.coherence   optional coherence.tsv (coherence figures; placeholder without)
   input.textprobe   optional combined text-probe summary TSV (textprobe figure; placeholder without)
   input.pairs       optional results/data/pairs.tsv (category-size figure; placeholder without)
+  input.dynamics    optional dynamics.tsv (readouts along training; placeholder without)
   output            either named outputs, one per figure name (deprivation, shuffles, encoders, lms,
                     coherence, coherence_shuffles, depth, per_category, textprobe) each a .png path,
                     or a single directory output that receives every figure as {name}.png
@@ -20,7 +21,11 @@ from taxvlm.analysis.tables import load_tables
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 inputs = snakemake.input
 tables = load_tables(
-    inputs.metrics, inputs.get("coherence"), [inputs.textprobe] if inputs.get("textprobe") else [], inputs.get("pairs")
+    inputs.metrics,
+    inputs.get("coherence"),
+    [inputs.textprobe] if inputs.get("textprobe") else [],
+    inputs.get("pairs"),
+    inputs.get("dynamics"),
 )
 named = {name: snakemake.output[name] for name in snakemake.output.keys() if name in FIGURES}
 outputs = named or {name: Path(snakemake.output[0]) / f"{name}.png" for name in FIGURES}

@@ -4,6 +4,7 @@ Snakemake:
   input.metrics     results/analysis/metrics.tsv
   input.coherence   optional coherence.tsv (coherence summary and correlation tables)
   input.textprobe   optional combined text-probe summary TSV (text-probe tables)
+  input.dynamics    optional dynamics.tsv (the pretrained-vs-twin table along training)
   output            either named outputs `{name}_csv` and `{name}_md` for each table name (headline,
                     per_category, coherence, coherence_correlations, textprobe, textprobe_correlations),
                     or a single directory output that receives {name}.csv and {name}.md for every table
@@ -17,7 +18,12 @@ from taxvlm.analysis.tables import TABLES, load_tables, make_tables
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 inputs = snakemake.input
-tables = load_tables(inputs.metrics, inputs.get("coherence"), [inputs.textprobe] if inputs.get("textprobe") else [])
+tables = load_tables(
+    inputs.metrics,
+    inputs.get("coherence"),
+    [inputs.textprobe] if inputs.get("textprobe") else [],
+    dynamics_path=inputs.get("dynamics"),
+)
 names = set(snakemake.output.keys())
 if any(f"{name}_csv" in names for name in TABLES):
     outputs = {

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from taxvlm.analysis.coherence import CENTERINGS  # noqa: E402
+from taxvlm.analysis.dynamics import RULE_SCORES  # noqa: E402
 from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  # noqa: E402
 from taxvlm.analysis.stats import correlations  # noqa: E402
 from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
@@ -33,6 +34,7 @@ from taxvlm.decision import RULES  # noqa: E402
 PathLike = str | os.PathLike[str]
 TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
 INIT_DASHES: dict[str, str | tuple[float, float]] = {"pretrained": "", "random": (1, 2)}
+INIT_STYLES: dict[str, str] = {"pretrained": "-", "random": ":"}
 _DPI = 110
 
 
@@ -451,6 +453,45 @@ def naming_figure(headline: pd.DataFrame, path: PathLike) -> None:
     _save(fig, path)
 
 
+def dynamics_figure(dynamics: pd.DataFrame | None, path: PathLike) -> None:
+    """Readouts along training (`taxvlm.analysis.dynamics`): each rule's score (macro-F1 for the
+    absolute rule, pair accuracy for the paired ones; t-based 95% CI bands over seeds × categories) vs
+    the training epoch (conditions differ in steps per epoch), one row per rule, one column per test
+    set; one colour per encoder + LM · condition · shuffle, pretrained solid, random-init dotted (the
+    twin is each rule's chance level); dashed: that line's majority baseline (macro-F1) or 0.5 (pair
+    accuracy). The last point is the run's result."""
+    if dynamics is None or dynamics.empty:
+        placeholder(path, "Readouts along training", "no kept points in this grid (training.eval_every)")
+        return
+    data = dynamics.assign(label=_model(dynamics) + " · " + dynamics["condition"] + " · " + dynamics["shuffle"])
+    rules, test_sets = _ordered(data["rule"], RULES), _ordered(data["test_set"], TEST_SET_ORDER)
+    labels = sorted(data["label"].unique())
+    colours = dict(zip(labels, itertools.cycle(sns.color_palette("colorblind"))))
+    fig, axes = _grid(len(rules), len(test_sets))
+    for (r, rule), (c, test_set) in itertools.product(enumerate(rules), enumerate(test_sets)):
+        ax, (score, low, high) = axes[r, c], RULE_SCORES[rule]
+        panel = data[(data["rule"] == rule) & (data["test_set"] == test_set)]
+        for (label, init), line in panel.groupby(["label", "init"], sort=True):
+            line = line.sort_values("epoch")
+            ax.plot(line["epoch"], line[score], INIT_STYLES[init], color=colours[label], marker="o", ms=3)
+            ax.fill_between(line["epoch"], line[low], line[high], color=colours[label], alpha=0.12, lw=0)
+            if score == "macro_f1" and init == "pretrained":
+                ax.plot(line["epoch"], line["majority_macro_f1"], "--", color=colours[label], lw=0.8)
+        if score != "macro_f1":
+            ax.axhline(0.5, ls="--", color="0.3", lw=0.8)
+        ax.set_title(f"{rule} · {TEST_SET_LABELS.get(test_set, test_set)}", fontsize=9)
+        ax.set(xlabel="training epoch", ylabel=score.replace("_", " "), ylim=(0, 1.02))
+    handles = [plt.Line2D([], [], color=colours[label], label=label) for label in labels] + [
+        plt.Line2D([], [], color="0.3", ls=style, label=label)
+        for style, label in ((INIT_STYLES["pretrained"], "pretrained"), (INIT_STYLES["random"], "random-init twin"),
+                             ("--", "majority baseline / 0.5"))  # fmt: skip
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Readouts along training (points fixed by config; the last point is the result)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _save(fig, path)
+
+
 def _yesno(tables: AnalysisTables) -> AnalysisTables:
     return only_readout(tables, "yesno")
 
@@ -466,6 +507,7 @@ FIGURES: dict[str, Callable[[AnalysisTables, PathLike], None]] = {
     "per_category": lambda t, p: per_category_figure(_yesno(t).metrics, p),
     "textprobe": lambda t, p: textprobe_figure(t.textprobe, p),
     "naming": lambda t, p: naming_figure(t.headline, p),
+    "dynamics": lambda t, p: dynamics_figure(t.dynamics, p),
 }
 
 

@@ -191,18 +191,22 @@ def collect_metrics(runs: Sequence[dict], out_path: str | os.PathLike[str], n_ca
     """
     frames = []
     for run in runs:
-        family, pct = condition_axis(run["condition"], n_categories)
-        keys = {key: run[key] for key in RUN_KEYS} | {
-            "condition_family": family,
-            "pct_deprived": pct,
-            "readout": run["readout"],
-        }
         scores = score_predictions(read_tsv(run["path"]), READOUT_RULES[run["readout"]])
-        frames.append(scores.assign(**keys))
+        frames.append(scores.assign(**run_columns(run, n_categories)))
     table = pd.concat(frames, ignore_index=True)[list(METRICS_COLUMNS)]
     table = table.sort_values([*RUN_KEYS, "readout", "rule", *CATEGORY_KEYS], kind="stable", ignore_index=True)
     write_tsv(table, out_path)
     return table
+
+
+def run_columns(run: dict, n_categories: int) -> dict[str, object]:
+    """A run's key columns in metrics.tsv: its run keys, condition axis and readout."""
+    family, pct = condition_axis(run["condition"], n_categories)
+    return {key: run[key] for key in RUN_KEYS} | {
+        "condition_family": family,
+        "pct_deprived": pct,
+        "readout": run["readout"],
+    }
 
 
 def read_typed(path: str | os.PathLike[str], numeric: Iterable[str]) -> pd.DataFrame:
@@ -226,9 +230,9 @@ def t_interval(values: Sequence[float]) -> tuple[float, float]:
     return float(values.mean()) - half, float(values.mean()) + half
 
 
-def headline(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Means over categories × seeds per (encoder, lm, init, condition, shuffle, objective, readout,
-    rule, test_set), each
+def headline(metrics: pd.DataFrame, keys: Sequence[str] = HEADLINE_KEYS) -> pd.DataFrame:
+    """Means over categories × seeds per `keys` (by default: encoder, lm, init, condition, shuffle,
+    objective, readout, rule, test_set), each
     score with its t-based 95% CI: macro-F1, accuracy and pair accuracy (over the categories that have
     pairs).
 
@@ -236,13 +240,13 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
     the same way so it can be drawn alongside.
     """
     rows = []
-    for keys, group in metrics.groupby(list(HEADLINE_KEYS), sort=True):
+    for values, group in metrics.groupby(list(keys), sort=True):
         low, high = t_interval(group["macro_f1"])
         accuracy_low, accuracy_high = t_interval(group["accuracy"])
         pair_accuracy = group["pair_accuracy"].dropna()
         pair_low, pair_high = t_interval(pair_accuracy)
         rows.append(
-            dict(zip(HEADLINE_KEYS, keys))
+            dict(zip(keys, values))
             | {
                 "n": len(group),
                 "n_seeds": group["seed"].nunique(),
@@ -263,4 +267,4 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
                 "majority_accuracy": group["majority_accuracy"].mean(),
             }
         )
-    return pd.DataFrame(rows, columns=list(HEADLINE_COLUMNS))
+    return pd.DataFrame(rows, columns=[*keys, *HEADLINE_COLUMNS[len(HEADLINE_KEYS) :]])

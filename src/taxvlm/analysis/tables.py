@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from taxvlm.analysis.coherence import coherence_correlations
+from taxvlm.analysis.dynamics import read_dynamics, twin_comparison
 from taxvlm.analysis.metrics import (
     RUN_KEYS,
     SHUFFLE_ORDER,
@@ -36,6 +37,7 @@ class AnalysisTables:
     coherence: pd.DataFrame | None = None
     textprobe: pd.DataFrame | None = None
     pairs: pd.DataFrame | None = None
+    dynamics: pd.DataFrame | None = None
 
 
 def load_tables(
@@ -43,6 +45,7 @@ def load_tables(
     coherence_path: PathLike | None = None,
     textprobe_paths: Sequence[PathLike] = (),
     pairs_path: PathLike | None = None,
+    dynamics_path: PathLike | None = None,
 ) -> AnalysisTables:
     """Read the analysis tables with numeric columns typed; the headline is recomputed from metrics
     (one source of truth, identical to headline.tsv)."""
@@ -54,6 +57,7 @@ def load_tables(
         coherence=read_typed(coherence_path, COHERENCE_NUMERIC) if coherence_path else None,
         textprobe=pd.concat(textprobe, ignore_index=True) if textprobe else None,
         pairs=read_tsv(pairs_path) if pairs_path else None,
+        dynamics=read_dynamics(dynamics_path) if dynamics_path else None,
     )
 
 
@@ -244,6 +248,17 @@ def naming_markdown(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def dynamics_twin_table(tables: AnalysisTables) -> pd.DataFrame:
+    """Held-out score per kept step, pretrained beside its random-init twin, with the verdict of
+    their CIs (`taxvlm.analysis.dynamics.twin_comparison`)."""
+    if tables.dynamics is None or tables.dynamics.empty:
+        return pd.DataFrame(columns=["note"], data=[["no kept points in this grid (training.eval_every)"]])
+    comparison = twin_comparison(tables.dynamics)
+    if comparison.empty:
+        return pd.DataFrame(columns=["note"], data=[["no pretrained run with a random-init twin"]])
+    return comparison
+
+
 TABLES: dict[str, Callable[[AnalysisTables], pd.DataFrame]] = {
     "headline": headline_table,
     "per_category": per_category_table,
@@ -252,6 +267,7 @@ TABLES: dict[str, Callable[[AnalysisTables], pd.DataFrame]] = {
     "textprobe": textprobe_table,
     "textprobe_correlations": lambda t: textprobe_correlation_table(absolute_rule(t)),
     "naming": naming_table,
+    "dynamics": dynamics_twin_table,
 }
 # tables whose Markdown is laid out differently from their CSV (frame → Markdown frame)
 MARKDOWN_LAYOUTS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
