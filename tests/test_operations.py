@@ -63,7 +63,7 @@ experiments:
 """
 CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
-AGGREGATION = {"collect_metrics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
+AGGREGATION = {"collect_metrics": 1, "collect_dynamics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
                "tables": 1, "all": 1}
 PER_RUN_EVALUATION = {"evaluate_projector": N_RUNS, "name_projector": N_RUNS}  # yes/no, and naming by likelihood
 TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/projector.pt"
