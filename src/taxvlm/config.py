@@ -7,9 +7,10 @@ experiment grids into the list of runs, so the workflow and the tests share one 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,16 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     merged = copy.deepcopy(dict(config["training"]))
     merged.update(config["lms"][lm].get("training", {}))
     return merged
+
+
+@contextlib.contextmanager
+def keep_lm_training_overrides(config: dict[str, Any]) -> Iterator[None]:
+    """Keep each LM's `training` block as written while Snakemake's `validate` fills schema defaults.
+
+    The block references the `training` schema (so a typo or a wrong type fails), whose defaults
+    `validate` would copy into it; every LM would then override every global training setting.
+    """
+    saved = {name: copy.deepcopy(spec.get("training", {})) for name, spec in config.get("lms", {}).items()}
+    yield
+    for name, override in saved.items():
+        config["lms"][name]["training"] = override

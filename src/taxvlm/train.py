@@ -58,7 +58,7 @@ from taxvlm.decision import absolute, pair_id
 from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, score_questions
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
-from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, twin_seed
+from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm, twin_seed
 from taxvlm.models.projector import build_projector, projector_spec
 from taxvlm.seeding import derive_seed, rng
 
@@ -397,6 +397,7 @@ def train_projector(
             "warmup_steps": warmup,
             "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
             "prompt": described,
+            "loaded": {"encoder": data["meta"].get("loaded"), "lm": loaded_lm(model, lm_spec, lm_weights_dir)},
         },
         out_dir / "train_config.json",
     )

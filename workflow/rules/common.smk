@@ -16,6 +16,7 @@ from taxvlm.config import (
     ConfigError,
     check_references,
     expand_experiments,
+    keep_lm_training_overrides,
     schema_error,
     training_config,
 )
@@ -24,7 +25,8 @@ SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
 if _problem:
     raise ConfigError(_problem)
-validate(config, str(SCHEMA))
+with keep_lm_training_overrides(config):
+    validate(config, str(SCHEMA))
 check_references(config)
 
 RUNS = expand_experiments(config["experiments"])
