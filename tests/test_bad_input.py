@@ -144,3 +144,101 @@ def test_loaded_model_is_recorded(tiny_lm_dir: Path) -> None:
     assert loaded_lm(model, {"id": "x/y"}, tiny_lm_dir) == {"weights_dir": str(tiny_lm_dir)}
     model.config._commit_hash = "a" * 40  # what transformers sets for a hub download
     assert loaded_lm(model, {"id": "x/y", "revision": "main"}, None) == {"id": "x/y", "revision": "main", "commit": "a" * 40}
+
+
+# --- 10-14. bad data ------------------------------------------------------------------------------
+
+SPLIT = {"fractions": {"train": 0.7, "val": 0.05, "test": 0.25}, "seed": 0}
+
+
+def _images(root: Path, counts: dict[str, int]) -> None:
+    from PIL import Image
+
+    for concept, n in counts.items():
+        (root / concept).mkdir(parents=True, exist_ok=True)
+        for index in range(n):
+            Image.new("RGB", (8, 8), (200, 30, 30)).save(root / concept / f"{concept}_{index:02d}.png")
+
+
+def _folder_build(tmp_path: Path, tsv_text: str, counts: dict[str, int]) -> Path:
+    from taxvlm.data.datasets import build_dataset
+
+    _images(tmp_path / "images", counts)
+    tsv = tmp_path / "h.tsv"
+    tsv.write_text(tsv_text, encoding="utf-8")
+    out = tmp_path / "d"
+    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, out)
+    return out
+
+
+def test_blank_hypernym_cell_names_file_and_line(tmp_path: Path) -> None:
+    from taxvlm.data.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        _folder_build(tmp_path, "concept\thypernym\nowl\tbird\nhammer\t \n", {"owl": 2, "hammer": 2})
+    assert str(err.value) == f"{tmp_path / 'h.tsv'}: line 3: empty 'hypernym' cell"
+    assert not (tmp_path / "d").exists()
+
+
+def test_digit_only_concept_id_names_file_and_line(tmp_path: Path) -> None:
+    from taxvlm.data.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        _folder_build(tmp_path, "concept\thypernym\nowl\tbird\n123\tbird\n", {"owl": 2, "123": 2})
+    assert str(err.value) == f"{tmp_path / 'h.tsv'}: line 3: concept '123' has no readable name; give it one"
+    assert not (tmp_path / "d").exists()
+
+
+def test_truncated_jpeg_is_excluded_with_its_reason(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from taxvlm.io import read_json, read_tsv
+
+    _images(tmp_path / "images", {"owl": 3, "hammer": 2})
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buffer, format="JPEG")
+    broken = tmp_path / "images" / "owl" / "owl_broken.jpg"
+    broken.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    out = _folder_build(tmp_path, "concept\thypernym\nowl\tbird\nhammer\ttool\n", {})
+    summary = read_json(out / "summary.json")
+    assert summary["excluded"][str(broken)] == "unreadable image: Truncated File Read"
+    assert summary["excluded_unreadable_images"] == 1
+    assert str(broken) not in set(read_tsv(out / "images.tsv").path)
+
+
+def test_nfd_folder_matches_nfc_table_and_accented_article(tmp_path: Path) -> None:
+    import unicodedata
+
+    from taxvlm.io import read_tsv
+
+    nfd = unicodedata.normalize("NFD", "éclair")
+    out = _folder_build(tmp_path, "concept\thypernym\néclair\tfood item\nowl\tbird\n", {nfd: 2, "owl": 2})
+    concepts = read_tsv(out / "concepts.tsv").set_index("concept")
+    assert concepts.loc["éclair", "article"] == "an"
+    assert set(read_tsv(out / "images.tsv").concept) == {"éclair", "owl"}
+
+
+def test_one_leaf_hypernyms_are_listed_and_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from taxvlm.io import read_json
+
+    with caplog.at_level(logging.WARNING):
+        out = _folder_build(
+            tmp_path, "concept\thypernym\nowl\tbird\nbat\tbird\nhammer\ttool\n", {"owl": 2, "bat": 2, "hammer": 2}
+        )
+    assert read_json(out / "summary.json")["one_leaf_hypernyms"] == ["tool"]
+    warned = [r.getMessage() for r in caplog.records if "one leaf" in r.getMessage()]
+    assert warned == ["1 hypernym(s) have one leaf and are fully removed under every random<pct>: ['tool']"]
+
+
+def test_corrupt_feature_cache_says_how_to_rebuild(tmp_path: Path) -> None:
+    from taxvlm.features import CorruptCacheError, load_features
+
+    cache = tmp_path / "dinov2_s.pt"
+    torch.save({"image_ids": ["a"], "tokens": torch.zeros(1, 2, 3), "pooled": torch.zeros(1, 3)}, cache)
+    cache.write_bytes(cache.read_bytes()[:200])
+    with pytest.raises(CorruptCacheError) as err:
+        load_features(cache)
+    assert str(err.value).startswith(f"{cache}: corrupt feature cache (")
+    assert str(err.value).endswith("; rebuild it with: snakemake --forcerun extract_features (it is dinov2_s.pt)")

@@ -38,9 +38,29 @@ def flush_denormals_on_cpu(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
+class CorruptCacheError(RuntimeError):
+    """A feature cache that cannot be read (truncated, overwritten, not a cache)."""
+
+
+FEATURE_KEYS = ("image_ids", "tokens", "pooled")
+
+
 def load_features(path: Path) -> dict[str, Any]:
-    """Memory-map the cache so a large feature file does not have to fit in RAM."""
-    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    """Memory-map the cache so a large feature file does not have to fit in RAM.
+
+    Snakemake does not rebuild an output that exists, so a damaged cache would fail every job that
+    reads it with a `torch.load` traceback; the error names it and the command that rebuilds it.
+    """
+    fix = f"rebuild it with: snakemake --forcerun extract_features (it is {Path(path).name})"
+    try:
+        data = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        raise CorruptCacheError(f"{path}: corrupt feature cache ({type(err).__name__}); {fix}") from err
+    if not isinstance(data, dict) or any(key not in data for key in FEATURE_KEYS):
+        raise CorruptCacheError(f"{path}: not a feature cache (needs keys {list(FEATURE_KEYS)}); {fix}")
+    return data
 
 
 class _Images(torch.utils.data.Dataset):

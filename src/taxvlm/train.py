@@ -397,7 +397,7 @@ def train_projector(
             "warmup_steps": warmup,
             "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
             "prompt": described,
-            "loaded": {"encoder": data["meta"].get("loaded"), "lm": loaded_lm(model, lm_spec, lm_weights_dir)},
+            "loaded": {"encoder": data.get("meta", {}).get("loaded"), "lm": loaded_lm(model, lm_spec, lm_weights_dir)},
         },
         out_dir / "train_config.json",
     )
