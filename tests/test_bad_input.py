@@ -3,9 +3,8 @@ outcome, and that nothing partial is left behind. Tiny fixtures only: the whole 
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
+import os
 import zipfile
 from pathlib import Path
 
@@ -242,3 +241,217 @@ def test_corrupt_feature_cache_says_how_to_rebuild(tmp_path: Path) -> None:
         load_features(cache)
     assert str(err.value).startswith(f"{cache}: corrupt feature cache (")
     assert str(err.value).endswith("; rebuild it with: snakemake --forcerun extract_features (it is dinov2_s.pt)")
+
+
+# --- 5, 6. downloads ------------------------------------------------------------------------------
+
+
+class _Server:
+    """A one-route HTTP server on 127.0.0.1 whose handler `respond(handler)` the test sets."""
+
+    def __init__(self, respond) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                respond(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _short_body(handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "10")
+    handler.end_headers()
+    handler.wfile.write(b"12345")  # then the connection closes: 5 of 10 bytes
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taxvlm.assets import fetch
+
+    monkeypatch.setattr(fetch, "RETRY_DELAYS_S", (0.0, 0.0))
+    monkeypatch.setattr(fetch, "TIMEOUT_S", 0.3)
+
+
+def test_short_body_is_retried_then_refused_without_credentials(tmp_path: Path, fast_retries: None) -> None:
+    from taxvlm.assets.fetch import AssetError, fetch_asset
+
+    server = _Server(_short_body)
+    url = server.base.replace("http://", "http://alice:s3cret@") + "/asset.bin"
+    dest = tmp_path / "downloads" / "asset.bin"
+    try:
+        with pytest.raises(AssetError) as err:
+            fetch_asset({"source": "url", "url": url, "sha256": "0" * 64}, dest)
+    finally:
+        server.close()
+    shown = server.base.replace("http://", "http://***@") + "/asset.bin"
+    assert str(err.value) == (
+        f"asset 'asset.bin' ({dest}): GET {shown} failed after 3 attempts: connection closed with 5 byte(s) missing"
+    )
+    assert "s3cret" not in str(err.value) and os.listdir(dest.parent) == []
+
+
+def test_stalled_server_times_out(tmp_path: Path, fast_retries: None) -> None:
+    import time
+
+    from taxvlm.assets.fetch import AssetError, fetch_asset
+
+    server = _Server(lambda handler: time.sleep(1.0))
+    dest = tmp_path / "asset.bin"
+    try:
+        with pytest.raises(AssetError) as err:
+            fetch_asset({"source": "url", "url": f"{server.base}/a", "sha256": "0" * 64}, dest)
+    finally:
+        server.close()
+    assert str(err.value).endswith("failed after 3 attempts: no data for 0.3 s (timeout)")
+    assert not dest.exists()
+
+
+def test_unpinned_download_is_kept_with_its_hash_and_reused(tmp_path: Path, fast_retries: None) -> None:
+    import hashlib
+
+    from taxvlm.assets.fetch import AssetError, fetch_asset
+
+    calls = []
+
+    def payload(handler) -> None:
+        calls.append(1)
+        handler.send_response(200)
+        handler.send_header("Content-Length", "7")
+        handler.end_headers()
+        handler.wfile.write(b"payload")
+
+    server = _Server(payload)
+    dest = tmp_path / "asset.bin"
+    sha = hashlib.sha256(b"payload").hexdigest()
+    spec = {"source": "url", "url": f"{server.base}/a", "sha256": None}
+    try:
+        with pytest.raises(AssetError) as err:
+            fetch_asset(spec, dest)
+        fetch_asset({**spec, "sha256": sha}, dest)  # pinned now: the kept file is taken, not downloaded
+    finally:
+        server.close()
+    kept = tmp_path / "asset.bin.unpinned"
+    assert str(err.value).splitlines()[1] == f"  sha256: {sha}" and str(kept) in str(err.value)
+    assert dest.read_bytes() == b"payload" and not kept.exists() and len(calls) == 1
+
+
+# --- 7. THINGS archives ---------------------------------------------------------------------------
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"object_images/a/../X.jpg": b"x"}, "{zip}: unsafe member name 'object_images/a/../X.jpg'"),
+        ({"/abs/owl/o.jpg": b"x"}, "{zip}: unsafe member name '/abs/owl/o.jpg'"),
+        ({"object_images//o.jpg": b"x"}, "{zip}: unsafe member name 'object_images//o.jpg'"),
+        ({"inner.zip": _zip_bytes({"b/./../../X.jpg": b"x"})}, "{zip}!inner.zip: unsafe member name 'b/./../../X.jpg'"),
+        (
+            {"A/owl/o.jpg": b"1", "inner.zip": _zip_bytes({"B/owl/o.jpg": b"2"})},
+            "{zip}!inner.zip: duplicate image 'owl/o.jpg' ('B/owl/o.jpg'; also '{zip}!A/owl/o.jpg')",
+        ),
+    ],
+)
+def test_things_zip_refuses_escapes_and_duplicates(tmp_path: Path, members: dict, message: str) -> None:
+    from taxvlm.assets.things import extract_things_images
+
+    archive = tmp_path / "things.zip"
+    archive.write_bytes(_zip_bytes(members))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(ValueError) as err:
+        extract_things_images([archive], tmp_path / "work" / "images", "pw")
+    assert str(err.value) == message.format(zip=archive)
+    assert _listing(tmp_path / "work") == [] and not (tmp_path / "X.jpg").exists()
+
+
+# --- 8. .deb links --------------------------------------------------------------------------------
+
+
+def _deb_with_links(path: Path) -> Path:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    stamps = "./usr/share/tuxpaint/stamps/animals"
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        for name, data in {f"{stamps}/owl.png": b"png", f"{stamps}/owl.txt": b"An owl.\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in {f"{stamps}/up.png": "../../../../../secret", f"{stamps}/abs.png": "/etc/hostname",
+                             f"{stamps}/same.png": "owl.png"}.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+
+    def entry(name: str, data: bytes) -> bytes:
+        return f"{name:<16}{'0':<12}{'0':<6}{'0':<6}{'100644':<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) % 2)
+
+    control = io.BytesIO()
+    with tarfile.open(fileobj=control, mode="w:xz") as tar:
+        info = tarfile.TarInfo("./control")
+        info.size = 9
+        tar.addfile(info, io.BytesIO(b"Package:\n"))
+    path.write_bytes(b"!<arch>\n" + entry("debian-binary", b"2.0\n") + entry("control.tar.xz", control.getvalue())
+                     + entry("data.tar.xz", buffer.getvalue()))
+    return path
+
+
+@pytest.mark.parametrize("dpkg", [True, False])
+def test_deb_links_never_leave_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dpkg: bool) -> None:
+    import shutil
+
+    from taxvlm.assets import tuxpaint
+
+    if dpkg and shutil.which("dpkg-deb") is None:
+        pytest.skip("needs dpkg-deb")
+    if not dpkg:
+        monkeypatch.setattr(tuxpaint.shutil, "which", lambda name: None)
+    out = tmp_path / "stamps"
+    tuxpaint.extract_stamps(_deb_with_links(tmp_path / "s.deb"), out)
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    expected = ["animals", "animals/owl.png", "animals/owl.txt", "animals/same.png"] if dpkg else [
+        "animals", "animals/owl.png", "animals/owl.txt"]  # the fallback skips link members outright
+    assert _listing(out) == expected
+    if dpkg:
+        assert (out / "animals/same.png").read_bytes() == b"png"
+
+
+# --- 9. output permissions follow the umask -------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_outputs_follow_the_umask(tmp_path: Path, umask: int, file_mode: int, dir_mode: int) -> None:
+    from taxvlm.io import atomic_dir, write_text
+
+    old = os.umask(umask)
+    try:
+        write_text("x", tmp_path / "f.txt")
+        with atomic_dir(tmp_path / "d") as folder:
+            (folder / "g").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "d").stat().st_mode & 0o777 == dir_mode

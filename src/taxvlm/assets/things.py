@@ -7,7 +7,8 @@ further zips. Python's zipfile decrypts them (slowly, but with no extra tool).
 
 from __future__ import annotations
 
-import io
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -23,29 +24,50 @@ THINGSPLUS_COLUMNS = ["category", "uniqueID", "Word"]
 def extract_things_images(zip_paths: Sequence[Path], out_dir: Path, password: str) -> None:
     """Write every image of the archives (THINGS ships A-C, D-K, ...) to `out_dir/<concept>/<file>`.
 
-    All archives go into one folder that appears only once every archive has been read.
+    All archives go into one folder that appears only once every archive has been read. A member
+    name with an absolute, empty, `.` or `..` part (which could write outside `out_dir`) or an image
+    that two members would both write refuses the whole extraction.
     """
     with atomic_dir(out_dir) as tmp:
+        written: dict[str, str] = {}
         for zip_path in zip_paths:
             with zipfile.ZipFile(zip_path) as archive:
-                if _extract_images(archive, tmp, password.encode()) == 0:
+                if _extract_images(archive, str(zip_path), tmp, password.encode(), written) == 0:
                     raise FileNotFoundError(f"{zip_path}: no <concept>/<image> members found")
 
 
-def _extract_images(archive: zipfile.ZipFile, out_dir: Path, pwd: bytes) -> int:
-    """Extract images (recursing into nested zips); return how many were written."""
+def safe_member(name: str, source: str) -> PurePosixPath:
+    """The member's path, refused when any part could leave the output folder."""
+    path = name.rstrip("/")
+    parts = path.split("/")
+    if name.startswith("/") or "\\" in name or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{source}: unsafe member name {name!r}")
+    return PurePosixPath(path)
+
+
+def _extract_images(archive: zipfile.ZipFile, source: str, out_dir: Path, pwd: bytes, written: dict[str, str]) -> int:
+    """Extract images, streaming (nested zips are spooled to a temporary file, never held in memory);
+    return how many were written. `written` maps `<concept>/<file>` to the member that wrote it."""
     count = 0
     for info in archive.infolist():
-        path = PurePosixPath(info.filename)
+        path = safe_member(info.filename, source)
         if info.is_dir() or "__MACOSX" in path.parts or path.name.startswith("."):
             continue
         if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(io.BytesIO(archive.read(info, pwd=pwd))) as inner:
-                count += _extract_images(inner, out_dir, pwd)
+            with tempfile.TemporaryFile(dir=out_dir.parent) as spool:
+                with archive.open(info, pwd=pwd) as member:
+                    shutil.copyfileobj(member, spool, 1 << 20)
+                with zipfile.ZipFile(spool) as inner:
+                    count += _extract_images(inner, f"{source}!{info.filename}", out_dir, pwd, written)
         elif path.suffix.lower() in IMAGE_SUFFIXES and len(path.parts) >= 2:
-            target = out_dir / path.parent.name / path.name
+            key = f"{path.parent.name}/{path.name}"
+            if key in written:
+                raise ValueError(f"{source}: duplicate image {key!r} ({info.filename!r}; also {written[key]!r})")
+            written[key] = f"{source}!{info.filename}"
+            target = out_dir / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info, pwd=pwd))
+            with archive.open(info, pwd=pwd) as member, open(target, "xb") as handle:
+                shutil.copyfileobj(member, handle, 1 << 20)
             count += 1
     return count
 
