@@ -455,3 +455,50 @@ def test_outputs_follow_the_umask(tmp_path: Path, umask: int, file_mode: int, di
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "d").stat().st_mode & 0o777 == dir_mode
+
+
+# --- 16. a failed job's log holds its warnings and its error --------------------------------------
+
+
+def test_rule_log_captures_warnings_and_the_uncaught_exception(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "rule.log"
+    script = (
+        "import warnings\nfrom taxvlm.rulelog import rule_log\n"
+        f"rule_log({str(log)!r})\nwarnings.warn('feature cache is old')\nraise ValueError('bad field x')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 1 and "ValueError: bad field x" in proc.stderr  # still on stderr too
+    assert "UserWarning: feature cache is old" in text
+    assert "taxvlm CRITICAL uncaught ValueError: bad field x" in text and "Traceback" in text
+
+
+# --- 17. small correctness items ------------------------------------------------------------------
+
+
+def test_deprivation_figure_has_colours_for_more_than_ten_models(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_analysis_figures import synthetic_metrics
+
+    from taxvlm.analysis.figures import deprivation_figure
+    from taxvlm.analysis.metrics import headline
+
+    metrics = synthetic_metrics(encoders=[f"e{i:02d}" for i in range(12)], inits=("pretrained",), shuffles=("original",),
+                                conditions=("none", "random50"), seeds=(1, 2), readouts=("yesno",))
+    deprivation_figure(headline(metrics), tmp_path / "f.png")  # a KeyError before: 10 colours for 12 pairs
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_mixed_effects_table_names_the_scale_of_sd() -> None:
+    import numpy as np
+
+    from taxvlm.analysis.stats import _table
+
+    table = _table(["seed"], np.array([0.0]), np.array([0.5]), "random (SD)", np.exp, "log SD")
+    assert table.loc[0, ["estimate", "sd", "sd_of"]].tolist() == [1.0, 0.5, "log SD"]

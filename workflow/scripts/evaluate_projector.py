@@ -3,14 +3,14 @@ input.seen/unseen/leaf, input.lm_weights (optional folder); params.lm, params.ba
 wildcards.init, wildcards.seed → output[0] (predictions.tsv: margins with and without the image, and the
 prediction of every decision rule, see taxvlm.decision)."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.evaluate import evaluate_projector
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 tables = {name: Path(snakemake.input[name]) for name in ("seen", "unseen", "leaf")}
