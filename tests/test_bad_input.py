@@ -502,3 +502,24 @@ def test_mixed_effects_table_names_the_scale_of_sd() -> None:
 
     table = _table(["seed"], np.array([0.0]), np.array([0.5]), "random (SD)", np.exp, "log SD")
     assert table.loc[0, ["estimate", "sd", "sd_of"]].tolist() == [1.0, 0.5, "log SD"]
+
+
+# --- 15. progress in a batch log ------------------------------------------------------------------
+
+
+def test_progress_is_quiet_in_a_log_file_and_logs_rate_and_eta(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import io
+
+    from taxvlm import progress
+
+    monkeypatch.setattr(progress.sys, "stderr", io.StringIO())  # a log file, not a terminal
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="taxvlm.progress"):
+        bar = progress.Progress(range(4), desc="score", unit="batch")
+        assert list(bar) == [0, 1, 2, 3]
+    assert (bar.mininterval, bar.delay) == (30.0, 30.0)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and lines[-1].startswith("score: 4/4 batch (") and lines[-1].endswith("batch/s, ETA 0:00:00)")
+    assert progress.status_line("unzip", 50, 200, 10.0, "image") == "unzip: 50/200 image (5 image/s, ETA 0:00:30)"

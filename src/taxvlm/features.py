@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from taxvlm.io import atomic_path, read_tsv
 from taxvlm.models.encoders import Preprocess, load_encoder
+from taxvlm.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def extract_features(
     tokens = pooled = None
     start, t0 = 0, time.perf_counter()
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        for pixels in tqdm(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
+        for pixels in Progress(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
             tok, pool = encoder.encode(pixels.to(dev))
             if tokens is None:  # preallocate once the shapes are known: no list of batches to concatenate
                 tokens = torch.empty(len(images), *tok.shape[1:], dtype=torch.float16)

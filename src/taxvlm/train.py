@@ -50,7 +50,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
@@ -60,6 +59,7 @@ from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_devic
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm, twin_seed
 from taxvlm.models.projector import build_projector, projector_spec
+from taxvlm.progress import Progress
 from taxvlm.seeding import derive_seed, rng
 
 log = logging.getLogger(__name__)
@@ -327,7 +327,7 @@ def train_projector(
     batching = str(training.get("batching", "rows"))
     order, order_epoch = None, -1
     t0, start_step = time.perf_counter(), step
-    bar = tqdm(total=total, initial=step, desc="train", unit="step")
+    bar = Progress(total=total, initial=step, desc="train", unit="step")
     with _deterministic(dev.type == "cpu"):
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)

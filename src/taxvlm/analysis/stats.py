@@ -14,8 +14,10 @@ correctness is not one independent Bernoulli outcome per row; they are compared 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from statsmodels.genmod.families import Binomial
 
 from taxvlm.analysis.metrics import read_runs
 from taxvlm.io import write_text, write_tsv
+
+log = logging.getLogger(__name__)
 
 FIXED_EFFECTS: tuple[str, ...] = ("condition", "shuffle", "init", "encoder", "lm")
 RANDOM_EFFECTS: tuple[str, ...] = ("category", "seed")
@@ -129,7 +133,10 @@ def fit_mixed_effects(
 def _fit_bayes(data: pd.DataFrame, formula: str, random: Sequence[str], seed: int) -> tuple[str, str, pd.DataFrame]:
     """Crossed random intercepts as variance components; the VB fit starts from seeded random SDs."""
     model = BinomialBayesMixedGLM.from_formula(formula, {c: f"0 + C({c})" for c in random}, data)
+    log.info("fitting %s on %d rows (variational Bayes; no progress until it ends)", formula, len(data))
+    start = time.perf_counter()
     result = model.fit_vb(rng=np.random.default_rng(seed))
+    log.info("mixed-effects fit done in %.1f s", time.perf_counter() - start)
     coefficients = pd.concat(
         [
             _table(model.fep_names, result.fe_mean, result.fe_sd, "fixed (log-odds)", np.asarray, "log-odds"),

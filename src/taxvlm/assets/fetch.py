@@ -31,9 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from taxvlm.io import atomic_path, sha256_file
+from taxvlm.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,8 @@ def _download_once(url: str, out: Path) -> None:
     """One attempt: stream into `out`; a body shorter than Content-Length is an error."""
     with urllib.request.urlopen(_request(url), timeout=TIMEOUT_S) as response, open(out, "wb") as handle:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm.wrapattr(response, "read", total=total, desc=url.rsplit("/", 1)[-1], unit="B",
-                           unit_scale=True, unit_divisor=1024, mininterval=progress_interval()) as stream:
+        with Progress.wrapattr(response, "read", total=total, desc=url.rsplit("/", 1)[-1], unit="B",
+                               unit_scale=True, unit_divisor=1024) as stream:
             shutil.copyfileobj(stream, handle)
     received = out.stat().st_size
     if total is not None and received != total:
@@ -114,11 +113,6 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, TimeoutError):
         return f"no data for {TIMEOUT_S:g} s (timeout)"
     return f"{type(err).__name__}: {err}"
-
-
-def progress_interval() -> float:
-    """Seconds between progress-bar redraws: 30 s when stderr is a log file (SLURM), not a terminal."""
-    return 0.1 if sys.stderr.isatty() else 30.0
 
 
 def pip_download(package: str, out: Path, *, binary: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from taxvlm.io import atomic_dir, write_tsv
+from taxvlm.progress import Progress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 THINGSPLUS_COLUMNS = ["category", "uniqueID", "Word"]
@@ -28,11 +29,11 @@ def extract_things_images(zip_paths: Sequence[Path], out_dir: Path, password: st
     name with an absolute, empty, `.` or `..` part (which could write outside `out_dir`) or an image
     that two members would both write refuses the whole extraction.
     """
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp, Progress(desc="THINGS unzip", unit="image") as bar:
         written: dict[str, str] = {}
         for zip_path in zip_paths:
             with zipfile.ZipFile(zip_path) as archive:
-                if _extract_images(archive, str(zip_path), tmp, password.encode(), written) == 0:
+                if _extract_images(archive, str(zip_path), tmp, password.encode(), written, bar) == 0:
                     raise FileNotFoundError(f"{zip_path}: no <concept>/<image> members found")
 
 
@@ -45,7 +46,9 @@ def safe_member(name: str, source: str) -> PurePosixPath:
     return PurePosixPath(path)
 
 
-def _extract_images(archive: zipfile.ZipFile, source: str, out_dir: Path, pwd: bytes, written: dict[str, str]) -> int:
+def _extract_images(
+    archive: zipfile.ZipFile, source: str, out_dir: Path, pwd: bytes, written: dict[str, str], bar: Progress
+) -> int:
     """Extract images, streaming (nested zips are spooled to a temporary file, never held in memory);
     return how many were written. `written` maps `<concept>/<file>` to the member that wrote it."""
     count = 0
@@ -58,7 +61,7 @@ def _extract_images(archive: zipfile.ZipFile, source: str, out_dir: Path, pwd: b
                 with archive.open(info, pwd=pwd) as member:
                     shutil.copyfileobj(member, spool, 1 << 20)
                 with zipfile.ZipFile(spool) as inner:
-                    count += _extract_images(inner, f"{source}!{info.filename}", out_dir, pwd, written)
+                    count += _extract_images(inner, f"{source}!{info.filename}", out_dir, pwd, written, bar)
         elif path.suffix.lower() in IMAGE_SUFFIXES and len(path.parts) >= 2:
             key = f"{path.parent.name}/{path.name}"
             if key in written:
@@ -69,6 +72,7 @@ def _extract_images(archive: zipfile.ZipFile, source: str, out_dir: Path, pwd: b
             with archive.open(info, pwd=pwd) as member, open(target, "xb") as handle:
                 shutil.copyfileobj(member, handle, 1 << 20)
             count += 1
+            bar.update()
     return count
 
 
