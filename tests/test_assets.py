@@ -290,6 +290,7 @@ def test_extract_things_images_flattens_nested_zips(tmp_path: Path,
         "object_images_B.zip": inner,
     }))
     passwords = []
+    monkeypatch.setattr(things.shutil, "which", lambda name: None)  # Python's zipfile (the fallback)
     opener = zipfile.ZipFile.open  # members are streamed (nested zips too), never read whole
     monkeypatch.setattr(zipfile.ZipFile, "open",
                         lambda self, name, mode="r", pwd=None, **kw: passwords.append(pwd) or opener(self, name, mode, pwd, **kw))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -374,9 +375,17 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
         ),
     ],
 )
-def test_things_zip_refuses_escapes_and_duplicates(tmp_path: Path, members: dict, message: str) -> None:
+@pytest.mark.parametrize("tool", ["unzip", "zipfile"])
+def test_things_zip_refuses_escapes_and_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: dict, message: str, tool: str
+) -> None:
+    from taxvlm.assets import things
     from taxvlm.assets.things import extract_things_images
 
+    if tool == "zipfile":
+        monkeypatch.setattr(things.shutil, "which", lambda name: None)
+    elif things.shutil.which("unzip") is None:
+        pytest.skip("Info-ZIP unzip is not installed")
     archive = tmp_path / "things.zip"
     archive.write_bytes(_zip_bytes(members))
     (tmp_path / "work").mkdir()
@@ -384,6 +393,22 @@ def test_things_zip_refuses_escapes_and_duplicates(tmp_path: Path, members: dict
         extract_things_images([archive], tmp_path / "work" / "images", "pw")
     assert str(err.value) == message.format(zip=archive)
     assert _listing(tmp_path / "work") == [] and not (tmp_path / "X.jpg").exists()
+
+
+def test_things_zip_refuses_link_members(tmp_path: Path) -> None:
+    from taxvlm.assets.things import extract_things_images
+
+    archive = tmp_path / "things.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        link = zipfile.ZipInfo("object_images/owl")
+        link.external_attr = 0o120777 << 16  # a symbolic link (Info-ZIP unzip would recreate it)
+        out.writestr(link, "/etc")
+        out.writestr("object_images/owl/o.jpg", b"x")
+    (tmp_path / "work").mkdir()
+    with pytest.raises(ValueError) as err:
+        extract_things_images([archive], tmp_path / "work" / "images", "pw")
+    assert str(err.value) == f"{archive}: member 'object_images/owl' is a link"
+    assert _listing(tmp_path / "work") == []
 
 
 # --- 8. .deb links --------------------------------------------------------------------------------
@@ -421,8 +446,6 @@ def _deb_with_links(path: Path) -> Path:
 
 @pytest.mark.parametrize("dpkg", [True, False])
 def test_deb_links_never_leave_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dpkg: bool) -> None:
-    import shutil
-
     from taxvlm.assets import tuxpaint
 
     if dpkg and shutil.which("dpkg-deb") is None:
@@ -523,3 +546,28 @@ def test_progress_is_quiet_in_a_log_file_and_logs_rate_and_eta(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4 and lines[-1].startswith("score: 4/4 batch (") and lines[-1].endswith("batch/s, ETA 0:00:00)")
     assert progress.status_line("unzip", 50, 200, 10.0, "image") == "unzip: 50/200 image (5 image/s, ETA 0:00:30)"
+
+
+@pytest.mark.skipif(shutil.which("zip") is None or shutil.which("unzip") is None, reason="needs Info-ZIP zip and unzip")
+@pytest.mark.parametrize("tool", ["unzip", "zipfile"])
+def test_things_encrypted_zip_gives_the_same_tree_with_either_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool: str
+) -> None:
+    """An encrypted archive holding a nested encrypted zip: the same images whichever tool decrypts."""
+    import subprocess
+
+    from taxvlm.assets import things
+
+    if tool == "zipfile":
+        monkeypatch.setattr(things.shutil, "which", lambda name: None)
+    src = tmp_path / "src"
+    for name, data in {"B/bat/bat_01.jpg": b"bat", "object_images/owl/owl_01.jpg": b"owl"}.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    subprocess.run(["zip", "-qr", "-P", "pw", str(src / "inner.zip"), "B"], cwd=src, check=True)
+    subprocess.run(["zip", "-qr", "-P", "pw", str(tmp_path / "t.zip"), "object_images", "inner.zip"], cwd=src, check=True)
+    (tmp_path / "work").mkdir()
+    things.extract_things_images([tmp_path / "t.zip"], tmp_path / "work" / "images", "pw")
+    out = tmp_path / "work" / "images"
+    assert _listing(tmp_path / "work") == ["images", "images/bat", "images/bat/bat_01.jpg", "images/owl", "images/owl/owl_01.jpg"]
+    assert (out / "bat/bat_01.jpg").read_bytes() == b"bat"
