@@ -2,9 +2,9 @@
 
 The THINGS image archives are zips encrypted with a public password (stated on OSF, set in the
 config); members are per-concept folders (`object_images/<concept>/<file>.jpg`), sometimes inside
-further zips. Python's zipfile decrypts ZipCrypto in pure Python, about 0.3 MB/s on this project's
-2-core test machine (a 20 MB archive: 65 s, against 2 s for Info-ZIP `unzip -P`), hours for THINGS; so
-Info-ZIP `unzip` decrypts when it is on the PATH, and zipfile is the fallback. Either way, every member
+further zips. Python's zipfile decrypts ZipCrypto in pure Python, well over an order of magnitude
+slower than Info-ZIP `unzip -P` (hours rather than minutes for THINGS), so `unzip` decrypts when it is
+on the PATH, and zipfile is the fallback. Either way, every member
 name is checked first (from the central directory, which is not encrypted), and each image is copied
 into place by this module, never written by the archive.
 """
