@@ -241,7 +241,7 @@ def test_corrupt_feature_cache_says_how_to_rebuild(tmp_path: Path) -> None:
     with pytest.raises(CorruptCacheError) as err:
         load_features(cache)
     assert str(err.value).startswith(f"{cache}: corrupt feature cache (")
-    assert str(err.value).endswith("; rebuild it with: snakemake --forcerun extract_features (it is dinov2_s.pt)")
+    assert str(err.value).endswith(f"; rebuild it with: snakemake --forcerun {cache} (plus your usual options and targets)")
 
 
 # --- 5, 6. downloads ------------------------------------------------------------------------------
@@ -571,3 +571,13 @@ def test_things_encrypted_zip_gives_the_same_tree_with_either_tool(
     out = tmp_path / "work" / "images"
     assert _listing(tmp_path / "work") == ["images", "images/bat", "images/bat/bat_01.jpg", "images/owl", "images/owl/owl_01.jpg"]
     assert (out / "bat/bat_01.jpg").read_bytes() == b"bat"
+
+
+def test_unpinned_hub_models_are_listed() -> None:
+    from taxvlm.config import unpinned_models
+
+    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    assert unpinned_models(_config()) == []  # the default grid loads only local, hash-pinned weights
+    assert "lms.qwen3_0.6b" in unpinned_models(things)
+    things["lms"]["qwen3_0.6b"]["revision"] = "0" * 40  # a commit hash
+    assert "lms.qwen3_0.6b" not in unpinned_models(things)

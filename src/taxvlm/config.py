@@ -155,3 +155,14 @@ def keep_lm_training_overrides(config: dict[str, Any]) -> Iterator[None]:
     yield
     for name, override in saved.items():
         config["lms"][name]["training"] = override
+
+
+def unpinned_models(config: Mapping[str, Any]) -> list[str]:
+    """Models loaded from a hub (no local `weights`) without a `revision`: their files may change
+    upstream between runs. `timm` encoders cannot be pinned by revision (use local `weights`)."""
+    return [
+        f"{family}.{name}"
+        for family in ("encoders", "lms")
+        for name, spec in sorted(config.get(family, {}).items())
+        if not spec.get("weights") and not spec.get("revision")
+    ]

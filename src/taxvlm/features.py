@@ -51,7 +51,7 @@ def load_features(path: Path) -> dict[str, Any]:
     Snakemake does not rebuild an output that exists, so a damaged cache would fail every job that
     reads it with a `torch.load` traceback; the error names it and the command that rebuilds it.
     """
-    fix = f"rebuild it with: snakemake --forcerun extract_features (it is {Path(path).name})"
+    fix = f"rebuild it with: snakemake --forcerun {path} (plus your usual options and targets)"
     try:
         data = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from taxvlm.config import (
     keep_lm_training_overrides,
     schema_error,
     training_config,
+    unpinned_models,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -28,6 +29,12 @@ if _problem:
 with keep_lm_training_overrides(config):
     validate(config, str(SCHEMA))
 check_references(config)
+if unpinned_models(config):
+    print(
+        "warning: hub models without a pinned `revision` (what was loaded is recorded in "
+        f"train_config.json): {', '.join(unpinned_models(config))}",
+        file=sys.stderr,
+    )
 
 RUNS = expand_experiments(config["experiments"])
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
