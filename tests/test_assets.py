@@ -290,9 +290,10 @@ def test_extract_things_images_flattens_nested_zips(tmp_path: Path,
         "object_images_B.zip": inner,
     }))
     passwords = []
-    read = zipfile.ZipFile.read
-    monkeypatch.setattr(zipfile.ZipFile, "read",
-                        lambda self, name, pwd=None: passwords.append(pwd) or read(self, name, pwd))
+    monkeypatch.setattr(things.shutil, "which", lambda name: None)  # Python's zipfile (the fallback)
+    opener = zipfile.ZipFile.open  # members are streamed (nested zips too), never read whole
+    monkeypatch.setattr(zipfile.ZipFile, "open",
+                        lambda self, name, mode="r", pwd=None, **kw: passwords.append(pwd) or opener(self, name, mode, pwd, **kw))
     out = tmp_path / "images"
     things.extract_things_images([archive], out, "secret")
     assert _tree(out) == ["aardvark/aardvark_01b.jpg", "aardvark/aardvark_02s.jpg", "bat1/bat1_01b.jpg"]

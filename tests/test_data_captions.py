@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from taxvlm.data.captions import (
     HypernymMentions,
@@ -101,7 +102,7 @@ def test_folder_dataset_writes_given_and_template_captions(tmp_path: Path) -> No
     for concept in ("cat", "owl"):
         (tmp_path / "images" / concept).mkdir(parents=True)
         for i in range(3):
-            (tmp_path / "images" / concept / f"{concept}_{i}.png").write_bytes(b"")
+            Image.new("RGB", (4, 4)).save(tmp_path / "images" / concept / f"{concept}_{i}.png")  # decodable: checked
     (tmp_path / "hyp.tsv").write_text("concept\thypernym\ncat\tanimal\nowl\tanimal\n")
     (tmp_path / "captions.tsv").write_text("image_id\tcaption\nowl/owl_1\tA snowy owl.\n")
     inputs = {"images": tmp_path / "images", "hypernyms": tmp_path / "hyp.tsv", "captions": tmp_path / "captions.tsv"}

@@ -1,8 +1,9 @@
 """Deprivation conditions and shuffles on the paper's 1,222-leaf / 2,040-pair set (THINGS ids with
-generated empty image files: image content is never read here)."""
+generated tiny identical JPEGs: image content is never used here)."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from taxvlm.data import conditions
 from taxvlm.data.captions import HypernymMentions
@@ -42,13 +44,16 @@ pytestmark = pytest.mark.skipif(
 
 
 def _build_paper_data(root: Path) -> Path:
-    """THINGS-kind build of the paper's leaf set with empty image files, plus questions."""
+    """THINGS-kind build of the paper's leaf set with tiny identical JPEGs (decodable: the build checks), plus
+    questions."""
     pairs = read_tsv(PAIRS_TSV)
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buffer, format="JPEG")
     for concept in sorted(set(pairs.concept)):
         folder = root / "images" / concept
         folder.mkdir(parents=True)
         for index in range(IMAGES_PER_LEAF):
-            (folder / f"{concept}_{index:02d}.jpg").write_bytes(b"")
+            (folder / f"{concept}_{index:02d}.jpg").write_bytes(buffer.getvalue())
     data = root / "data"
     inputs = {
         "images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV,

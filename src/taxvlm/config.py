@@ -7,9 +7,10 @@ experiment grids into the list of runs, so the workflow and the tests share one 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,27 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     merged = copy.deepcopy(dict(config["training"]))
     merged.update(config["lms"][lm].get("training", {}))
     return merged
+
+
+@contextlib.contextmanager
+def keep_lm_training_overrides(config: dict[str, Any]) -> Iterator[None]:
+    """Keep each LM's `training` block as written while Snakemake's `validate` fills schema defaults.
+
+    The block references the `training` schema (so a typo or a wrong type fails), whose defaults
+    `validate` would copy into it; every LM would then override every global training setting.
+    """
+    saved = {name: copy.deepcopy(spec.get("training", {})) for name, spec in config.get("lms", {}).items()}
+    yield
+    for name, override in saved.items():
+        config["lms"][name]["training"] = override
+
+
+def unpinned_models(config: Mapping[str, Any]) -> list[str]:
+    """Models loaded from a hub (no local `weights`) without a `revision`: their files may change
+    upstream between runs. `timm` encoders cannot be pinned by revision (use local `weights`)."""
+    return [
+        f"{family}.{name}"
+        for family in ("encoders", "lms")
+        for name, spec in sorted(config.get(family, {}).items())
+        if not spec.get("weights") and not spec.get("revision")
+    ]

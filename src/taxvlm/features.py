@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from taxvlm.io import atomic_path, read_tsv
 from taxvlm.models.encoders import Preprocess, load_encoder
+from taxvlm.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,29 @@ def flush_denormals_on_cpu(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
+class CorruptCacheError(RuntimeError):
+    """A feature cache that cannot be read (truncated, overwritten, not a cache)."""
+
+
+FEATURE_KEYS = ("image_ids", "tokens", "pooled")
+
+
 def load_features(path: Path) -> dict[str, Any]:
-    """Memory-map the cache so a large feature file does not have to fit in RAM."""
-    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    """Memory-map the cache so a large feature file does not have to fit in RAM.
+
+    Snakemake does not rebuild an output that exists, so a damaged cache would fail every job that
+    reads it with a `torch.load` traceback; the error names it and the command that rebuilds it.
+    """
+    fix = f"rebuild it with: snakemake --forcerun {path} (plus your usual options and targets)"
+    try:
+        data = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        raise CorruptCacheError(f"{path}: corrupt feature cache ({type(err).__name__}); {fix}") from err
+    if not isinstance(data, dict) or any(key not in data for key in FEATURE_KEYS):
+        raise CorruptCacheError(f"{path}: not a feature cache (needs keys {list(FEATURE_KEYS)}); {fix}")
+    return data
 
 
 class _Images(torch.utils.data.Dataset):
@@ -76,7 +96,7 @@ def extract_features(
     tokens = pooled = None
     start, t0 = 0, time.perf_counter()
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        for pixels in tqdm(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
+        for pixels in Progress(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
             tok, pool = encoder.encode(pixels.to(dev))
             if tokens is None:  # preallocate once the shapes are known: no list of batches to concatenate
                 tokens = torch.empty(len(images), *tok.shape[1:], dtype=torch.float16)

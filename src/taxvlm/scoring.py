@@ -37,6 +37,7 @@ from taxvlm.models.lms import (
     shared_prefix_forward,
     splice,
 )
+from taxvlm.progress import Progress
 
 # predictions.tsv and naming.tsv
 COLUMNS = [
@@ -108,7 +109,8 @@ def score_continuations(
     dev = next(projector.parameters()).device
     image_index = torch.as_tensor(image_index, dtype=torch.long)
     scores = torch.empty(len(continuations))
-    for chunk in torch.argsort(image_index, stable=True).split(batch_size):
+    chunks = torch.argsort(image_index, stable=True).split(batch_size)
+    for chunk in Progress(chunks, desc="score", unit="batch", leave=False):
         images, group = torch.unique(image_index[chunk], return_inverse=True)
         image_embeds = projector(features[images].to(dev).float())
         rows = chunk.tolist()
@@ -207,7 +209,8 @@ def score_questions(
     image_index = torch.as_tensor(image_index, dtype=torch.long)
     yes, no = prompt.choice_ids
     logp = torch.empty(len(ids), 2)
-    for chunk in torch.argsort(image_index, stable=True).split(batch_size):
+    chunks = torch.argsort(image_index, stable=True).split(batch_size)
+    for chunk in Progress(chunks, desc="score", unit="batch", leave=False):
         images, group = torch.unique(image_index[chunk], return_inverse=True)
         image_embeds = projector(features[images].to(dev).float())
         suffixes = [ids[i][shared:] for i in chunk.tolist()]

@@ -55,7 +55,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
@@ -63,8 +62,9 @@ from taxvlm.decision import absolute, pair_id
 from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, score_questions
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
-from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, twin_seed
+from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm, twin_seed
 from taxvlm.models.projector import build_projector, projector_spec
+from taxvlm.progress import Progress
 from taxvlm.seeding import derive_seed, rng
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ def train_projector(
     batching = str(training.get("batching", "rows"))
     order, order_epoch = None, -1
     t0, start_step = time.perf_counter(), step
-    bar = tqdm(total=total, initial=step, desc="train", unit="step")
+    bar = Progress(total=total, initial=step, desc="train", unit="step")
     with _deterministic(dev.type == "cpu"):
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
@@ -411,6 +411,7 @@ def train_projector(
             "warmup_steps": warmup,
             "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
             "prompt": described,
+            "loaded": {"encoder": data.get("meta", {}).get("loaded"), "lm": loaded_lm(model, lm_spec, lm_weights_dir)},
         },
         out_dir / "train_config.json",
     )

@@ -16,16 +16,25 @@ from taxvlm.config import (
     ConfigError,
     check_references,
     expand_experiments,
+    keep_lm_training_overrides,
     schema_error,
     training_config,
+    unpinned_models,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
 if _problem:
     raise ConfigError(_problem)
-validate(config, str(SCHEMA))
+with keep_lm_training_overrides(config):
+    validate(config, str(SCHEMA))
 check_references(config)
+if unpinned_models(config):
+    print(
+        "warning: hub models without a pinned `revision` (what was loaded is recorded in "
+        f"train_config.json): {', '.join(unpinned_models(config))}",
+        file=sys.stderr,
+    )
 
 RUNS = expand_experiments(config["experiments"])
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]

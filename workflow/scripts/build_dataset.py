@@ -4,11 +4,11 @@ Snakemake: input.<name> (the `inputs` of taxvlm.data.datasets.build_dataset, plu
 params.dataset, params.split → output.concepts/pairs/images/summary (one folder).
 """
 
-import logging
 from pathlib import Path
 
 from taxvlm.data.datasets import build_dataset
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 inputs = {name: Path(path) for name, path in snakemake.input.items() if name != "code"}
 build_dataset(snakemake.params.dataset, snakemake.params.split, inputs, Path(snakemake.output.concepts).parent)

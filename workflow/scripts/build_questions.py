@@ -3,11 +3,11 @@
 Snakemake: input.concepts, input.pairs, input.hypernyms, params.questions → output[0] (questions.tsv).
 """
 
-import logging
 
 from taxvlm.data.questions import build_questions
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 build_questions(
     snakemake.input.concepts,
     snakemake.input.pairs,

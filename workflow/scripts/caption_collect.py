@@ -8,8 +8,9 @@ import logging
 
 from taxvlm.analysis.captioning import caption_table, caption_table_markdown, collect_caption_scores
 from taxvlm.analysis.tables import write_table
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 scores = collect_caption_scores(list(snakemake.input.scores), snakemake.output.scores)
 table = caption_table(scores)
 write_table(table, snakemake.output.csv, snakemake.output.md, caption_table_markdown(table))

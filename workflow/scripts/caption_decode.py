@@ -5,14 +5,14 @@ Snakemake: input.features, input.projector, input.references (image_id, caption)
 params.batch_size → output.captions (captions.tsv), output.scores (caption_scores.tsv); log[0].
 """
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.captioning import caption_run
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 caption_run(

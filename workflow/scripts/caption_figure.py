@@ -8,8 +8,9 @@ import logging
 
 from taxvlm.analysis.captioning import caption_figure, run_label
 from taxvlm.io import read_tsv
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 examples = [
     (run_label(run), read_tsv(path))
     for run, path in zip(snakemake.params.runs, snakemake.input.captions, strict=True)

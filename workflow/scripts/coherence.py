@@ -21,8 +21,9 @@ import torch
 from taxvlm.analysis.coherence import coherence_correlations, coherence_table
 from taxvlm.analysis.metrics import read_metrics
 from taxvlm.io import write_tsv
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 maps = dict(zip(snakemake.params.shuffles, snakemake.input.shuffle_maps, strict=True))
 coherence = pd.concat(

@@ -14,8 +14,9 @@ import logging
 
 from taxvlm.analysis.metrics import collect_metrics, headline
 from taxvlm.io import read_tsv, write_tsv
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 runs = [
     dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.results, strict=True)
 ]

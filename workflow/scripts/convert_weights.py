@@ -3,12 +3,11 @@
 `input.sources` (the downloaded assets) is empty for the tiny random models.
 """
 
-import logging
 from pathlib import Path
 
 from taxvlm.assets.convert import convert_weights
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
+rule_log(snakemake.log[0])  # noqa: F821
 convert_weights(snakemake.params.kind, [Path(p) for p in snakemake.input.get("sources", [])],  # noqa: F821
                 Path(snakemake.output[0]), dict(snakemake.params.get("options") or {}))  # noqa: F821

@@ -4,14 +4,14 @@ input.checkpoints (the run's kept points); wildcards.init, wildcards.seed → ou
 (predictions.tsv: margins with and without the image, and the prediction of every decision rule, see
 taxvlm.decision) and output.by_step (the same for every kept point)."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.evaluate import evaluate_projector
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 tables = {name: Path(snakemake.input[name]) for name in ("seen", "unseen", "leaf")}

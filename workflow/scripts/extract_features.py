@@ -1,14 +1,14 @@
 """Cache one encoder's features over every image. Snakemake: input.images, input.weights (optional
 folder) → output[0]; params.spec, params.batch_size."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.features import extract_features
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 weights = snakemake.input.get("weights")
 extract_features(

@@ -1,10 +1,9 @@
 """Snakemake script: tuxpaint stamps .deb → stamps folder (taxvlm.assets.tuxpaint.extract_stamps)."""
 
-import logging
 from pathlib import Path
 
 from taxvlm.assets.tuxpaint import extract_stamps
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
+rule_log(snakemake.log[0])  # noqa: F821
 extract_stamps(Path(snakemake.input[0]), Path(snakemake.output[0]))  # noqa: F821

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from taxvlm.analysis.figures import FIGURES, make_figures
 from taxvlm.analysis.tables import load_tables
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 inputs = snakemake.input
 tables = load_tables(
     inputs.metrics,

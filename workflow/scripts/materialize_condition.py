@@ -4,12 +4,12 @@ Snakemake: wildcards.condition/shuffle, input.concepts (its folder holds the dat
 params.conditions, params.shuffles → output.train (its folder receives every table + summary.json).
 """
 
-import logging
 from pathlib import Path
 
 from taxvlm.data.materialize import materialize_condition
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 materialize_condition(
     snakemake.wildcards.condition,
     snakemake.wildcards.shuffle,

@@ -6,15 +6,16 @@ Snakemake:
   params.runs         list of dicts with encoder, lm, init, condition, shuffle, seed
   params.seed         optional int seeding the variational fit (default 0)
   output.summary      mixed_effects.txt (what was fitted, dropped factors, statsmodels summary)
-  output.coefficients mixed_effects.tsv (term, effect, estimate, sd, ci_low, ci_high)
+  output.coefficients mixed_effects.tsv (term, effect, estimate, sd, sd_of, ci_low, ci_high)
   log[0]
 """
 
 import logging
 
 from taxvlm.analysis.stats import fit_mixed_effects, held_out_rows, write_mixed_effects
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 runs = [
     dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.predictions, strict=True)
 ]

@@ -4,14 +4,14 @@ params.batch_size; wildcards.init, wildcards.seed → output[0] (naming.tsv: the
 predictions.tsv, margin = log-likelihood of the name with the image, margin_noimage = without it; see
 taxvlm.evaluate)."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.evaluate import name_projector
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 tables = {name: Path(snakemake.input[name]) for name in ("seen", "unseen", "leaf")}

@@ -3,9 +3,9 @@
 Snakemake: input.pairs → output[0] (PNG).
 """
 
-import logging
 
 from taxvlm.data.taxonomy_figure import plot_taxonomy
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 plot_taxonomy(snakemake.input.pairs, snakemake.output[0])

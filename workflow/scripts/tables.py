@@ -15,8 +15,9 @@ import logging
 from pathlib import Path
 
 from taxvlm.analysis.tables import TABLES, load_tables, make_tables
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 inputs = snakemake.input
 tables = load_tables(
     inputs.metrics,

@@ -23,8 +23,9 @@ import torch
 
 from taxvlm.analysis.textprobe import run_textprobe, write_textprobe
 from taxvlm.models.lms import load_lm, twin_seed
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 probe, spec = dict(snakemake.params.probe), dict(snakemake.params.lm)
 weights = snakemake.input.get("lm_weights")

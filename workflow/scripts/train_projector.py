@@ -3,14 +3,14 @@ input.concepts, input.lm_weights (optional folder); params.lm, params.encoder, p
 params.checkpoint; output.projector/curve/config (one run folder); wildcards.init, wildcards.objective,
 wildcards.seed."""
 
-import logging
 from pathlib import Path
 
 import torch
 
+from taxvlm.rulelog import rule_log
 from taxvlm.train import train_projector
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 train_projector(

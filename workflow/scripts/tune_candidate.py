@@ -5,14 +5,14 @@ params.encoder, params.training (config.training with the candidate's lr / featu
 params.seed, params.checkpoint; output.projector (its folder receives the run files).
 """
 
-import logging
 from pathlib import Path
 
 import torch
 
+from taxvlm.rulelog import rule_log
 from taxvlm.train import train_projector
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 train_projector(

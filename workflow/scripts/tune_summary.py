@@ -3,9 +3,10 @@ params.setup → output.table (tidy), output.markdown (the report copied to docs
 
 import logging
 
+from taxvlm.rulelog import rule_log
 from taxvlm.tune import write_tuning
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 chosen = write_tuning(
     snakemake.params.candidates,
     list(snakemake.input.curves),

@@ -92,7 +92,7 @@ def deprivation_figure(headline: pd.DataFrame, path: PathLike) -> None:
     anchors = data[data["condition_family"].isin(["none", "full"])]
     panel_rows = list(itertools.product(families or ["none + full only"], _ordered(data["rule"], RULES)))
     fig, axes = _grid(len(panel_rows), len(test_sets))
-    palette = dict(zip(sorted(data["model"].unique()), sns.color_palette("colorblind")))
+    palette = dict(zip(sorted(data["model"].unique()), itertools.cycle(sns.color_palette("colorblind"))))
     for r, (family, rule) in enumerate(panel_rows):
         for c, test_set in enumerate(test_sets):
             ax = axes[r, c]

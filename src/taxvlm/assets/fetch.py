@@ -3,44 +3,116 @@
 Every asset the pipeline trusts is pinned by its sha256 in the config, so a changed upstream file
 fails loudly instead of silently changing results. The file appears at `dest` only once it is
 complete and verified (`atomic_path`), so an interrupted or rejected download leaves nothing behind.
+
+URL downloads time out (`TIMEOUT_S` without a byte), compare the bytes received with Content-Length,
+and retry transient failures with back-off (`RETRY_DELAYS_S`). An asset without a pinned sha256 is
+kept complete beside `dest` as `<name>.unpinned` with its hash printed: once the hash is in the config
+the next run takes that file instead of downloading it again. Credentials never appear in messages
+(the URL's user:password is redacted); put them in `~/.netrc` (read here for the URL's host) rather
+than in the URL.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
+import netrc
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from taxvlm.io import atomic_path, sha256_file
+from taxvlm.progress import Progress
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
+TIMEOUT_S = 60.0  # without a byte from the server; a stalled server must not hang the job forever
+RETRY_DELAYS_S = (5.0, 30.0)  # back-off before the 2nd and 3rd attempts
+UNPINNED_SUFFIX = ".unpinned"
 
 
 class AssetError(RuntimeError):
     """An asset could not be fetched, or is not the pinned file."""
 
 
+def redact(url: str) -> str:
+    """The URL with any `user:password@` replaced by `***@`, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _request(url: str) -> urllib.request.Request:
+    """A GET with Basic auth from the URL's `user:password@` (which urllib cannot use, and which is
+    dropped from the URL requested) or else from `~/.netrc` for the URL's host."""
+    parts = urllib.parse.urlsplit(url)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])))
+    if parts.username is not None:
+        user, password = urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    else:
+        try:
+            entry = netrc.netrc().authenticators(parts.hostname or "")
+        except (FileNotFoundError, netrc.NetrcParseError):
+            entry = None
+        if not entry:
+            return request
+        user, password = entry[0], entry[2] or ""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
+def _download_once(url: str, out: Path) -> None:
+    """One attempt: stream into `out`; a body shorter than Content-Length is an error."""
+    with urllib.request.urlopen(_request(url), timeout=TIMEOUT_S) as response, open(out, "wb") as handle:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with Progress.wrapattr(response, "read", total=total, desc=url.rsplit("/", 1)[-1], unit="B",
+                               unit_scale=True, unit_divisor=1024) as stream:
+            shutil.copyfileobj(stream, handle)
+    received = out.stat().st_size
+    if total is not None and received != total:
+        raise http.client.IncompleteRead(b"", total - received)
+
+
 def download_url(url: str, out: Path) -> None:
-    """Stream `url` into `out` with a progress bar (assets are tens to hundreds of MB)."""
-    try:
-        with urllib.request.urlopen(url) as response, open(out, "wb") as handle:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm.wrapattr(response, "read", total=total, desc=url.rsplit("/", 1)[-1],
-                               unit="B", unit_scale=True, unit_divisor=1024) as stream:
-                shutil.copyfileobj(stream, handle)
-    except urllib.error.URLError as err:
-        raise AssetError(f"GET {url} failed: {err}") from err
+    """Stream `url` into `out` (assets are tens of MB to GBs), retrying transient failures."""
+    shown = redact(url)
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
+        try:
+            return _download_once(url, out)
+        except urllib.error.HTTPError as err:
+            if err.code < 500 or delay is None:
+                raise AssetError(f"GET {shown} failed: HTTP {err.code} {err.reason}") from None
+            reason = f"HTTP {err.code}"
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
+            reason = _reason(err)
+            if delay is None:
+                raise AssetError(f"GET {shown} failed after {attempt} attempts: {reason}") from None
+        log.warning("GET %s attempt %d failed (%s); retrying in %.0f s", shown, attempt, reason, delay)
+        time.sleep(delay)
+
+
+def _reason(err: BaseException) -> str:
+    """One line for a failed attempt, without the URL (which may carry credentials)."""
+    if isinstance(err, http.client.IncompleteRead):
+        return f"connection closed with {err.expected} byte(s) missing"
+    if isinstance(err, urllib.error.URLError):
+        err = err.reason if isinstance(err.reason, BaseException) else err
+    if isinstance(err, TimeoutError):
+        return f"no data for {TIMEOUT_S:g} s (timeout)"
+    return f"{type(err).__name__}: {err}"
 
 
 def pip_download(package: str, out: Path, *, binary: bool) -> None:
@@ -87,18 +159,33 @@ def _move_single_file(folder: Path, out: Path) -> None:
     shutil.move(files[0], out)
 
 
-def _verify_sha256(name: str, path: Path, expected: str | None) -> None:
+def _verify_sha256(path: Path, expected: str) -> None:
     actual = sha256_file(path)
-    if not expected:
-        raise AssetError(
-            "no sha256 in the config; the file just downloaded has\n"
-            f"  sha256: {actual}\npaste that into the config (assets.{name}.sha256) after checking it."
-        )
     if actual != expected.lower():
         raise AssetError(
             f"sha256 mismatch (expected {expected}, actual {actual}); "
             "the upstream file changed or the download is corrupt. Nothing was written."
         )
+
+
+def _keep_unpinned(name: str, tmp: Path, dest: Path) -> AssetError:
+    """Keep a complete download that has no pinned hash beside `dest`, and say how to pin it."""
+    kept = dest.with_name(dest.name + UNPINNED_SUFFIX)
+    actual = sha256_file(tmp)
+    os.replace(tmp, kept)
+    return AssetError(
+        f"no sha256 in the config; the complete download is kept at {kept} with\n  sha256: {actual}\n"
+        f"check it, paste it into the config (assets.{name}.sha256) and rerun: it is not downloaded again."
+    )
+
+
+def _take_unpinned(dest: Path, expected: str | None) -> bool:
+    """Move a kept `.unpinned` download into place when the config now pins its hash."""
+    kept = dest.with_name(dest.name + UNPINNED_SUFFIX)
+    if not expected or not kept.is_file() or sha256_file(kept) != expected.lower():
+        return False
+    os.replace(kept, dest)
+    return True
 
 
 _FETCHERS: dict[str, Callable[[dict[str, Any], Path], None]] = {
@@ -119,10 +206,16 @@ def fetch_asset(spec: dict[str, Any], dest: Path) -> None:
     source = spec.get("source")
     if source not in _FETCHERS:
         raise AssetError(f"asset {dest.name!r}: unknown source {source!r}; known: {sorted(_FETCHERS)}")
+    expected = spec.get("sha256")
+    if _take_unpinned(dest, expected):
+        log.info("asset %s: took the kept download, which matches the pinned sha256", dest.name)
+        return
     try:
         with atomic_path(dest) as tmp:
             _FETCHERS[source](spec, tmp)
-            _verify_sha256(dest.name, tmp, spec.get("sha256"))
+            if not expected:
+                raise _keep_unpinned(dest.name, tmp, dest)
+            _verify_sha256(tmp, expected)
     except AssetError as err:
         raise AssetError(f"asset {dest.name!r} ({dest}): {err}") from None
     log.info("asset %s ready at %s", dest.name, dest)

@@ -34,7 +34,7 @@ from PIL import Image
 from taxvlm.data import lexicon, splits
 from taxvlm.data.augment import make_view
 from taxvlm.data.captions import CAPTION_COLUMNS, dataset_captions, english_caption, normalize, read_captions_file
-from taxvlm.data.errors import DataError, MissingDataError, read_table
+from taxvlm.data.errors import DataError, MissingDataError, nfc, read_table, require_cells
 from taxvlm.io import atomic_path, write_json, write_tsv
 from taxvlm.seeding import rng
 
@@ -91,12 +91,19 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def concept_folders(images_root: Path) -> dict[str, Path]:
+    """Sub-folders by their NFC name: macOS and some archives store names in NFD, tables in NFC."""
+    root = Path(images_root)
+    return {nfc(p.name): p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+
+
 def images_table(images_root: Path, concepts: Iterable[str]) -> pd.DataFrame:
-    """One row per file of `images_root/<concept>/`; image ids are `<concept>/<file stem>`."""
+    """One row per file of `images_root/<concept>/`; image ids are `<concept>/<file stem>` (NFC)."""
+    folders = concept_folders(images_root)
     rows = [
-        {"image_id": f"{concept}/{path.stem}", "concept": concept, "path": str(path)}
+        {"image_id": f"{concept}/{nfc(path.stem)}", "concept": concept, "path": str(path)}
         for concept in sorted(concepts)
-        for path in image_files(Path(images_root) / concept)
+        for path in image_files(folders.get(concept, Path(images_root) / concept))
     ]
     frame = pd.DataFrame(rows, columns=["image_id", "concept", "path"])
     duplicated = sorted(set(frame.image_id[frame.image_id.duplicated()]))
@@ -105,13 +112,19 @@ def images_table(images_root: Path, concepts: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
+def readable_names(concepts: list[dict[str, str]], table: pd.DataFrame, id_column: str, source: Path) -> None:
+    """A concept whose id gives no name (digits only, no name column) is an error naming its line."""
+    for row in concepts:
+        if not row["name"]:
+            line = int(table.index[table[id_column] == row["concept"]][0]) + 2
+            raise DataError(f"{source}: line {line}: concept {row['concept']!r} has no readable name; give it one")
+
+
 def concept_row(concept: str, name: str, article: str | None = None) -> dict[str, str]:
     """A concepts.tsv row; the article comes from the lexicon unless given."""
-    return {
-        "concept": concept,
-        "name": name,
-        "article": lexicon.indefinite_article(name) if article is None else article,
-    }
+    if article is None:
+        article = lexicon.indefinite_article(name) if name else ""
+    return {"concept": concept, "name": name, "article": article}
 
 
 def pairs_frame(pairs: Iterable[tuple[str, str]]) -> pd.DataFrame:
@@ -144,17 +157,22 @@ def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     `inputs["pairs"]` (the paper's 2,040 pairs) instead of every categorised concept. The optional
     `inputs["hypernym_forms"]` gives question forms (module docstring)."""
     categories = read_table(inputs["categories"], ["category", "uniqueID", "Word"])
+    require_cells(categories, ["category", "uniqueID"], inputs["categories"])
     leaf_set = cfg.get("leaf_set", "all")
     if leaf_set == "all":
         pairs = pairs_frame(zip(categories.uniqueID, categories.category))
+        named_by, id_column = categories, "uniqueID"
     elif leaf_set == "xu2026":
         table = read_table(inputs["pairs"], ["concept", "hypernym"])
+        require_cells(table, ["concept", "hypernym"], inputs["pairs"])
         pairs = pairs_frame(zip(table.concept, table.hypernym))
+        named_by, id_column = table, "concept"
     else:
         raise DataError(f"dataset.things.leaf_set: unknown value {leaf_set!r}; use 'all' or 'xu2026'")
     words = dict(zip(categories.uniqueID, categories.Word))
     leaves = sorted(set(pairs.concept))
     concepts = [concept_row(c, words.get(c) or lexicon.surface_form(c)) for c in leaves]
+    readable_names(concepts, named_by, id_column, inputs["pairs" if leaf_set == "xu2026" else "categories"])
     forms = {}
     if "hypernym_forms" in inputs:
         table = read_table(inputs["hypernym_forms"], ["hypernym", "question_form"])
@@ -194,13 +212,15 @@ def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     row's hypernym, empty = its name). Folders absent from the TSV are excluded (no hypernym);
     TSV concepts without a folder are an error."""
     table = read_table(inputs["hypernyms"], ["concept", "hypernym"])
+    require_cells(table, ["concept", "hypernym"], inputs["hypernyms"])
     pairs = pairs_frame(zip(table.concept, table.hypernym))
     leaves = sorted(set(pairs.concept))
     concepts = [_folder_concept(c, table[table.concept == c]) for c in leaves]
+    readable_names(concepts, table, "concept", inputs["hypernyms"])
     root = Path(inputs["images"])
     if not root.is_dir():
         raise MissingDataError(f"images folder not found: {root}")
-    unlisted = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(leaves))
+    unlisted = sorted(set(concept_folders(root)) - set(leaves))
     forms = question_forms(
         table.hypernym, table.get("question_form", [""] * len(table)), set(pairs.hypernym), inputs["hypernyms"]
     )
@@ -412,6 +432,33 @@ def read_tuxpaint(
 # --------------------------------------------------------------------------- build
 
 
+def unreadable_images(images: pd.DataFrame) -> dict[str, str]:
+    """image path → why it cannot be decoded. A suffix says nothing about the bytes, and a truncated
+    JPEG would otherwise fail deep inside feature extraction without its path; `verify()` alone does
+    not decode JPEG data, so each image is fully loaded once here."""
+    bad = {}
+    for path in images.path:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            bad[str(path)] = f"unreadable image: {err}"
+    if bad:
+        log.warning("excluded %d unreadable image(s) (see summary.json): %s", len(bad), sorted(bad)[:5])
+    return bad
+
+
+def one_leaf_hypernyms(pairs: pd.DataFrame) -> list[str]:
+    """Hypernyms with a single leaf: every `random<pct>` draws at least one leaf per hypernym, so these
+    lose all their training questions under any percentage."""
+    counts = pairs.hypernym.value_counts()
+    found = sorted(str(h) for h in counts[counts == 1].index)
+    if found:
+        log.warning("%d hypernym(s) have one leaf and are fully removed under every random<pct>: %s",
+                    len(found), found[:10])
+    return found
+
+
 def _split_images(
     tables: DatasetTables, split_cfg: Mapping[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -470,8 +517,10 @@ def sample_concepts(concepts: set[str], max_concepts: int | None, seed: int) -> 
 def _write_tables(
     tables: DatasetTables, split_cfg: Mapping[str, Any], out_dir: Path, max_concepts: int | None, seed: int
 ) -> None:
+    unreadable = unreadable_images(tables.images)
+    tables.images = tables.images[~tables.images.path.astype(str).isin(unreadable)]
     images, too_few = _split_images(tables, split_cfg)
-    excluded = {**tables.excluded, **too_few}
+    excluded = {**tables.excluded, **unreadable, **too_few}
     with_images = set(images.concept)
     with_pairs = set(tables.pairs.concept)
     excluded.update({c: NO_HYPERNYM for c in sorted(with_images - with_pairs)})
@@ -485,7 +534,10 @@ def _write_tables(
     write_tsv(hypernyms_frame(sorted(set(pairs.hypernym)), tables.question_forms), out_dir / "hypernyms.tsv")
     write_tsv(images[["image_id", "concept", "path", "split"]], out_dir / "images.tsv")
     write_tsv(captions, out_dir / "captions.tsv")
-    write_json(_summary(concepts, pairs, images, captions, excluded, too_few), out_dir / "summary.json")
+    summary = _summary(concepts, pairs, images, captions, excluded, too_few)
+    summary["excluded_unreadable_images"] = len(unreadable)
+    summary["one_leaf_hypernyms"] = one_leaf_hypernyms(pairs)
+    write_json(summary, out_dir / "summary.json")
 
 
 def hypernyms_frame(hypernyms: list[str], forms: Mapping[str, str]) -> pd.DataFrame:

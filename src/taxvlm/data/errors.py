@@ -6,6 +6,7 @@ the message always names the offending file, column, field or value.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,12 +23,27 @@ class MissingDataError(FileNotFoundError):
     """A file or folder the dataset needs is absent or empty."""
 
 
+def nfc(text: str) -> str:
+    """Unicode NFC: an NFD folder name and an NFC table cell that look identical compare equal."""
+    return unicodedata.normalize("NFC", text)
+
+
 def read_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
-    """Read a TSV and check that it has `columns` (extra columns are kept)."""
+    """Read a TSV and check that it has `columns` (extra columns are kept); every cell in NFC."""
     if not Path(path).is_file():
         raise MissingDataError(f"table not found: {path}")
     frame = read_tsv(path)
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; has {list(frame.columns)}")
-    return frame
+    return frame.apply(lambda column: column.map(nfc)) if len(frame) else frame
+
+
+def require_cells(frame: pd.DataFrame, columns: Iterable[str], path: Path) -> None:
+    """Blank cells in `columns` are an error naming the file, line and column: a blank hypernym would
+    otherwise become a category named `""` and fail much later without a location."""
+    for column in columns:
+        blank = frame.index[frame[column].str.strip() == ""]
+        if len(blank):
+            line = int(blank[0]) + 2  # the header is line 1
+            raise DataError(f"{path}: line {line}: empty {column!r} cell")

@@ -15,6 +15,8 @@ needs something else states it explicitly (the `folder` TSV's `article` column).
 
 from __future__ import annotations
 
+import unicodedata
+
 ARTICLES = ("a", "an", "")
 
 NO_ARTICLE_HEADS = frozenset(
@@ -64,12 +66,19 @@ def indefinite_article(name: str) -> str:
     """`a`, `an` or `` (none) for a surface form, by the rules in the module docstring."""
     if takes_no_article(name):
         return ""
-    first = name.lower().split()[0]
+    if not name.strip():
+        raise ValueError("indefinite_article: empty name")
+    first = _unaccented(name.lower().split()[0])
     if first.startswith(A_WORD_PREFIXES):
         return "a"
     if first.startswith(AN_WORD_PREFIXES) or first[0] in _VOWELS:
         return "an"
     return "a"
+
+
+def _unaccented(word: str) -> str:
+    """`éclair` → `eclair`: an accented vowel is still a written vowel (`an éclair`)."""
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
 def question_text(template: str, article: str, name: str) -> str:

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from taxvlm.models.guard import check_loading_info, require_pretrained
+
 Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # [B,3,H,W] → tokens, pooled
 FINAL = "final"  # `layer` value: the model's own final (pre-classifier) features
@@ -69,13 +71,16 @@ def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     import timm
 
     layer = _layer(spec, allow_final=True)
+    if spec.get("revision"):
+        raise ValueError(f"timm encoder {spec['name']!r}: `revision` is not supported for timm; pin it with local `weights`")
     kwargs = {}
     if weights_dir is not None:
         saved = Path(weights_dir) / "timm_config.json"  # architecture kwargs of a tiny local build
         kwargs = json.loads(saved.read_text())["kwargs"] if saved.exists() else {}
         kwargs["pretrained_cfg_overlay"] = {"file": str(Path(weights_dir) / "model.safetensors")}
     kwargs.update(spec.get("kwargs", {}))
-    model = timm.create_model(spec["name"], pretrained=True, **kwargs)
+    with require_pretrained(f"timm encoder {spec['name']!r}"):
+        model = timm.create_model(spec["name"], pretrained=True, **kwargs)
     size = spec.get("image_size")
     data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)} if size else {}, model=model)
     num_prefix = getattr(model, "num_prefix_tokens", 0)
@@ -92,31 +97,53 @@ def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
         described = {"tokens": "forward_features, flattened", "pooled": "forward_head(pre_logits=True)"}
     else:
         described = {"tokens": f"forward_intermediates block {layer}", "pooled": "mean of tokens"}
-    meta = {"image_size": list(data_cfg["input_size"][1:]), "layer": layer, **described}
+    meta = {"image_size": list(data_cfg["input_size"][1:]), "layer": layer, **described,
+            "loaded": _loaded(spec, weights_dir)}
     return Encoder(model, timm.data.create_transform(**data_cfg), encode, meta)
 
 
 def _open_clip_weights(spec: dict[str, Any], weights_dir: Path | None) -> str | None:
     """The config's `id` (open_clip's pretrained tag, e.g. `webli`, `openai`) unless a local folder with
     exactly one checkpoint file is given. Without either, open_clip would only log that it loaded no
-    weights and the run would silently use a random encoder, so that is an error."""
+    weights and the run would silently use a random encoder, so that is an error. With `revision`, the
+    tag's hub file is fetched at that commit (open_clip itself always takes the hub's newest)."""
     if weights_dir is None:
         if not spec.get("id"):
             raise ValueError(f"open_clip encoder {spec.get('name')!r} needs `id` (its pretrained tag) or local `weights`")
-        return spec["id"]
+        return _pinned_open_clip_file(spec) if spec.get("revision") else spec["id"]
     files = sorted(p for p in Path(weights_dir).iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
     if len(files) != 1:
         raise ValueError(f"open_clip weights dir {weights_dir} must hold exactly one checkpoint, found {files}")
     return str(files[0])
 
 
+def _pinned_open_clip_file(spec: dict[str, Any]) -> str:
+    """The local path of the tag's hub checkpoint at commit `spec["revision"]`."""
+    import open_clip
+    from open_clip.pretrained import download_pretrained_from_hf
+
+    hub = open_clip.get_pretrained_cfg(spec["name"], spec["id"]).get("hf_hub", "")
+    if not hub:
+        raise ValueError(f"open_clip encoder {spec['name']!r}: tag {spec['id']!r} is not on the hub; `revision` cannot pin it")
+    repo, filename = os.path.split(hub)  # as open_clip splits it: `org/repo/` or `org/repo/file`
+    return download_pretrained_from_hf(repo, filename=filename or None, revision=spec["revision"])
+
+
+def _loaded(spec: dict[str, Any], weights_dir: Path | None, commit: str | None = None) -> dict[str, Any]:
+    """What was loaded, for the feature cache and train_config.json: local folder or hub id + commit."""
+    if weights_dir is not None:
+        return {"weights_dir": str(weights_dir)}
+    return {"id": spec.get("id") or spec.get("name"), "revision": spec.get("revision"), "commit": commit}
+
+
 def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     import open_clip
 
     layer = _layer(spec, allow_final=False)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        spec["name"], pretrained=_open_clip_weights(spec, weights_dir)
-    )
+    with require_pretrained(f"open_clip encoder {spec['name']!r}"):
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec["name"], pretrained=_open_clip_weights(spec, weights_dir)
+        )
     visual = model.visual
 
     def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +156,7 @@ def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
         "layer": layer,
         "tokens": f"forward_intermediates block {layer}",
         "pooled": "encode_image",
+        "loaded": _loaded(spec, weights_dir),
     }
     return Encoder(model, preprocess, encode, meta)
 
@@ -139,9 +167,11 @@ def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     layer = _layer(spec, allow_final=False)
     source = str(weights_dir) if weights_dir is not None else spec["id"]
     token = os.environ.get("HF_TOKEN")
-    model = AutoModel.from_pretrained(source, token=token)
+    revision = spec.get("revision") if weights_dir is None else None
+    model, info = AutoModel.from_pretrained(source, token=token, revision=revision, output_loading_info=True)
+    check_loading_info(f"hf encoder {source!r}", info)
     model = getattr(model, "vision_model", model)  # full CLIP/SigLIP checkpoints → their image tower
-    processor = AutoImageProcessor.from_pretrained(source, token=token)
+    processor = AutoImageProcessor.from_pretrained(source, token=token, revision=revision)
     patch = model.config.patch_size
 
     def preprocess(image: Any) -> torch.Tensor:
@@ -153,7 +183,8 @@ def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
         tokens = hidden[:, hidden.shape[1] - n_patches :]  # prefix (CLS, registers) sits in front
         return tokens, tokens.mean(1)
 
-    meta = {"layer": layer, "tokens": f"hidden_states[{layer}] patch tokens", "pooled": "mean of patch tokens"}
+    meta = {"layer": layer, "tokens": f"hidden_states[{layer}] patch tokens", "pooled": "mean of patch tokens",
+            "loaded": _loaded(spec, weights_dir, getattr(model.config, "_commit_hash", None))}
     return Encoder(model, preprocess, encode, meta)
 
 

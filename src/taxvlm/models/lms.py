@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from taxvlm.models.guard import check_loading_info
 from taxvlm.prompts import CAPTION_PROMPT
 from taxvlm.seeding import derive_seed
 
@@ -60,19 +61,32 @@ def load_lm(
     if spec.get("source", "hf") != "hf":
         raise ValueError(f"LM spec field 'source' is {spec.get('source')!r}; only 'hf' is supported")
     source = str(weights_dir) if weights_dir is not None else spec["id"]
+    revision = spec.get("revision") if weights_dir is None else None
     token = os.environ.get("HF_TOKEN")
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+    tokenizer = AutoTokenizer.from_pretrained(source, token=token, revision=revision)
     if init == "pretrained":
-        model = AutoModelForCausalLM.from_pretrained(source, token=token, dtype=dtype)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            source, token=token, revision=revision, dtype=dtype, output_loading_info=True
+        )
+        check_loading_info(f"hf LM {source!r}", info)
     elif init == "random":
-        config = AutoConfig.from_pretrained(source, token=token)
+        config = AutoConfig.from_pretrained(source, token=token, revision=revision)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "lm-random-init"))
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     else:
         raise ValueError(f"LM init is {init!r}; expected 'pretrained' or 'random'")
     return model.requires_grad_(False).eval().to(device), tokenizer
+
+
+def loaded_lm(model: nn.Module, spec: dict[str, Any], weights_dir: Path | None) -> dict[str, Any]:
+    """What was loaded (train_config.json): the local folder, or the hub id, requested revision and the
+    commit transformers resolved, so an unpinned hub model is still traceable."""
+    if weights_dir is not None:
+        return {"weights_dir": str(weights_dir)}
+    commit = getattr(model.config, "_commit_hash", None)
+    return {"id": spec.get("id"), "revision": spec.get("revision"), "commit": commit}
 
 
 @dataclass(frozen=True)
