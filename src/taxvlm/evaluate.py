@@ -43,13 +43,13 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from taxvlm.decision import decide, pair_id, pair_sizes
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, twin_seed
 from taxvlm.models.projector import build_projector
+from taxvlm.progress import Progress
 from taxvlm.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def _score_kept_points(
     if any(not torch.equal(last["state_dict"][k], v) for k, v in final_state.items()):
         raise ValueError(f"the last point of {checkpoints_path} (step {last['step']}) is not {projector_path}")
     frames = []
-    for point in tqdm(points[:-1], desc="kept points", unit="point", mininterval=30):
+    for point in Progress(points[:-1], desc="kept points", unit="point"):
         projector.load_state_dict(point["state_dict"])
         frames.append(score().assign(step=point["step"], epoch=point["epoch"]))
     projector.load_state_dict(final_state)

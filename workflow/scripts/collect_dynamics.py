@@ -15,8 +15,9 @@ import logging
 from taxvlm.analysis.dynamics import collect_dynamics
 from taxvlm.analysis.metrics import read_typed
 from taxvlm.io import read_tsv
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 inputs = snakemake.input
 runs = [
     dict(run) | {"path": path, "val_curve": curve, "train": train}
