@@ -19,6 +19,14 @@ from taxvlm.config import (
     schema_error,
     training_config,
 )
+from taxvlm.compositional.config import (
+    COMP,
+    benchmark_paths,
+    check_compositional,
+    compositional_outputs,
+    curve_paths,
+    scored_paths,
+)
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
@@ -26,6 +34,7 @@ if _problem:
     raise ConfigError(_problem)
 validate(config, str(SCHEMA))
 check_references(config)
+check_compositional(config)
 
 RUNS = expand_experiments(config["experiments"])
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]

@@ -16,7 +16,6 @@ the generator (`valid` False) are left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,7 @@ import pandas as pd
 import torch
 from statsmodels.stats.proportion import proportion_confint
 
-from taxvlm.data.errors import DataError, read_table
-from taxvlm.io import read_tsv, write_tsv
+from taxvlm.data.errors import DataError
 from taxvlm.models.lms import caption_prompt
 from taxvlm.scoring import score_continuations, score_continuations_without_image
 
@@ -132,70 +130,3 @@ def vlm_scorer(
         return withimage.numpy() - np.array([noimage[t] for t in texts])
 
     return score
-
-
-def evaluate_items(
-    items_path: Path, score: Callable[[Sequence[str], Sequence[str]], np.ndarray], scored_path: Path
-) -> pd.DataFrame:
-    """Score the valid items of a negatives / benchmark table and write them (the jobs' shared tail)."""
-    items = valid_items(read_table(items_path, ITEM_COLUMNS))
-    scored = score_items(items, score)
-    write_tsv(scored, scored_path)
-    return scored
-
-
-def collect_accuracy(scored_paths: dict[str, Path], out_path: Path) -> None:
-    """accuracy.tsv: per model (the keys) and type."""
-    frames = [accuracy_by_type(read_tsv(path), model) for model, path in sorted(scored_paths.items())]
-    write_tsv(pd.concat(frames, ignore_index=True), out_path)
-
-
-def evaluate_vlm(
-    items_path: Path,
-    features_path: Path,
-    projector_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
-    batch_size: int,
-    out_path: Path,
-    device: str = "auto",
-) -> None:
-    """scored.tsv of one trained run of this pipeline (image-prefix minus no-image log-likelihood)."""
-    from taxvlm.evaluate import _load_run
-    from taxvlm.features import resolve_device
-
-    dev = resolve_device(device)
-    feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
-    )
-    evaluate_items(items_path, vlm_scorer(model, tokenizer, projector, feats, index, batch_size), out_path)
-
-
-def image_paths(images_path: Path, root: Path) -> dict[str, str]:
-    """image id → file, from a table with `image_id` and `path` (relative paths under `root`)."""
-    table = read_table(images_path, ["image_id", "path"])
-    return {i: str(root / p) for i, p in zip(table["image_id"], table["path"])}
-
-
-def evaluate_open_clip(
-    items_path: Path,
-    images_path: Path,
-    root: Path,
-    name: str,
-    pretrained: str | None,
-    out_path: Path,
-    device: str = "auto",
-) -> None:
-    """scored.tsv of an open_clip model by name (`pretrained` None: random init, the offline tests)."""
-    import open_clip
-
-    from taxvlm.features import resolve_device
-
-    dev = resolve_device(device)
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=dev)
-    items = valid_items(read_table(items_path, ITEM_COLUMNS))
-    paths = {i: p for i, p in image_paths(images_path, root).items() if i in set(items["image_id"])}
-    scorer = open_clip_scorer(model.eval(), open_clip.get_tokenizer(name), preprocess, paths)
-    write_tsv(score_items(items, scorer), out_path)

@@ -305,24 +305,25 @@ def generate_negatives(
 
 def build_negatives(
     captions_path: Path,
-    concepts_path: Path,
-    pairs_path: Path,
-    images_path: Path,
     nltk_data_dir: Path,
     seed: int,
     out: Path,
+    dataset: tuple[Path, Path, Path] | None = None,
 ) -> None:
-    """negatives.tsv from the dataset's tables: the dataset's taxonomy first, WordNet's for the other
-    caption nouns (the job the workflow runs)."""
+    """negatives.tsv of a captions table (the job the workflow runs). With `dataset` = (concepts.tsv,
+    pairs.tsv, images.tsv) the dataset's taxonomy comes first and an image's own concept is the
+    object the taxonomic types replace; WordNet's taxonomy covers the other caption nouns (COCO)."""
     from taxvlm.assets.wordnet import load_wordnet
 
     captions = read_table(captions_path, ["image_id", "caption"])
-    concepts = read_table(concepts_path, ["concept", "name"])
-    images = read_table(images_path, ["image_id", "concept"])
     wn = load_wordnet(nltk_data_dir)
+    concepts = read_table(dataset[0], ["concept", "name"]) if dataset else pd.DataFrame(columns=["concept", "name"])
     lexicon = lexicon_from_wordnet(wn, captions["caption"], concepts["name"])
-    nouns = [w for w, p in lexicon.pos.items() if p == NOUN]
-    dataset = taxonomy_from_tables(concepts, read_table(pairs_path, ["concept", "hypernym"]))
-    taxonomies = [dataset, taxonomy_from_wordnet(wn, nouns)]
-    names = images.merge(concepts, on="concept").set_index("image_id")["name"].to_dict()
+    taxonomies = [taxonomy_from_wordnet(wn, [w for w, p in lexicon.pos.items() if p == NOUN])]
+    names: dict[str, str] = {}
+    if dataset:
+        pairs = read_table(dataset[1], ["concept", "hypernym"])
+        images = read_table(dataset[2], ["image_id", "concept"])
+        taxonomies.insert(0, taxonomy_from_tables(concepts, pairs))
+        names = images.merge(concepts, on="concept").set_index("image_id")["name"].to_dict()
     write_tsv(generate_negatives(captions, lexicon, taxonomies, seed, names), out)
