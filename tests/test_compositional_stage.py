@@ -139,10 +139,10 @@ def test_report_figures_and_tables(tmp_path: Path) -> None:
             "model": ["a", "a", "b"],
             "type": ["cohyponym", "cross_category", "relation"],
             "n": [10, 10, 4],
-            "correct": [6, 9, 2],
-            "accuracy": [0.6, 0.9, 0.5],
+            "correct": [6, 10, 2],
+            "accuracy": [0.6, 1.0, 0.5],
             "ci_low": [0.3, 0.6, 0.15],
-            "ci_high": [0.83, 0.98, 0.85],
+            "ci_high": [0.83, 1 - 1e-16, 0.85],
         }
     )
     report.accuracy_figure(accuracy, tmp_path / "a.png")

@@ -43,6 +43,7 @@ def _bars(ax: plt.Axes, frame: pd.DataFrame, types: list[str]) -> None:
         rows = frame[frame["model"] == model].set_index("type").reindex(types)
         x = np.arange(len(types)) + (j - (len(models) - 1) / 2) * width
         err = np.vstack([rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]])
+        err = np.clip(err, 0, None)  # Wilson's bound at 100% can round to 1 - 1e-16
         ax.bar(x, rows["accuracy"], width, yerr=err, capsize=2, label=model)
     ax.axhline(0.5, color="0.5", ls=":", lw=1)
     ax.set_xticks(np.arange(len(types)), types, rotation=30, ha="right")
