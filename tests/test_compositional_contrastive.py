@@ -106,6 +106,12 @@ def test_pipeline_mode_ablations_train_and_itc_embeds_no_negative() -> None:
         C.ablation_terms("imc+cmr")
 
 
+def test_batch_larger_than_data_trains_full_batch() -> None:
+    encoder, data = _pipeline(_negatives())
+    recipe = C.Recipe(**{**RECIPE.__dict__, "batch_size": 128, "epochs": 2})
+    assert len(C.train_dual_encoder(encoder, data, recipe, C.ablation_terms("all"), 0)) == 2
+
+
 def test_lm_text_features_mean_pool_the_frozen_lm(tiny_lm_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

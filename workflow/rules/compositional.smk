@@ -30,13 +30,27 @@ rule compositional:
         COMPOSITIONAL_OUTPUTS,
 
 
+rule compositional_wordnet:
+    input:
+        sdist=f"resources/downloads/{COMP_SECTION['wordnet_asset']}",
+        code=script_code("install_wordnet.py"),
+    output:
+        directory("resources/compositional/nltk_data"),
+    log:
+        "logs/compositional/install_wordnet.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    script:
+        "../scripts/install_wordnet.py"
+
+
 rule compositional_negatives:
     input:
         captions=f"{DATA}/captions.tsv",
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
         images=f"{DATA}/images.tsv",
-        nltk_data="resources/nltk_data",
+        nltk_data="resources/compositional/nltk_data",
         code=script_code("compositional_negatives.py"),
     output:
         f"{COMP}/negatives.tsv",
@@ -147,7 +161,7 @@ rule compositional_coco:
 rule compositional_coco_negatives:
     input:
         captions=f"{COMP}/coco/captions.tsv",
-        nltk_data="resources/nltk_data",
+        nltk_data="resources/compositional/nltk_data",
         code=script_code("compositional_negatives.py"),
     output:
         f"{COMP}/coco/negatives.tsv",

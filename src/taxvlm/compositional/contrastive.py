@@ -147,7 +147,10 @@ def train_dual_encoder(model: DualEncoder, data: PairData, recipe: Recipe, terms
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
     n_rows = len(data.caption)
-    per_epoch = max(1, n_rows // recipe.batch_size)
+    if n_rows < 2:
+        raise ValueError(f"contrastive training needs at least 2 (image, caption) rows; got {n_rows}")
+    batch = min(recipe.batch_size, n_rows)  # a small dataset trains full-batch
+    per_epoch = n_rows // batch
     sched = _schedule(opt, recipe.warmup_steps, per_epoch * recipe.epochs)
     gen = torch.Generator().manual_seed(derive_seed(seed, "contrastive-order") % 2**63)
     theta = torch.zeros(len(data.types))
@@ -155,7 +158,7 @@ def train_dual_encoder(model: DualEncoder, data: PairData, recipe: Recipe, terms
     model.train()
     for epoch in range(recipe.epochs):
         order = torch.randperm(n_rows, generator=gen)
-        for rows in order[: per_epoch * recipe.batch_size].view(per_epoch, -1):
+        for rows in order[: per_epoch * batch].view(per_epoch, -1):
             image, text, negatives = _batch_embeddings(model, data, rows, terms.hard_negatives)
             used = theta
             loss, parts, theta = _step_loss(model, data, rows, image, text, negatives, theta, recipe, terms)
