@@ -14,6 +14,7 @@ Shapes are the default's: EfficientNet-Lite0 pooled features (1280), SmolLM2-135
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def main() -> None:
     lines = [
         f"# Contrastive step on cached features ({args.device}, {args.threads} CPU thread(s), batch {BATCH}, "
         f"fastest of {args.reps} interleaved)",
+        "",
+        f"Machine load average at the start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"{os.cpu_count()} CPUs.",
         "",
         "| K hard negatives | ms / step without | ms / step with K (all terms) | throughput ratio | per added negative |",
         "|---|---|---|---|---|",
