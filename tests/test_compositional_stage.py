@@ -50,6 +50,8 @@ def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_
     config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "random50", "init": "random"}
     with pytest.raises(ConfigError, match="pipeline.runs .* matches no run"):
         cc.check_compositional(config)
+    config["compositional"]["enabled"] = False
+    cc.check_compositional(config)  # a disabled section builds nothing, so it cannot be wrong
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:

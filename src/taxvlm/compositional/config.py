@@ -9,10 +9,13 @@ from taxvlm.config import ConfigError, Run, expand_experiments
 
 
 def check_compositional(config: Mapping[str, Any]) -> None:
-    """Fail with the bad field named: the faithful mode's model and data, the pipeline mode's runs."""
+    """Fail with the bad field named (when enabled): WordNet's asset, the faithful mode's model and
+    data, the pipeline mode's runs."""
     section = config.get("compositional", {})
+    if not section.get("enabled"):
+        return  # nothing of it is built
     asset = section.get("wordnet_asset", "wordnet")
-    if section.get("enabled") and asset not in config.get("assets", {}):
+    if asset not in config.get("assets", {}):
         raise ConfigError(f"compositional.wordnet_asset {asset!r} is not a key of assets")
     contrastive = section.get("contrastive", {})
     modes = contrastive.get("modes", ["pipeline"])
