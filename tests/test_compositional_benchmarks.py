@@ -86,3 +86,22 @@ def test_order_perturbations_are_seeded_permutations() -> None:
         assert once == bm.perturb(caption, name, 1) and sorted(once.split()) == sorted(caption.split())
     with pytest.raises(ValueError, match="perturbation"):
         bm.perturb(caption, "nope", 0)
+
+
+def test_tagged_order_perturbations_move_only_nouns_and_adjectives_or_only_the_rest() -> None:
+    from taxvlm.compositional.negatives import Lexicon
+
+    lexicon = Lexicon({"man": "NOUN", "red": "ADJ", "horse": "NOUN", "beach": "NOUN", "riding": "VERB"})
+    caption = "a man riding a red horse on the beach"
+    tagged = {"man", "red", "horse", "beach"}
+    nouns = bm.perturb(caption, "shuffle_nouns_and_adj", 3, lexicon).split()
+    rest = bm.perturb(caption, "shuffle_allbut_nouns_and_adj", 3, lexicon).split()
+    words = caption.split()
+    assert sorted(nouns) == sorted(words) and sorted(rest) == sorted(words)
+    assert [w for w in nouns if w not in tagged] == [w for w in words if w not in tagged]  # the rest stay put
+    assert [w for w in rest if w in tagged] == [w for w in words if w in tagged]
+    assert all((a in tagged) == (b in tagged) for a, b in zip(nouns, words))  # same slots
+    with pytest.raises(ValueError, match="needs a lexicon"):
+        bm.perturb(caption, "shuffle_nouns_and_adj", 3)
+    order = bm.load_benchmark("o", "aro_order", {"coco": DATA / "aro/coco_karpathy_test.json"}, {}, 0, lexicon)
+    assert set(order["type"]) == {f"order_{n}" for n in bm.ORDER_PERTURBATIONS + bm.TAGGED_PERTURBATIONS}

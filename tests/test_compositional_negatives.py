@@ -59,7 +59,7 @@ def test_attribute_prefers_antonym_and_object_action_substitute() -> None:
     assert rows["attribute"]["negative"] == "a small dog runs."
     assert rows["action"]["negative"] == "a big dog sits."
     assert rows["object"]["negative"] in {"a big apple runs.", "a big bus runs.", "a big cat runs."}
-    assert neg._edit("a dog", neg._with_article(LEXICON.tag("a dog"), 1, "apple")) == "an apple"
+    assert neg.edit_spans("a dog", neg._with_article(LEXICON.tag("a dog"), 1, "apple")) == "an apple"
 
 
 def test_taxonomic_types_same_vs_cross_category() -> None:
@@ -93,3 +93,5 @@ def test_wordnet_pos_by_lemma_counts_and_participles() -> None:
     assert neg.wordnet_pos(wn, "sleeping") == "VERB"
     assert neg.wordnet_pos(wn, "red") == "NOUN"  # tie → noun
     assert neg.wordnet_pos(wn, "xyzzy") == "OTHER"
+    senses["moped"] = [_synset("n", "moped", 1), _synset("v", "mope", 0), _synset("v", "mope", 0)]
+    assert neg.wordnet_pos(wn, "moped") == "NOUN"  # `-ed` goes by the counts: noun 1 + 1, verb 1 + 1: a tie, so noun

@@ -264,6 +264,7 @@ rule compositional_benchmark_items:
             f"resources/compositional/benchmarks/{wc.benchmark}/{key}.json"
             for key in COMP_SECTION["benchmarks"][wc.benchmark]["files"]
         ],
+        nltk_data="resources/compositional/nltk_data",
         code=script_code("compositional_benchmark_items.py"),
     output:
         f"{COMP}/benchmarks/{{benchmark}}/items.tsv",

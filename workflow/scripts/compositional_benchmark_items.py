@@ -1,5 +1,6 @@
 """Snakemake script: one benchmark's files → items.tsv (taxvlm.compositional.benchmarks).
-input.files (in the order of params.spec.files' keys); params.spec (the benchmark's config entry), params.seed."""
+input.files (in the order of params.spec.files' keys), input.nltk_data (WordNet: ARO order's tagger); params.spec (the benchmark's config entry), params.seed.
+"""
 
 import logging
 from pathlib import Path
@@ -11,4 +12,11 @@ logging.basicConfig(
 )
 sm = snakemake  # noqa: F821
 files = dict(zip(sm.params.spec["files"], map(Path, sm.input.files)))
-benchmark_items(sm.wildcards.benchmark, dict(sm.params.spec), files, int(sm.params.seed), Path(sm.output[0]))
+benchmark_items(
+    sm.wildcards.benchmark,
+    dict(sm.params.spec),
+    files,
+    int(sm.params.seed),
+    Path(sm.output[0]),
+    Path(sm.input.nltk_data),
+)

@@ -12,8 +12,9 @@ that `taxvlm.compositional.evaluation` scores.
 | `vlchecklist` | `[[image, {POS: [..], NEG: [..]}]]` | POS[i] vs NEG[i] | file key (`Attribute/vg/color`) |
 
 ARO's order task ranks the true caption against four perturbations at once; here each perturbation is
-its own pair (the SugarCrepe-style score), and only ARO's two perturbations that need no tagger are
-made (`shuffle_trigrams`, `shuffle_within_trigrams`), seeded per caption. ARO reports VG-Relation as
+its own pair (the SugarCrepe-style score), seeded per caption: `shuffle_trigrams` and
+`shuffle_within_trigrams` always, `shuffle_nouns_and_adj` / `shuffle_allbut_nouns_and_adj` when a
+`Lexicon` tags the words (the workflow builds one from WordNet, as for the hard negatives). ARO reports VG-Relation as
 a macro average over relations: `relation_name` is kept for that.
 
 Every file is checked against its sha256 (when the config pins one) before it is parsed; a wrong
@@ -29,12 +30,14 @@ from typing import Any
 
 import pandas as pd
 
+from taxvlm.compositional.negatives import ADJ, NOUN, Lexicon, edit_spans
 from taxvlm.data.errors import DataError
 from taxvlm.io import sha256_file
 from taxvlm.seeding import rng
 
 COLUMNS = ["benchmark", "image_id", "caption", "negative", "type"]
 ORDER_PERTURBATIONS = ("shuffle_trigrams", "shuffle_within_trigrams")
+TAGGED_PERTURBATIONS = ("shuffle_nouns_and_adj", "shuffle_allbut_nouns_and_adj")  # need a `Lexicon`
 
 
 def verify_file(path: Path, sha256: str | None) -> None:
@@ -92,51 +95,70 @@ def _vlchecklist(path: Path, kind: str) -> list[dict[str, str]]:
     return rows
 
 
-def perturb(caption: str, perturbation: str, seed: int) -> str:
-    """One of ARO's word-order perturbations (no tagger needed), seeded by the caption."""
-    words = caption.split()
+def perturb(caption: str, perturbation: str, seed: int, lexicon: Lexicon | None = None) -> str:
+    """One of ARO's word-order perturbations, seeded by the caption. The two that move nouns and
+    adjectives (or everything else) tag words with `lexicon` (taxvlm.compositional.negatives)."""
     gen = rng(seed, "aro-order", perturbation, caption)
+    if perturbation in TAGGED_PERTURBATIONS:
+        if lexicon is None:
+            raise ValueError(f"ARO order perturbation {perturbation!r} needs a lexicon (a tagger)")
+        tokens = lexicon.tag(caption)
+        moving = [
+            i for i, t in enumerate(tokens) if (t.pos in (NOUN, ADJ)) == (perturbation == TAGGED_PERTURBATIONS[0])
+        ]
+        order = gen.permutation(len(moving))
+        return edit_spans(
+            caption, [(tokens[i].start, tokens[i].end, tokens[moving[j]].text) for i, j in zip(moving, order)]
+        )
+    words = caption.split()
     trigrams = [words[i : i + 3] for i in range(0, len(words), 3)]
     if perturbation == "shuffle_trigrams":
-        order = gen.permutation(len(trigrams))
-        return " ".join(w for i in order for w in trigrams[i])
+        return " ".join(w for i in gen.permutation(len(trigrams)) for w in trigrams[i])
     if perturbation == "shuffle_within_trigrams":
         return " ".join(w for t in trigrams for w in (t[i] for i in gen.permutation(len(t))))
-    raise ValueError(f"ARO order perturbation {perturbation!r}; known: {list(ORDER_PERTURBATIONS)}")
+    known = [*ORDER_PERTURBATIONS, *TAGGED_PERTURBATIONS]
+    raise ValueError(f"ARO order perturbation {perturbation!r}; known: {known}")
 
 
-def _aro_order(path: Path, seed: int) -> list[dict[str, str]]:
+def _aro_order(path: Path, seed: int, lexicon: Lexicon | None) -> list[dict[str, str]]:
+    names = ORDER_PERTURBATIONS + (TAGGED_PERTURBATIONS if lexicon is not None else ())
     rows = []
     for i, item in enumerate(_listed(path)):
         _require(path, i, item, ("image", "caption"))
         captions = item["caption"] if isinstance(item["caption"], list) else [item["caption"]]
         for caption in captions:
-            for name in ORDER_PERTURBATIONS:
-                negative = perturb(caption, name, seed)
+            for name in names:
+                negative = perturb(caption, name, seed, lexicon)
                 rows.append(dict(image_id=item["image"], caption=caption, negative=negative, type=f"order_{name}"))
     return rows
 
 
-LOADERS: dict[str, Callable[[Path, str, int], list[dict[str, str]]]] = {
-    "sugarcrepe": lambda p, k, s: _keyed_pairs(p, k, "filename", "caption", "negative_caption"),
-    "valse": lambda p, k, s: _keyed_pairs(p, k, "image_file", "caption", "foil"),
-    "vlchecklist": lambda p, k, s: _vlchecklist(p, k),
-    "aro_relation": lambda p, k, s: _aro_pairs(p, "vg_relation", ("relation_name",)),
-    "aro_attribution": lambda p, k, s: _aro_pairs(p, "vg_attribution"),
-    "aro_order": lambda p, k, s: _aro_order(p, s),
+LOADERS: dict[str, Callable[[Path, str, int, Lexicon | None], list[dict[str, str]]]] = {
+    "sugarcrepe": lambda p, k, s, x: _keyed_pairs(p, k, "filename", "caption", "negative_caption"),
+    "valse": lambda p, k, s, x: _keyed_pairs(p, k, "image_file", "caption", "foil"),
+    "vlchecklist": lambda p, k, s, x: _vlchecklist(p, k),
+    "aro_relation": lambda p, k, s, x: _aro_pairs(p, "vg_relation", ("relation_name",)),
+    "aro_attribution": lambda p, k, s, x: _aro_pairs(p, "vg_attribution"),
+    "aro_order": lambda p, k, s, x: _aro_order(p, s, x),
 }
 
 
 def load_benchmark(
-    name: str, fmt: str, files: dict[str, Path], sha256: dict[str, str | None], seed: int = 0
+    name: str,
+    fmt: str,
+    files: dict[str, Path],
+    sha256: dict[str, str | None],
+    seed: int = 0,
+    lexicon: Lexicon | None = None,
 ) -> pd.DataFrame:
-    """The items of one benchmark from its files (file key → path), each verified first."""
+    """The items of one benchmark from its files (file key → path), each verified first; `lexicon`
+    (ARO order only) adds ARO's two tagged perturbations."""
     if fmt not in LOADERS:
         raise DataError(f"benchmark {name!r}: unknown format {fmt!r}; known: {sorted(LOADERS)}")
     rows = []
     for key, path in sorted(files.items()):
         verify_file(path, sha256.get(key))
-        rows += LOADERS[fmt](Path(path), key, seed)
+        rows += LOADERS[fmt](Path(path), key, seed, lexicon)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)

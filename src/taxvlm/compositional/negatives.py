@@ -15,7 +15,7 @@ nltk's own downloader; PyPI and Debian carry it only as third-party re-uploads w
 cannot be verified, so tagging is a lexicon lookup (`Lexicon`, built by `lexicon_from_wordnet`):
 closed-class words from `CLOSED_CLASS`, the head words of the dataset's concept names as nouns, any
 other word by its most frequent WordNet part of speech (SemCor lemma counts, one per synset added so
-unseen senses still count), ties noun > adjective > verb.
+unseen senses still count), ties noun > adjective > verb; an `-ing` word with a verb sense is a verb.
 
 Fill-mask (**decision**): no genuine masked LM's weights can be fetched here (model hubs are
 unreachable; PyPI has only look-alike uploads), so CE-CLIP's masked-LM fill is replaced by lexicon
@@ -49,7 +49,7 @@ COLUMNS = ["image_id", "caption", "negative", "type", "valid", "reason"]
 NOUN, VERB, ADJ, ADV, OTHER = "NOUN", "VERB", "ADJ", "ADV", "OTHER"
 _WORDNET_POS = {"n": NOUN, "a": ADJ, "s": ADJ, "v": VERB, "r": ADV}
 _PREFERENCE = (NOUN, ADJ, VERB, ADV)  # tie order
-_VERB_ENDINGS = ("ing", "ed")
+_VERB_ENDINGS = ("ing",)  # `-ed` is left to the counts: `moped`, `bed`, `sled` are nouns
 _NAMES = {NOUN: "noun", VERB: "verb", ADJ: "adjective"}
 CLOSED_CLASS = frozenset("""
     a an the this that these those my your his her its our their some any each every no all both
@@ -142,7 +142,7 @@ def wordnet_pos(wn: Any, word: str) -> str:
     if not counts:
         return OTHER
     if VERB in counts and word.endswith(_VERB_ENDINGS):
-        return VERB  # participles (`sleeping`, `hatched`) are nouns/adjectives in WordNet far more often
+        return VERB  # `-ing` forms (`sleeping`, `riding`) are nouns/adjectives in WordNet far more often
     return max(_PREFERENCE, key=lambda p: (counts.get(p, 0), -_PREFERENCE.index(p)))
 
 
@@ -165,7 +165,7 @@ def lexicon_from_wordnet(wn: Any, captions: Iterable[str], concept_names: Iterab
     return Lexicon(pos, dict(pools), antonyms)
 
 
-def _edit(caption: str, edits: list[tuple[int, int, str]]) -> str:
+def edit_spans(caption: str, edits: list[tuple[int, int, str]]) -> str:
     """Apply (start, end, text) span replacements (non-overlapping) from the right."""
     for start, end, text in sorted(edits, reverse=True):
         caption = caption[:start] + text + caption[end:]
@@ -192,7 +192,7 @@ def _relation(caption: str, tokens: list[Token], gen: np.random.Generator) -> tu
     a, b = nouns[:2]
     if tokens[a].lower == tokens[b].lower:
         return "", "the first two nouns are the same word"
-    return _edit(caption, _with_article(tokens, a, tokens[b].text) + _with_article(tokens, b, tokens[a].text)), ""
+    return edit_spans(caption, _with_article(tokens, a, tokens[b].text) + _with_article(tokens, b, tokens[a].text)), ""
 
 
 def _substitute(
@@ -208,7 +208,7 @@ def _substitute(
     candidates = candidates or [w for w in lexicon.pools.get(pos, []) if w not in present]
     if not candidates:
         return "", f"no substitute for the {_NAMES[pos]} {tokens[i].text!r}"
-    return _edit(caption, _with_article(tokens, i, candidates[int(gen.integers(len(candidates)))])), ""
+    return edit_spans(caption, _with_article(tokens, i, candidates[int(gen.integers(len(candidates)))])), ""
 
 
 def _object_span(tokens: list[Token], taxonomy: Taxonomy, preferred: str | None) -> tuple[int, int, str] | None:
@@ -247,7 +247,7 @@ def _taxonomic(
     new += tokens[j - 1].lower[len(name.split()[-1]) :]  # the plural ending the caption used
     edits = _with_article(tokens, i, new)
     edits[0] = (tokens[i].start, tokens[j - 1].end, new)
-    return _edit(caption, edits), ""
+    return edit_spans(caption, edits), ""
 
 
 def negatives_for(

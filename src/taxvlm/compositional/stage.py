@@ -198,10 +198,27 @@ def coco_captions(annotations_zip: Path, member: str, image_root: str, out_image
     write_tsv(captions.sort_values(["image_id", "caption"]), out_captions)
 
 
-def benchmark_items(name: str, spec: dict[str, Any], files: dict[str, Path], seed: int, out: Path) -> None:
-    """items.tsv of one benchmark (taxvlm.compositional.benchmarks)."""
+def benchmark_items(
+    name: str, spec: dict[str, Any], files: dict[str, Path], seed: int, out: Path, nltk_data_dir: Path | None = None
+) -> None:
+    """items.tsv of one benchmark (taxvlm.compositional.benchmarks); for ARO's order sets WordNet
+    (`nltk_data_dir`) tags the captions' words for the two tagged perturbations."""
     sha = {key: f.get("sha256") for key, f in spec["files"].items()}
-    write_tsv(load_benchmark(name, spec["format"], files, sha, seed), out)
+    lexicon = None
+    if spec["format"] == "aro_order" and nltk_data_dir is not None:
+        from taxvlm.assets.wordnet import load_wordnet
+        from taxvlm.compositional.negatives import lexicon_from_wordnet
+
+        captions = [c for path in files.values() for c in _order_captions(path)]
+        lexicon = lexicon_from_wordnet(load_wordnet(nltk_data_dir), captions, [])
+    write_tsv(load_benchmark(name, spec["format"], files, sha, seed, lexicon), out)
+
+
+def _order_captions(path: Path) -> list[str]:
+    """The captions of a Karpathy-split file (for its lexicon; the loader checks the layout)."""
+    items = json.loads(Path(path).read_text(encoding="utf-8"))
+    captions = [item.get("caption", []) for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    return [c for cs in captions for c in (cs if isinstance(cs, list) else [cs]) if isinstance(c, str)]
 
 
 def score_open_clip(
