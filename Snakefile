@@ -39,6 +39,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/compositional.smk"
 
 
 rule all:
@@ -46,3 +47,4 @@ rule all:
     input:
         final_outputs(),
         CAPTION_OUTPUTS,
+        COMPOSITIONAL_OUTPUTS,

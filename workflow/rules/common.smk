@@ -21,6 +21,14 @@ from taxvlm.config import (
     training_config,
     unpinned_models,
 )
+from taxvlm.compositional.config import (
+    COMP,
+    benchmark_paths,
+    check_compositional,
+    compositional_outputs,
+    curve_paths,
+    scored_paths,
+)
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
@@ -29,6 +37,7 @@ if _problem:
 with keep_lm_training_overrides(config):
     validate(config, str(SCHEMA))
 check_references(config)
+check_compositional(config)
 if unpinned_models(config):
     print(
         "warning: hub models without a pinned `revision` (what was loaded is recorded in "

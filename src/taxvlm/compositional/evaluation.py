@@ -1,0 +1,132 @@
+"""Compositional evaluation, SugarCrepe-style: an item is correct when its true caption scores above
+its hard negative (strictly; a tie is wrong). Accuracy per type with Wilson 95% intervals.
+
+Scorers:
+- any open_clip model by name: cosine of image and text embeddings (`open_clip_scores`);
+- this pipeline's trained VLMs: log P(caption | `[head] [image] A picture of`) minus the same without
+  the image tokens (`vlm_scores`; taxvlm.scoring's continuation scoring, the naming readout's prompt),
+  so a caption the LM finds likely on its own gains nothing;
+- the contrastive models of `taxvlm.compositional.contrastive` (cosine, `embedding_scores`).
+Every text is embedded or scored once per model (texts repeat across images and types).
+
+Items table: `image_id`, `caption`, `negative`, `type` (+ anything else, kept); invalid negatives of
+the generator (`valid` False) are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from statsmodels.stats.proportion import proportion_confint
+
+from taxvlm.data.errors import DataError
+from taxvlm.models.lms import caption_prompt
+from taxvlm.scoring import score_continuations, score_continuations_without_image
+
+ITEM_COLUMNS = ["image_id", "caption", "negative", "type"]
+ACCURACY_COLUMNS = ["model", "type", "n", "correct", "accuracy", "ci_low", "ci_high"]
+
+
+def _truth(column: pd.Series) -> pd.Series:
+    """Booleans from a column read as text (`read_tsv` keeps strings) or already boolean."""
+    return column.astype(str).str.lower() == "true"
+
+
+def valid_items(negatives: pd.DataFrame) -> pd.DataFrame:
+    """The generator's valid rows (all rows of a benchmark table, which has no `valid` column)."""
+    if "valid" in negatives.columns:
+        negatives = negatives[_truth(negatives["valid"])]
+    return negatives.reset_index(drop=True)
+
+
+def score_items(items: pd.DataFrame, score: Callable[[Sequence[str], Sequence[str]], np.ndarray]) -> pd.DataFrame:
+    """`items` with `score_caption`, `score_negative`, `correct`; `score(image_ids, texts)` scores
+    each (image, text) row."""
+    n = len(items)
+    texts = list(items["caption"]) + list(items["negative"])
+    scores = np.asarray(score(list(items["image_id"]) * 2, texts), dtype=float)
+    return items.assign(score_caption=scores[:n], score_negative=scores[n:], correct=scores[:n] > scores[n:])
+
+
+def accuracy_by_type(scored: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One row per type: n, correct, accuracy and its Wilson 95% interval."""
+    rows = []
+    for kind, group in scored.groupby("type", sort=True):
+        n, k = len(group), int(_truth(group["correct"]).sum())
+        low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+        rows.append(dict(model=model, type=kind, n=n, correct=k, accuracy=k / n, ci_low=low, ci_high=high))
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+def embedding_scores(
+    image_embeds: dict[str, torch.Tensor], embed_texts: Callable[[list[str]], torch.Tensor]
+) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """A cosine scorer from image embeddings (by id) and a text embedder; each distinct text is
+    embedded once."""
+
+    def score(image_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        unique = sorted(set(texts))
+        text = torch.nn.functional.normalize(embed_texts(unique).float(), dim=-1)
+        row = {t: i for i, t in enumerate(unique)}
+        image = torch.nn.functional.normalize(torch.stack([image_embeds[i] for i in image_ids]).float(), dim=-1)
+        return (image * text[[row[t] for t in texts]]).sum(-1).numpy()
+
+    return score
+
+
+@torch.inference_mode()
+def open_clip_scorer(
+    model: Any, tokenizer: Any, preprocess: Any, image_paths: dict[str, str], batch_size: int = 32
+) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """Cosine scorer of an open_clip model; images embedded once each."""
+    from PIL import Image
+
+    dev = next(model.parameters()).device
+    ids = sorted(image_paths)
+    embeds: dict[str, torch.Tensor] = {}
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        pixels = torch.stack([preprocess(Image.open(image_paths[i]).convert("RGB")) for i in chunk]).to(dev)
+        embeds.update(zip(chunk, model.encode_image(pixels).cpu()))
+
+    @torch.inference_mode()
+    def embed_texts(texts: list[str]) -> torch.Tensor:
+        parts = [
+            model.encode_text(tokenizer(texts[s : s + batch_size]).to(dev)).cpu()
+            for s in range(0, len(texts), batch_size)
+        ]
+        return torch.cat(parts)
+
+    return embedding_scores(embeds, embed_texts)
+
+
+def vlm_scorer(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    projector: torch.nn.Module,
+    features: torch.Tensor,
+    index: dict[str, int],
+    batch_size: int = 64,
+) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """log P(` caption` | image, `A picture of`) − log P(` caption` | `A picture of`) (module docstring)."""
+    head, prompt_ids = caption_prompt(tokenizer)
+
+    def score(image_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        missing = sorted(set(image_ids) - set(index))
+        if missing:
+            raise DataError(f"no cached features for image(s) {missing[:3]}")
+        ids = {t: tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in sorted(set(texts))}
+        unique = list(ids)
+        alone = score_continuations_without_image(model, head, prompt_ids, [ids[t] for t in unique], batch_size)
+        noimage = dict(zip(unique, alone.tolist()))
+        rows = [index[i] for i in image_ids]
+        withimage = score_continuations(
+            model, head, prompt_ids, projector, features, rows, [ids[t] for t in texts], batch_size
+        )
+        return withimage.numpy() - np.array([noimage[t] for t in texts])
+
+    return score

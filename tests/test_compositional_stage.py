@@ -1,0 +1,167 @@
+"""The compositional jobs' file glue: the workflow's model/path lists, the pipeline mode from files,
+COCO captions, θ collection, report figures and tables."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from snakemake.utils import update_config, validate
+
+from taxvlm.compositional import config as cc
+from taxvlm.compositional import report, stage
+from taxvlm.config import ConfigError, expand_experiments
+from taxvlm.io import read_tsv, write_tsv
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(name: str) -> dict:
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))  # fills the defaults
+    return config
+
+
+def test_default_lists_vlms_pipeline_and_faithful_models() -> None:
+    config = _config("compositional_default.yaml")
+    runs = expand_experiments(config["experiments"])
+    scored = cc.scored_paths(config, runs)
+    kinds = pd.Series([name.split("/")[0] for name in scored]).value_counts().to_dict()
+    assert kinds == {"vlm": 2, "pipeline": 5, "faithful": 5, "open_clip": 1}
+    assert [r.init for r in cc.pipeline_runs(config)] == ["pretrained"]
+    assert len(cc.curve_paths(config, runs)) == 8  # every ablation but itc, both modes
+    assert cc.benchmark_paths(config) == {}
+    assert "results/compositional/accuracy.tsv" in cc.compositional_outputs(config, "results/analysis")
+
+
+def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_must_match() -> None:
+    config = _config("compositional.yaml")
+    bench = cc.benchmark_paths(config)
+    assert len(bench) == 7 * (1 + 5)
+    assert not any(
+        name.startswith("faithful/") for name in cc.scored_paths(config, expand_experiments(config["experiments"]))
+    )
+    config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "random50", "init": "random"}
+    with pytest.raises(ConfigError, match="pipeline.runs .* matches no run"):
+        cc.check_compositional(config)
+    config["compositional"]["enabled"] = False
+    cc.check_compositional(config)  # a disabled section builds nothing, so it cannot be wrong
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    from taxvlm.models.projector import Projector
+
+    ids = [f"c{i}/im{j}" for i in range(3) for j in range(4)]
+    torch.save(
+        {"image_ids": ids, "pooled": torch.randn(len(ids), 8).half(), "tokens": torch.zeros(len(ids), 1, 8)},
+        tmp_path / "feat.pt",
+    )
+    spec = {"projector": "linear", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
+    projector = Projector("linear", "pooled", 8, 16, prefix_tokens=2)
+    torch.save(
+        {"spec": spec, "d_vis": 8, "d_lm": 16, "state_dict": projector.state_dict(), "init": "pretrained", "seed": 1},
+        tmp_path / "projector.pt",
+    )
+    images = pd.DataFrame({"image_id": ids, "split": ["train", "train", "test", "test"] * 3})
+    write_tsv(images, tmp_path / "images.tsv")
+    rows = []
+    for i in ids:
+        caption = f"a {i[:2]} on a mat"
+        rows += [(i, caption, f"a mat on a {i[:2]}", "relation", True, ""), (i, caption, "", "object", False, "none")]
+    negatives = pd.DataFrame(rows, columns=["image_id", "caption", "negative", "type", "valid", "reason"])
+    write_tsv(negatives, tmp_path / "negatives.tsv")
+    texts = sorted(set(negatives["caption"]) | set(negatives.loc[negatives["valid"], "negative"]))
+    torch.save({"texts": texts, "features": torch.randn(len(texts), 16).half()}, tmp_path / "text.pt")
+    return {
+        k: tmp_path / f
+        for k, f in [
+            ("feat", "feat.pt"),
+            ("proj", "projector.pt"),
+            ("images", "images.tsv"),
+            ("neg", "negatives.tsv"),
+            ("text", "text.pt"),
+        ]
+    }
+
+
+def test_pipeline_mode_from_files(tmp_path: Path) -> None:
+    f = _files(tmp_path)
+    section = {
+        "types": ["relation", "object"],
+        "contrastive": {
+            "lambda_imc": 0.3,
+            "lambda_cmr": 0.2,
+            "lr": 1e-6,
+            "weight_decay": 0.1,
+            "betas": [0.9, 0.98],
+            "eps": 1e-6,
+            "warmup_steps": 1,
+            "batch_size": 128,
+            "epochs": 1,
+            "pipeline": {"lr": 1e-2, "epochs": 2, "batch_size": 3},
+        },
+    }
+    out = tmp_path / "out"
+    stage.train_pipeline_mode(f["neg"], f["images"], f["feat"], f["proj"], f["text"], section, "all", 3, out)
+    curve, scored = read_tsv(out / "curve.tsv"), read_tsv(out / "scored.tsv")
+    assert len(curve) == 2 * (6 // 3) and set(scored["type"]) == {"relation"} and len(scored) == 6
+    assert json.loads((out / "train_config.json").read_text())["recipe"]["lr"] == 1e-2
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert set(state["state_dict"]) >= {"head.weight", "logit_scale", "projector.inp.weight"}
+    stage.collect_thetas({"pipeline/all": out / "curve.tsv"}, tmp_path / "thetas.tsv")
+    thetas = read_tsv(tmp_path / "thetas.tsv")
+    assert set(thetas["type"]) == {"relation", "object"} and len(thetas) == 2 * len(curve)
+
+
+def test_coco_captions(tmp_path: Path) -> None:
+    data = {
+        "images": [{"id": 9, "file_name": "COCO_train2014_9.jpg"}],
+        "annotations": [{"image_id": 9, "caption": "A dog. "}, {"image_id": 9, "caption": "A cat."}],
+    }
+    with zipfile.ZipFile(tmp_path / "ann.zip", "w") as z:
+        z.writestr("annotations/captions_train2014.json", json.dumps(data))
+    stage.coco_captions(
+        tmp_path / "ann.zip", "annotations/captions_train2014.json", "root", tmp_path / "i.tsv", tmp_path / "c.tsv"
+    )
+    assert read_tsv(tmp_path / "i.tsv").values.tolist() == [["9", "root/COCO_train2014_9.jpg", "train"]]
+    assert read_tsv(tmp_path / "c.tsv")["caption"].tolist() == ["A cat.", "A dog."]
+    with pytest.raises(ValueError, match="no member 'x'"):
+        stage.coco_captions(tmp_path / "ann.zip", "x", "root", tmp_path / "i.tsv", tmp_path / "c.tsv")
+
+
+def test_report_figures_and_tables(tmp_path: Path) -> None:
+    accuracy = pd.DataFrame(
+        {
+            "model": ["a", "a", "b"],
+            "type": ["cohyponym", "cross_category", "relation"],
+            "n": [10, 10, 4],
+            "correct": [6, 10, 2],
+            "accuracy": [0.6, 1.0, 0.5],
+            "ci_low": [0.3, 0.6, 0.15],
+            "ci_high": [0.83, 1 - 1e-16, 0.85],
+        }
+    )
+    report.accuracy_figure(accuracy, tmp_path / "a.png")
+    report.taxonomic_figure(accuracy, tmp_path / "t.png")
+    thetas = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "step": [1, 2, 1, 2],
+            "epoch": [1] * 4,
+            "type": ["relation", "relation", "object", "object"],
+            "theta": [0, 1.5, 0, 0.5],
+        }
+    )
+    report.theta_figure(thetas, tmp_path / "th.png")
+    report.theta_figure(thetas.iloc[:0], tmp_path / "empty.png")
+    report.accuracy_table(accuracy, tmp_path / "t.csv", tmp_path / "t.md")
+    assert all((tmp_path / n).stat().st_size > 0 for n in ["a.png", "t.png", "th.png", "empty.png"])
+    md = (tmp_path / "t.md").read_text()
+    assert md.splitlines()[0] == "| model | relation | cohyponym | cross_category |"
+    assert "0.600 [0.300, 0.830] (n=10)" in md

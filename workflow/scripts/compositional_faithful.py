@@ -1,0 +1,26 @@
+"""Snakemake script: the faithful-mode contrastive model (an open_clip model fine-tuned with CE-CLIP's
+recipe; taxvlm.compositional.stage.train_faithful_mode). input.negatives/images; params.spec (the
+open_clip entry), params.section; wildcards.ablation → output.model's folder."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from taxvlm.compositional.stage import train_faithful_mode
+
+logging.basicConfig(
+    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
+)
+sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)
+section = dict(sm.params.section)
+train_faithful_mode(
+    Path(sm.input.negatives),
+    Path(sm.input.images),
+    dict(sm.params.spec),
+    section,
+    sm.wildcards.ablation,
+    int(section["seed"]),
+    Path(sm.output.model).parent,
+)

@@ -1,0 +1,27 @@
+"""Snakemake script: the pipeline-mode contrastive model of one run and ablation
+(taxvlm.compositional.stage.train_pipeline_mode). input.negatives/images/features/projector/text_features;
+params.section (config.compositional); wildcards.ablation, wildcards.seed → output.model's folder."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from taxvlm.compositional.stage import train_pipeline_mode
+
+logging.basicConfig(
+    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
+)
+sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)
+train_pipeline_mode(
+    Path(sm.input.negatives),
+    Path(sm.input.images),
+    Path(sm.input.features),
+    Path(sm.input.projector),
+    Path(sm.input.text_features),
+    dict(sm.params.section),
+    sm.wildcards.ablation,
+    int(sm.wildcards.seed),
+    Path(sm.output.model).parent,
+)
