@@ -1,0 +1,157 @@
+"""Layer-wise probing: state capture on a tiny LM, probe splits and controls, bad input."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from taxvlm.data.errors import DataError, MissingDataError
+from taxvlm.io import write_json, write_tsv
+from taxvlm.models.lms import build_prompt, load_lm, splice
+from taxvlm.models.projector import build_projector
+from taxvlm.probing.states import batch_states, capture_states, target_position
+
+SUFFIX = " in this image?"
+LM_SPEC = {"source": "hf", "chat_template": False}
+SPEC = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_lm_dir: Path):
+    model, tokenizer = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0)
+    return model, build_prompt(tokenizer)
+
+
+def _plain(model, prompt, image_embeds: torch.Tensor, question_ids: list[int]) -> torch.Tensor:
+    """`[L+1, T, d]` hidden states of one row from a plain `output_hidden_states` forward."""
+    embeds = splice(model, prompt.head, image_embeds[None], torch.tensor([question_ids]))
+    return torch.stack(model(inputs_embeds=embeds, output_hidden_states=True).hidden_states)[:, 0]
+
+
+@pytest.mark.parametrize("repeat", [True, False], ids=["shared-prefix", "one-pass"])
+def test_captured_states_equal_a_plain_forward(lm, repeat: bool) -> None:
+    model, prompt = lm
+    texts = ["Is there an owl in this image?", "Is there a cat in this image?", "Is there an axolotl in this image?"]
+    ids = [prompt.question_ids(t) for t in texts]
+    targets = [target_position(prompt, t, SUFFIX) for t in texts]
+    images = torch.randn(2 if repeat else 3, 2, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    group = torch.tensor([0, 1, 0] if repeat else [0, 1, 2])
+    with torch.inference_mode():
+        states, last = batch_states(model, prompt, images, group, ids, targets)
+        start = len(prompt.head) + 2
+        for i, (q, t) in enumerate(zip(ids, targets)):
+            plain = _plain(model, prompt, images[group[i]], q)
+            torch.testing.assert_close(states["answer"][:, i], plain[:, -1], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(states["target"][:, i], plain[:, start + t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(states["image"][:, group[i]], plain[:, len(prompt.head) : start].mean(1), atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(last[i], plain[-1, -1], atol=1e-5, rtol=1e-4)
+    assert states["answer"].shape[0] == model.config.num_hidden_layers + 1
+
+
+def test_target_position_is_the_last_token_of_the_asked_name(lm) -> None:
+    _, prompt = lm
+    for text, name in [("Is there an axolotl in this image?", "axolotl"), ("Is there a car part in this image?", "car part")]:
+        ids = prompt.question_ids(text)
+        pos = target_position(prompt, text, SUFFIX)
+        upto = prompt.tokenizer.decode(prompt.head[len(prompt.head) - prompt.text_head :] + ids[: pos + 1])
+        assert upto.endswith(name)
+    with pytest.raises(DataError, match="does not end with"):
+        target_position(prompt, "What is this?", SUFFIX)
+
+
+# --- probes on a synthetic cache -------------------------------------------------------------------
+
+from taxvlm.analysis.probing import check_disjoint, fit_runs, run_problems  # noqa: E402
+
+HYPERNYMS = {"animal": [f"c{i}" for i in range(0, 6)], "tool": [f"c{i}" for i in range(6, 12)]}
+SETTINGS = {"positions": ["answer", "target", "image"], "tasks": ["entailment", "transfer", "leaf", "membership"],
+            "folds": 3, "Cs": [0.01, 0.1, 1.0], "max_iter": 200, "seed": 0}
+KEYS = {"encoder": "e", "lm": "m", "init": "pretrained", "condition": "random50", "shuffle": "original", "objective": "yesno", "seed": 7}
+
+
+def _pairs() -> pd.DataFrame:
+    return pd.DataFrame([(c, h) for h, cs in HYPERNYMS.items() for c in cs], columns=["concept", "hypernym"])
+
+
+def _cache(root: Path, image_state, row_state, n_layers: int = 3, per_concept: tuple[int, int] = (4, 2)) -> Path:
+    """A cache in capture_states' layout: 12 concepts, hypernym pairs seen for even concepts and held
+    out for odd ones; `image_state(layer, leaf, i)` / `row_state(layer, row)` give the vectors."""
+    images, rows = [], []
+    for c in range(12):
+        leaf = f"c{c}"
+        for i in range(sum(per_concept)):
+            split = "train" if i < per_concept[0] else "test"
+            image_id = f"{leaf}/{i}"
+            images.append({"split": split, "image_id": image_id, "image_concept": leaf, "leaf": leaf})
+            for h in HYPERNYMS:
+                answer = "Yes" if leaf in HYPERNYMS[h] else "No"
+                test_set = "train" if split == "train" else ("seen" if c % 2 == 0 else "unseen")
+                if split == "train" and c % 2:
+                    continue  # held-out pairs never reach the training table
+                rows.append({"split": split, "test_set": test_set, "row_id": f"{image_id}|{h}", "question_id": f"{leaf}:hypernym:{h}:{answer}",
+                             "image_id": image_id, "image_concept": leaf, "leaf": leaf, "kind": "hypernym", "asked": h, "answer": answer})
+    images, rows = pd.DataFrame(images), pd.DataFrame(rows)
+    root.mkdir(parents=True, exist_ok=True)
+    write_tsv(images, root / "images.tsv")
+    write_tsv(rows, root / "rows.tsv")
+    write_json({"layers": n_layers, "hidden_size": 8}, root / "meta.json")
+    for name, frame, make in (("image", images, image_state), ("answer", rows, row_state), ("target", rows, row_state)):
+        arr = np.stack([[make(layer, r) for r in frame.itertuples()] for layer in range(n_layers + 1)])
+        np.save(root / f"{name}.npy", arr.astype(np.float16))
+    return root
+
+
+def _vec(*keys: object, size: int = 8) -> np.ndarray:
+    return np.random.default_rng(zlib.crc32(repr(keys).encode())).normal(size=size)
+
+
+def _best(per_run: pd.DataFrame, task: str, position: str) -> int:
+    rows = per_run[(per_run["task"] == task) & (per_run["position"] == position)]
+    return int(rows.loc[rows["accuracy"].idxmax(), "layer"])
+
+
+def test_a_planted_linear_signal_is_found_at_its_layer(tmp_path: Path) -> None:
+    """Membership (a shared direction) lives at layer 2 of the image state, leaf identity at layer 3,
+    the Yes/No answer at layer 1 of the question states; everything else is noise."""
+    def image(layer: int, r) -> np.ndarray:
+        x = 0.1 * _vec(layer, r.image_id)
+        x += 4 * np.eye(8)[0] * (r.leaf in HYPERNYMS["animal"]) if layer == 2 else 0
+        return x + (2 * _vec(r.leaf) if layer == 3 else 0)
+
+    def row(layer: int, r) -> np.ndarray:
+        return _vec(layer, r.row_id) + (4 * np.eye(8)[1] * (r.answer == "Yes") if layer == 1 else 0)
+
+    per_run, skipped = fit_runs([(KEYS, _cache(tmp_path / "c", image, row))], _pairs(), SETTINGS)
+    assert skipped.empty
+    for task, position, layer in [("membership", "image", 2), ("leaf", "image", 3), ("transfer", "image", 2),
+                                  ("entailment", "answer", 1), ("entailment", "target", 1), ("transfer", "answer", 1)]:
+        assert _best(per_run, task, position) == layer, (task, position)
+    at = per_run.set_index(["task", "position", "layer"])
+    assert at.loc[("membership", "image", 2), "accuracy"] > 0.9
+    assert at.loc[("membership", "image", 2), "selectivity"] > 0.3
+    assert at.loc[("entailment", "answer", 1), "accuracy"] > 0.9
+    assert at.loc[("entailment", "answer", 0), "accuracy"] < 0.75
+
+
+def test_grouping_by_concept_is_enforced(tmp_path: Path) -> None:
+    """Image states that only identify the concept: leaf identity is readable, membership of unseen
+    concepts is not. A membership split that let a test concept into training would read it off."""
+    cache = _cache(tmp_path / "c", lambda layer, r: 3 * _vec(r.leaf, size=8) + 0.3 * _vec(layer, r.image_id), lambda layer, r: _vec(layer, r.row_id))
+    problems, _ = run_problems(cache, _pairs(), SETTINGS)
+    images = pd.read_csv(cache / "images.tsv", sep="\t")
+    for p in problems:
+        if p.task in ("membership", "transfer") and p.position == "image":
+            train, test = set(images["leaf"].iloc[p.train]), set(images["leaf"].iloc[p.test])
+            assert not train & test, (p.task, p.unit)
+    per_run, _ = fit_runs([(KEYS, cache)], _pairs(), {**SETTINGS, "positions": ["image"]})
+    by_task = per_run.groupby("task")["accuracy"].max()
+    assert by_task["leaf"] > 0.9
+    assert by_task["membership"] < 0.75
+    with pytest.raises(DataError, match="both sides"):
+        check_disjoint("membership", "animal", np.array(["c1", "c2"]), np.array(["c2"]))
