@@ -38,6 +38,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/tune.smk"
 
 
@@ -46,3 +47,4 @@ rule all:
     input:
         final_outputs(),
         CAPTION_OUTPUTS,
+        PROBE_OUTPUTS,
