@@ -225,7 +225,7 @@ def _stream(model, prompt, projector, feats, index, rows, images, ids, targets, 
 def check_margins(run: str, rows: pd.DataFrame, margins: np.ndarray, predictions: Path, tolerance: float) -> float:
     """Median |Δ margin| between this forward and predictions.tsv on the test rows; fails above
     `tolerance` (the LM, projector or features changed since evaluation)."""
-    predicted = read_tsv(predictions).set_index(["test_set", "row_id"])["margin"]
+    predicted = read_tsv(predictions).set_index(["test_set", "row_id"])["margin"].astype(float)
     test = rows["split"].to_numpy() == "test"
     keys = pd.MultiIndex.from_frame(rows.loc[test, ["test_set", "row_id"]])
     delta = float(np.median(np.abs(margins[test] - predicted.reindex(keys).to_numpy()))) if test.any() else 0.0
