@@ -214,7 +214,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_lm_dir: Path, lm) -> 
     return {"root": root, **paths}
 
 
-SETTINGS_STATES = {"batch_size": 4, "max_train_rows": 10, "seed": 0, "margin_tolerance": 1e-3, "name_suffix": SUFFIX}
+SETTINGS_STATES = {"batch_size": 4, "max_train_rows": 10, "max_test_rows": None, "seed": 0, "margin_tolerance": 1e-3, "name_suffix": SUFFIX}
 
 
 def _capture(run_dir: dict[str, Path], tiny_lm_dir: Path, out: Path, lm_spec: dict = LM_SPEC) -> None:

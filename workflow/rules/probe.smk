@@ -35,7 +35,11 @@ rule probe_states:
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("probe_states.py"),
     output:
-        directory(f"{PROBE}/{YESNO_RUN}/states"),
+        (
+            directory(f"{PROBE}/{YESNO_RUN}/states")
+            if config["probe"]["keep_states"]
+            else temp(directory(f"{PROBE}/{YESNO_RUN}/states"))
+        ),
     log:
         f"logs/probe_states/{YESNO_RUN}.log",
     benchmark:
@@ -50,6 +54,7 @@ rule probe_states:
         settings={
             "batch_size": config["evaluation"]["batch_size"],
             "max_train_rows": config["probe"]["max_train_rows"],
+            "max_test_rows": config["probe"]["max_test_rows"],
             "seed": config["probe"]["seed"],
             "margin_tolerance": config["probe"]["margin_tolerance"],
             "name_suffix": name_suffix(config["questions"]["template"]),

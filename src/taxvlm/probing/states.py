@@ -13,8 +13,9 @@ Positions (`POSITIONS`):
 - `image`: the mean over the k image-prefix positions; per image (causal attention makes it
   independent of the question).
 
-Rows: the run's test rows (those of predictions.tsv, with row ids) and its training rows (train.tsv,
-a seeded subsample of at most `max_train_rows`); images: every image of those tables. The cache is
+Rows: the run's test rows (those of predictions.tsv, with row ids) and its training rows (train.tsv),
+each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null = all); images: every
+image of the kept rows. The cache is
 one folder per run: `{position}.npy`, fp16 `[L+1, N, d]` (layer-major, so a probe reads one layer
 contiguously), written through a memory map batch by batch (never a whole layer in RAM), with
 `rows.tsv` / `images.tsv` giving the row ids in order and `meta.json` (layers, width, the check below).
@@ -148,26 +149,29 @@ def check_run(run: str, projector_ckpt: dict[str, Any], train_config: dict[str, 
         )
 
 
-def probe_rows(tables: dict[str, Path], predictions: Path, run: str, max_train_rows: int, seed: int) -> pd.DataFrame:
-    """The rows to capture: every test row of predictions.tsv and a seeded subsample of at most
-    `max_train_rows` training rows, in ROW_COLUMNS + `text`."""
+def _subsample(rows: pd.DataFrame, cap: int | None, seed: int, key: str) -> pd.DataFrame:
+    """A seeded subsample of at most `cap` rows, in their original order (all rows when cap is None)."""
+    if cap is None or len(rows) <= cap:
+        return rows
+    keep = rng(seed, key).choice(len(rows), size=cap, replace=False)
+    return rows.iloc[np.sort(keep)]
+
+
+def probe_rows(tables: dict[str, Path], predictions: Path, run: str, settings: dict[str, Any]) -> pd.DataFrame:
+    """The rows to capture, in ROW_COLUMNS + `text`: the test rows of predictions.tsv and the training
+    rows, each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null: all)."""
     if not predictions.is_file():
         raise MissingDataError(f"run {run}: no predictions ({predictions}); evaluate the run before probing it")
-    frames = []
-    for name, path in tables.items():
-        table = read_tsv(path)
-        split = "train" if name == "train" else "test"
-        frames.append(table.assign(split=split, test_set=name))
+    frames = [read_tsv(path).assign(split="train" if name == "train" else "test", test_set=name) for name, path in tables.items()]
     rows = pd.concat(frames, ignore_index=True)
-    train = rows[rows["split"] == "train"]
-    if len(train) > max_train_rows:
-        keep = rng(seed, "probe-train-rows").choice(len(train), size=max_train_rows, replace=False)
-        rows = pd.concat([train.iloc[np.sort(keep)], rows[rows["split"] == "test"]], ignore_index=True)
+    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
     predicted = read_tsv(predictions)
-    tested = rows[rows["split"] == "test"]
-    if set(zip(predicted["test_set"], predicted["row_id"])) != set(zip(tested["test_set"], tested["row_id"])):
+    if set(zip(predicted["test_set"], predicted["row_id"])) != set(zip(test["test_set"], test["row_id"])):
         raise DataError(f"run {run}: {predictions} does not list the rows of its test tables; re-evaluate the run")
-    return rows.reset_index(drop=True)
+    seed = settings["seed"]
+    train = _subsample(train, settings["max_train_rows"], seed, "probe-train-rows")
+    test = _subsample(test, settings.get("max_test_rows"), seed, "probe-test-rows")
+    return pd.concat([train, test], ignore_index=True)
 
 
 def image_table(rows: pd.DataFrame, run: str) -> pd.DataFrame:
@@ -250,12 +254,12 @@ def capture_states(
     device: str = "auto",
 ) -> None:
     """Cache one run's states (module docstring). `tables`: `train` (train.tsv) and the test tables
-    `seen`/`unseen`/`leaf`; `settings`: `batch_size`, `max_train_rows`, `seed`, `margin_tolerance`,
-    `name_suffix` (the question template's text after `{name}`)."""
+    `seen`/`unseen`/`leaf`; `settings`: `batch_size`, `max_train_rows`, `max_test_rows`, `seed`,
+    `margin_tolerance`, `name_suffix` (the question template's text after `{name}`)."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
     run = str(run_dir)
-    rows = probe_rows(tables, run_dir / "predictions.tsv", run, settings["max_train_rows"], settings["seed"])
+    rows = probe_rows(tables, run_dir / "predictions.tsv", run, settings)
     images = image_table(rows, run)
     feats, index, model, tokenizer, projector = _load(run_dir, features, lm_spec, lm_weights, init, seed, dev)
     prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
