@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
 
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 RUN_KEYS = ["encoder", "lm", "init", "condition", "shuffle", "objective", "seed"]
 TASK_POSITIONS = {"entailment": ("answer", "target"), "transfer": ("answer", "target", "image"),
                   "leaf": ("image",), "membership": ("image",)}
+TOL = 1e-3  # lbfgs gradient tolerance, looser than the default 1e-4: fewer iterations on separable n < d fits
 SCORES = ["accuracy", "macro_f1", "control_accuracy", "selectivity", "majority", "chance"]
 
 
@@ -69,6 +70,8 @@ class Problem:
     groups: np.ndarray  # inner-CV groups of the training rows
     control_train: np.ndarray
     control_test: np.ndarray
+    validate: np.ndarray | None = None  # `membership`: the fold's own training images, which choose C
+    y_validate: np.ndarray | None = None
 
 
 def check_disjoint(task: str, unit: str, train_concepts: np.ndarray, test_concepts: np.ndarray) -> None:
@@ -140,7 +143,10 @@ def membership_problems(images: pd.DataFrame, members: dict[str, set[str]], fold
         for f in range(k):
             train, test = np.flatnonzero(is_train & (fold != f)), np.flatnonzero(~is_train & (fold == f))
             check_disjoint("membership", hypernym, leaf.to_numpy()[train], leaf.to_numpy()[test])
-            yield _image_problem("membership", hypernym, images, labels, train, test, seed)
+            problem = _image_problem("membership", hypernym, images, labels, train, test, seed)
+            problem.validate = np.flatnonzero(is_train & (fold == f))
+            problem.y_validate = labels.to_numpy()[problem.validate]
+            yield problem
 
 
 def _stratified_folds(inside: np.ndarray, k: int) -> np.ndarray:
@@ -219,27 +225,54 @@ def inner_splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> li
     return [(tr, va) for tr, va in splits if len(np.unique(y[tr])) == n_classes]
 
 
+def _fit(x: np.ndarray, y: np.ndarray, c: float, settings: dict[str, Any], warm: LogisticRegression | None = None) -> LogisticRegression:
+    model = warm if warm is not None else LogisticRegression(max_iter=settings["max_iter"], tol=TOL, warm_start=True)
+    return model.set_params(C=c).fit(x, y)
+
+
+def _control(xtr: np.ndarray, xte: np.ndarray, problem: Problem, c: float, settings: dict[str, Any]) -> np.ndarray:
+    """The control task's test predictions with the probe's C (constant when its labels are)."""
+    if len(set(problem.control_train)) < 2:
+        return np.full(len(xte), problem.control_train[0], dtype=object)
+    return _fit(xtr, problem.control_train, c, settings).predict(xte)
+
+
 def fit_predict(x_train: np.ndarray, x_test: np.ndarray, problem: Problem, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
     """Standardise, choose C by inner CV, predict the test rows; the control task with that C."""
     scaler = StandardScaler().fit(x_train)
     xtr, xte = scaler.transform(x_train), scaler.transform(x_test)
     splits = inner_splits(problem.y_train, problem.groups, settings["folds"], settings["seed"])
-    cs, max_iter = [float(c) for c in settings["Cs"]], settings["max_iter"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        if splits:
-            model = LogisticRegressionCV(
-                Cs=cs, cv=splits, max_iter=max_iter, scoring="neg_log_loss", l1_ratios=(0,), use_legacy_attributes=False
-            ).fit(xtr, problem.y_train)
-            c = float(model.C_)
-        else:
-            c = cs[len(cs) // 2]
-            model = LogisticRegression(C=c, max_iter=max_iter).fit(xtr, problem.y_train)
-        if len(set(problem.control_train)) < 2:
-            control = np.full(len(xte), problem.control_train[0], dtype=object)
-        else:
-            control = LogisticRegression(C=c, max_iter=max_iter).fit(xtr, problem.control_train).predict(xte)
-    return model.predict(xte), control, c
+    cs = sorted(float(c) for c in settings["Cs"])
+    if splits:
+        model = LogisticRegressionCV(
+            Cs=cs, cv=splits, max_iter=settings["max_iter"], tol=TOL, scoring="neg_log_loss", l1_ratios=(0,), use_legacy_attributes=False
+        ).fit(xtr, problem.y_train)
+        c = float(model.C_)
+    else:
+        c = cs[len(cs) // 2]
+        model = _fit(xtr, problem.y_train, c, settings)
+    return model.predict(xte), _control(xtr, xte, problem, c, settings), c
+
+
+def fit_folds(x: np.ndarray, folds: list[Problem], settings: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Outer folds that also choose C (`membership`): fold f's models, fit along the C path (warm
+    starts) on the other folds' concepts, are validated on fold f's own training images; the C with
+    the lowest log loss summed over folds gives every fold's test predictions (test images unused)."""
+    cs = sorted(float(c) for c in settings["Cs"])
+    loss, preds, scaled = np.zeros(len(cs)), [], []
+    for problem in folds:
+        scaler = StandardScaler().fit(x[problem.train])
+        xtr, xva, xte = (scaler.transform(x[i]) for i in (problem.train, problem.validate, problem.test))
+        model, fold_preds = None, []
+        for j, c in enumerate(cs):
+            model = _fit(xtr, problem.y_train, c, settings, model)
+            if len(xva):
+                loss[j] += log_loss(problem.y_validate, model.predict_proba(xva), labels=model.classes_) * len(xva)
+            fold_preds.append(model.predict(xte))
+        preds.append(fold_preds)
+        scaled.append((xtr, xte))
+    best = int(np.argmin(loss))
+    return [(p[best], _control(xtr, xte, problem, cs[best], settings), cs[best]) for p, (xtr, xte), problem in zip(preds, scaled, folds)]
 
 
 def _scores(parts: list[tuple[Problem, np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -268,15 +301,21 @@ def probe_layer(cache: Path, layer: int, problems: list[Problem], settings: dict
 
     states = {p: np.load(cache / f"{p}.npy", mmap_mode="r") for p in {q.position for q in problems}}
     x = {p: np.asarray(s[layer], dtype=np.float32) for p, s in states.items()}
+    by_unit: dict[tuple[str, str, str], list[Problem]] = {}
+    for problem in problems:
+        by_unit.setdefault((problem.task, problem.position, problem.unit), []).append(problem)
     units: dict[tuple[str, str, str], list] = {}
     cs: dict[tuple[str, str, str], list[float]] = {}
-    with threadpool_limits(1):  # many small fits: BLAS threads only contend (several-fold slower)
-        for problem in problems:
-            xs = x[problem.position]
-            pred, control, c = fit_predict(xs[problem.train], xs[problem.test], problem, settings)
-            key = (problem.task, problem.position, problem.unit)
-            units.setdefault(key, []).append((problem, pred, control))
-            cs.setdefault(key, []).append(c)
+    with threadpool_limits(1), warnings.catch_warnings():  # many small fits: BLAS threads only contend
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for key, group in by_unit.items():
+            xs = x[key[1]]
+            if group[0].validate is not None:
+                fitted = fit_folds(xs, group, settings)
+            else:
+                fitted = [fit_predict(xs[p.train], xs[p.test], p, settings) for p in group]
+            units[key] = [(p, pred, control) for p, (pred, control, _) in zip(group, fitted)]
+            cs[key] = [c for _, _, c in fitted]
     return [
         {"layer": layer, "task": t, "position": p, "unit": u, **_scores(parts), "C": float(np.median(cs[(t, p, u)])),
          "n_train": sum(len(q.train) for q, _, _ in parts), "n_test": sum(len(q.test) for q, _, _ in parts)}
