@@ -49,14 +49,19 @@ def test_captured_states_equal_a_plain_forward(lm, repeat: bool) -> None:
             plain = _plain(model, prompt, images[group[i]], q)
             torch.testing.assert_close(states["answer"][:, i], plain[:, -1], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(states["target"][:, i], plain[:, start + t], atol=1e-5, rtol=1e-4)
-            torch.testing.assert_close(states["image"][:, group[i]], plain[:, len(prompt.head) : start].mean(1), atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                states["image"][:, group[i]], plain[:, len(prompt.head) : start].mean(1), atol=1e-5, rtol=1e-4
+            )
             torch.testing.assert_close(last[i], plain[-1, -1], atol=1e-5, rtol=1e-4)
     assert states["answer"].shape[0] == model.config.num_hidden_layers + 1
 
 
 def test_target_position_is_the_last_token_of_the_asked_name(lm) -> None:
     _, prompt = lm
-    for text, name in [("Is there an axolotl in this image?", "axolotl"), ("Is there a car part in this image?", "car part")]:
+    for text, name in [
+        ("Is there an axolotl in this image?", "axolotl"),
+        ("Is there a car part in this image?", "car part"),
+    ]:
         ids = prompt.question_ids(text)
         pos = target_position(prompt, text, SUFFIX)
         upto = prompt.tokenizer.decode(prompt.head[len(prompt.head) - prompt.text_head :] + ids[: pos + 1])
@@ -70,9 +75,23 @@ def test_target_position_is_the_last_token_of_the_asked_name(lm) -> None:
 from taxvlm.analysis.probing import check_disjoint, fit_runs, probe_stage, run_problems  # noqa: E402
 
 HYPERNYMS = {"animal": [f"c{i}" for i in range(0, 6)], "tool": [f"c{i}" for i in range(6, 12)]}
-SETTINGS = {"positions": ["answer", "target", "image"], "tasks": ["entailment", "transfer", "leaf", "membership"],
-            "folds": 3, "Cs": [0.01, 0.1, 1.0], "max_iter": 200, "seed": 0}
-KEYS = {"encoder": "e", "lm": "m", "init": "pretrained", "condition": "random50", "shuffle": "original", "objective": "yesno", "seed": 7}
+SETTINGS = {
+    "positions": ["answer", "target", "image"],
+    "tasks": ["entailment", "transfer", "leaf", "membership"],
+    "folds": 3,
+    "Cs": [0.1, 1.0],
+    "max_iter": 200,
+    "seed": 0,
+}
+KEYS = {
+    "encoder": "e",
+    "lm": "m",
+    "init": "pretrained",
+    "condition": "random50",
+    "shuffle": "original",
+    "objective": "yesno",
+    "seed": 7,
+}
 
 
 def _pairs() -> pd.DataFrame:
@@ -94,8 +113,20 @@ def _cache(root: Path, image_state, row_state, n_layers: int = 3, per_concept: t
                 test_set = "train" if split == "train" else ("seen" if c % 2 == 0 else "unseen")
                 if split == "train" and c % 2:
                     continue  # held-out pairs never reach the training table
-                rows.append({"split": split, "test_set": test_set, "row_id": f"{image_id}|{h}", "question_id": f"{leaf}:hypernym:{h}:{answer}",
-                             "image_id": image_id, "image_concept": leaf, "leaf": leaf, "kind": "hypernym", "asked": h, "answer": answer})
+                rows.append(
+                    {
+                        "split": split,
+                        "test_set": test_set,
+                        "row_id": f"{image_id}|{h}",
+                        "question_id": f"{leaf}:hypernym:{h}:{answer}",
+                        "image_id": image_id,
+                        "image_concept": leaf,
+                        "leaf": leaf,
+                        "kind": "hypernym",
+                        "asked": h,
+                        "answer": answer,
+                    }
+                )
     images, rows = pd.DataFrame(images), pd.DataFrame(rows)
     root.mkdir(parents=True, exist_ok=True)
     write_tsv(images, root / "images.tsv")
@@ -119,6 +150,7 @@ def _best(per_run: pd.DataFrame, task: str, position: str) -> int:
 def test_a_planted_linear_signal_is_found_at_its_layer(tmp_path: Path) -> None:
     """Membership (a shared direction) lives at layer 2 of the image state, leaf identity at layer 3,
     the Yes/No answer at layer 1 of the question states; everything else is noise."""
+
     def image(layer: int, r) -> np.ndarray:
         x = 0.1 * _vec(layer, r.image_id)
         x += 4 * np.eye(8)[0] * (r.leaf in HYPERNYMS["animal"]) if layer == 2 else 0
@@ -127,16 +159,27 @@ def test_a_planted_linear_signal_is_found_at_its_layer(tmp_path: Path) -> None:
     def row(layer: int, r) -> np.ndarray:
         return _vec(layer, r.row_id) + (4 * np.eye(8)[1] * (r.answer == "Yes") if layer == 1 else 0)
 
-    out = {k: tmp_path / f"out/{k}" for k in ("runs", "summary", "skipped", "figure", "table_csv", "table_md", "statement")}
+    out = {
+        k: tmp_path / f"out/{k}" for k in ("runs", "summary", "skipped", "figure", "table_csv", "table_md", "statement")
+    }
     write_tsv(_pairs(), tmp_path / "pairs.tsv")
     probe_stage([(KEYS, _cache(tmp_path / "c", image, row))], tmp_path / "pairs.tsv", SETTINGS, out)
     per_run = pd.read_csv(out["runs"], sep="\t")
     assert read_tsv(out["skipped"]).empty and out["figure"].stat().st_size > 0
-    assert "membership @ image, pretrained m + e, random50/original: peaks at relative depth 0.67 (layer 2 of 3" in out["statement"].read_text()
+    assert (
+        "membership @ image, pretrained m + e, random50/original: peaks at relative depth 0.67 (layer 2 of 3"
+        in out["statement"].read_text()
+    )
     best = pd.read_csv(out["table_csv"]).set_index(["task", "position"])
     assert best.loc[("entailment", "answer"), "best_layer"] == 1
-    for task, position, layer in [("membership", "image", 2), ("leaf", "image", 3), ("transfer", "image", 2),
-                                  ("entailment", "answer", 1), ("entailment", "target", 1), ("transfer", "answer", 1)]:
+    for task, position, layer in [
+        ("membership", "image", 2),
+        ("leaf", "image", 3),
+        ("transfer", "image", 2),
+        ("entailment", "answer", 1),
+        ("entailment", "target", 1),
+        ("transfer", "answer", 1),
+    ]:
         assert _best(per_run, task, position) == layer, (task, position)
     at = per_run.set_index(["task", "position", "layer"])
     assert at.loc[("membership", "image", 2), "accuracy"] > 0.9
@@ -148,7 +191,11 @@ def test_a_planted_linear_signal_is_found_at_its_layer(tmp_path: Path) -> None:
 def test_grouping_by_concept_is_enforced(tmp_path: Path) -> None:
     """Image states that only identify the concept: leaf identity is readable, membership of unseen
     concepts is not. A membership split that let a test concept into training would read it off."""
-    cache = _cache(tmp_path / "c", lambda layer, r: 3 * _vec(r.leaf, size=8) + 0.3 * _vec(layer, r.image_id), lambda layer, r: _vec(layer, r.row_id))
+    cache = _cache(
+        tmp_path / "c",
+        lambda layer, r: 3 * _vec(r.leaf, size=8) + 0.3 * _vec(layer, r.image_id),
+        lambda layer, r: _vec(layer, r.row_id),
+    )
     problems, _ = run_problems(cache, _pairs(), SETTINGS)
     images = read_tsv(cache / "images.tsv")
     for p in problems:
@@ -194,32 +241,84 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_lm_dir: Path, lm) -> 
     names = ["owl", "cat", "axolotl"]
     image_ids = [f"{n}/{i}" for n in names for i in range(3)]
     feats = torch.randn(len(image_ids), 16, generator=torch.Generator().manual_seed(1))
-    torch.save({"image_ids": image_ids, "tokens": feats[:, None].half(), "pooled": feats.half(), "meta": {}}, root / "features.pt")
+    torch.save(
+        {"image_ids": image_ids, "tokens": feats[:, None].half(), "pooled": feats.half(), "meta": {}},
+        root / "features.pt",
+    )
     projector = build_projector(SPEC, 16, model.config.hidden_size)
-    torch.save({"spec": SPEC, "d_vis": 16, "d_lm": model.config.hidden_size, "state_dict": projector.state_dict(),
-                "init": "pretrained", "seed": 7}, root / "projector.pt")
+    torch.save(
+        {
+            "spec": SPEC,
+            "d_vis": 16,
+            "d_lm": model.config.hidden_size,
+            "state_dict": projector.state_dict(),
+            "init": "pretrained",
+            "seed": 7,
+        },
+        root / "projector.pt",
+    )
     write_json({"lm": LM_SPEC}, root / "train_config.json")
-    rows = [{"row_id": f"{img}|{n}", "image_id": img, "image_concept": img.split("/")[0], "question_id": f"{img.split('/')[0]}:leaf:{n}",
-             "leaf": img.split("/")[0], "kind": "leaf", "asked": n, "answer": "Yes" if img.startswith(n) else "No",
-             "text": f"Is there {'an' if n[0] in 'aeiou' else 'a'} {n} in this image?"} for img in image_ids for n in names]
+    rows = [
+        {
+            "row_id": f"{img}|{n}",
+            "image_id": img,
+            "image_concept": img.split("/")[0],
+            "question_id": f"{img.split('/')[0]}:leaf:{n}",
+            "leaf": img.split("/")[0],
+            "kind": "leaf",
+            "asked": n,
+            "answer": "Yes" if img.startswith(n) else "No",
+            "text": f"Is there {'an' if n[0] in 'aeiou' else 'a'} {n} in this image?",
+        }
+        for img in image_ids
+        for n in names
+    ]
     table = pd.DataFrame(rows)
-    tables = {"train": table[table["image_id"].str.endswith(("/0", "/1"))], "seen": table.iloc[:0],
-              "unseen": table.iloc[:0], "leaf": table[table["image_id"].str.endswith("/2")]}
+    tables = {
+        "train": table[table["image_id"].str.endswith(("/0", "/1"))],
+        "seen": table.iloc[:0],
+        "unseen": table.iloc[:0],
+        "leaf": table[table["image_id"].str.endswith("/2")],
+    }
     paths = {name: root / f"{name}.tsv" for name in tables}
     for name, t in tables.items():
         write_tsv(t, paths[name])
     index = {i: n for n, i in enumerate(image_ids)}
-    yes, no = score_questions(model, prompt, projector.eval(), feats, [index[i] for i in tables["leaf"]["image_id"]], list(tables["leaf"]["text"]))
+    yes, no = score_questions(
+        model,
+        prompt,
+        projector.eval(),
+        feats,
+        [index[i] for i in tables["leaf"]["image_id"]],
+        list(tables["leaf"]["text"]),
+    )
     write_tsv(tables["leaf"].assign(test_set="leaf", margin=(yes - no).numpy()), root / "predictions.tsv")
     return {"root": root, **paths}
 
 
-SETTINGS_STATES = {"batch_size": 4, "max_train_rows": 10, "max_test_rows": None, "seed": 0, "margin_tolerance": 1e-3, "name_suffix": SUFFIX}
+SETTINGS_STATES = {
+    "batch_size": 4,
+    "max_train_rows": 10,
+    "max_test_rows": None,
+    "seed": 0,
+    "margin_tolerance": 1e-3,
+    "name_suffix": SUFFIX,
+}
 
 
 def _capture(run_dir: dict[str, Path], tiny_lm_dir: Path, out: Path, lm_spec: dict = LM_SPEC) -> None:
     tables = {k: run_dir[k] for k in ("train", "seen", "unseen", "leaf")}
-    capture_states(run_dir["root"], run_dir["root"] / "features.pt", tables, lm_spec, tiny_lm_dir, "pretrained", 7, SETTINGS_STATES, out)
+    capture_states(
+        run_dir["root"],
+        run_dir["root"] / "features.pt",
+        tables,
+        lm_spec,
+        tiny_lm_dir,
+        "pretrained",
+        7,
+        SETTINGS_STATES,
+        out,
+    )
 
 
 def test_capture_states_caches_every_layer_with_row_ids(run_dir, tiny_lm_dir: Path, tmp_path: Path) -> None:
@@ -230,7 +329,12 @@ def test_capture_states_caches_every_layer_with_row_ids(run_dir, tiny_lm_dir: Pa
     assert len(images) == 9 and meta["layers"] == 2
     for name, n in (("answer", len(rows)), ("target", len(rows)), ("image", len(images))):
         arr = np.load(tmp_path / f"states/{name}.npy", mmap_mode="r")
-        assert arr.shape == (3, n, 64) and arr.dtype == np.float16 and np.isfinite(arr).all() and np.abs(arr).sum(-1).min() > 0
+        assert (
+            arr.shape == (3, n, 64)
+            and arr.dtype == np.float16
+            and np.isfinite(arr).all()
+            and np.abs(arr).sum(-1).min() > 0
+        )
 
 
 def test_bad_runs_fail_naming_the_run(run_dir, tiny_lm_dir: Path, tmp_path: Path) -> None:
@@ -253,7 +357,11 @@ def test_probe_run_selection_and_name_suffix() -> None:
     from taxvlm.config import ConfigError, Run
     from taxvlm.probing.selection import name_suffix, probe_runs
 
-    runs = [Run("e", "m", init, cond, "original", "yesno", 7) for init in ("pretrained", "random") for cond in ("full", "random50")]
+    runs = [
+        Run("e", "m", init, cond, "original", "yesno", 7)
+        for init in ("pretrained", "random")
+        for cond in ("full", "random50")
+    ]
     assert probe_runs({"runs": {}}, runs) == runs
     assert probe_runs({"runs": {"conditions": ["full"], "inits": ["random"]}}, runs) == [runs[2]]
     assert probe_runs({"enabled": False, "runs": {}}, runs) == []

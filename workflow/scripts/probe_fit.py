@@ -11,5 +11,8 @@ from taxvlm.analysis.probing import probe_stage
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 caches = [(dict(keys), Path(path)) for keys, path in zip(snakemake.params.runs, snakemake.input.states)]
-outputs = {key: Path(snakemake.output[key]) for key in ("runs", "summary", "skipped", "figure", "table_csv", "table_md", "statement")}
+outputs = {
+    key: Path(snakemake.output[key])
+    for key in ("runs", "summary", "skipped", "figure", "table_csv", "table_md", "statement")
+}
 probe_stage(caches, Path(snakemake.input.pairs), dict(snakemake.params.settings), outputs, snakemake.threads)

@@ -22,6 +22,15 @@ import seaborn as sns  # noqa: E402
 from taxvlm.io import atomic_path, write_text  # noqa: E402
 
 GROUP = ["encoder", "lm", "init", "condition", "shuffle", "objective"]
+PROBE_ORDER = [
+    "entailment @ answer",
+    "entailment @ target",
+    "transfer @ answer",
+    "transfer @ target",
+    "transfer @ image",
+    "membership @ image",
+    "leaf @ image",
+]
 MIDDLE = (1 / 3, 2 / 3)
 
 
@@ -41,10 +50,13 @@ def _baselines(data: pd.DataFrame, **_: object) -> None:
 
 
 def probe_figure(summary: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Accuracy vs relative depth; columns = task @ position, rows = condition / shuffle, one line per
+    """Accuracy vs relative depth; rows = task @ position, columns = condition / shuffle, one line per
     init · encoder (mean over seeds); chance (grey) and majority (black) dashed."""
     data = _panel(summary)
-    grid = sns.FacetGrid(data, col="probe", row="setting", sharey=False, height=2.4, aspect=1.2, margin_titles=True)
+    probes = [p for p in PROBE_ORDER if p in set(data["probe"])]
+    grid = sns.FacetGrid(
+        data, row="probe", col="setting", row_order=probes, sharey=False, height=2.0, aspect=1.6, margin_titles=True
+    )
     grid.map_dataframe(sns.lineplot, x="depth", y="accuracy", hue="model", style="model", marker=".")
     grid.map_dataframe(_baselines)
     grid.add_legend()
@@ -65,11 +77,23 @@ def best_layers(summary: pd.DataFrame) -> pd.DataFrame:
         top = g.loc[g["layer"].idxmax()]
         rows.append(
             dict(zip([*GROUP, "task", "position"], key))
-            | {"best_layer": int(best["layer"]), "n_layers": int(best["n_layers"]), "best_depth": best["depth"],
-               "best_accuracy": best["accuracy"], "best_ci_low": best["accuracy_ci_low"], "best_ci_high": best["accuracy_ci_high"],
-               "best_selectivity": best["selectivity"], "middle_layer": int(mid["layer"]), "middle_accuracy": mid["accuracy"],
-               "middle_ci_low": mid["accuracy_ci_low"], "top_accuracy": top["accuracy"], "top_ci_high": top["accuracy_ci_high"],
-               "chance": best["chance"], "majority": best["majority"], "n_seeds": int(best["n_seeds"])}
+            | {
+                "best_layer": int(best["layer"]),
+                "n_layers": int(best["n_layers"]),
+                "best_depth": best["depth"],
+                "best_accuracy": best["accuracy"],
+                "best_ci_low": best["accuracy_ci_low"],
+                "best_ci_high": best["accuracy_ci_high"],
+                "best_selectivity": best["selectivity"],
+                "middle_layer": int(mid["layer"]),
+                "middle_accuracy": mid["accuracy"],
+                "middle_ci_low": mid["accuracy_ci_low"],
+                "top_accuracy": top["accuracy"],
+                "top_ci_high": top["accuracy_ci_high"],
+                "chance": best["chance"],
+                "majority": best["majority"],
+                "n_seeds": int(best["n_seeds"]),
+            }
         )
     return pd.DataFrame(rows)
 
@@ -111,4 +135,3 @@ def write_report(summary: pd.DataFrame, figure: str, table_csv: str, table_md: s
         best.to_csv(tmp, index=False, float_format="%.4f")
     write_text(best.to_markdown(index=False, floatfmt=".3f") + "\n", table_md)
     write_text(statement(best), statement_md)
-

@@ -50,8 +50,12 @@ from taxvlm.seeding import rng
 log = logging.getLogger(__name__)
 
 RUN_KEYS = ["encoder", "lm", "init", "condition", "shuffle", "objective", "seed"]
-TASK_POSITIONS = {"entailment": ("answer", "target"), "transfer": ("answer", "target", "image"),
-                  "leaf": ("image",), "membership": ("image",)}
+TASK_POSITIONS = {
+    "entailment": ("answer", "target"),
+    "transfer": ("answer", "target", "image"),
+    "leaf": ("image",),
+    "membership": ("image",),
+}
 TOL = 1e-3  # lbfgs gradient tolerance, looser than the default 1e-4: fewer iterations on separable n < d fits
 SCORES = ["accuracy", "macro_f1", "control_accuracy", "selectivity", "majority", "chance"]
 
@@ -97,12 +101,22 @@ def concept_control(labels: pd.Series, concepts: pd.Series, gen: np.random.Gener
     return dict(zip(per_concept.index, drawn))
 
 
-def _row_problem(task: str, position: str, rows: pd.DataFrame, train: np.ndarray, test: np.ndarray, seed: int) -> Problem:
+def _row_problem(
+    task: str, position: str, rows: pd.DataFrame, train: np.ndarray, test: np.ndarray, seed: int
+) -> Problem:
     y, concept = rows["answer"].to_numpy(), rows["image_concept"].to_numpy()
     gen = rng(seed, "probe-control", task, position)
     return Problem(
-        task, position, "all", train, test, y[train], y[test], rows["image_id"].to_numpy()[train],
-        permute_within(y[train], concept[train], gen), permute_within(y[test], concept[test], gen),
+        task,
+        position,
+        "all",
+        train,
+        test,
+        y[train],
+        y[test],
+        rows["image_id"].to_numpy()[train],
+        permute_within(y[train], concept[train], gen),
+        permute_within(y[test], concept[test], gen),
     )
 
 
@@ -118,14 +132,20 @@ def row_problems(rows: pd.DataFrame, positions: list[str], seed: int) -> list[Pr
     return out
 
 
-def _image_problem(task: str, unit: str, images: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray, seed: int) -> Problem:
+def _image_problem(
+    task: str, unit: str, images: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray, seed: int
+) -> Problem:
     leaf = images["leaf"]
     control = leaf.map(concept_control(labels, leaf, rng(seed, "probe-control", task, unit))).to_numpy()
     y = labels.to_numpy()
-    return Problem(task, "image", unit, train, test, y[train], y[test], leaf.to_numpy()[train], control[train], control[test])
+    return Problem(
+        task, "image", unit, train, test, y[train], y[test], leaf.to_numpy()[train], control[train], control[test]
+    )
 
 
-def membership_problems(images: pd.DataFrame, members: dict[str, set[str]], folds: int, seed: int) -> Iterator[Problem | tuple[str, str, str]]:
+def membership_problems(
+    images: pd.DataFrame, members: dict[str, set[str]], folds: int, seed: int
+) -> Iterator[Problem | tuple[str, str, str]]:
     """Per hypernym, one problem per outer fold of concepts (stratified by membership); yields
     (task, unit, reason) for a hypernym that cannot be split."""
     leaf, is_train = images["leaf"], images["split"].eq("train").to_numpy()
@@ -134,7 +154,11 @@ def membership_problems(images: pd.DataFrame, members: dict[str, set[str]], fold
         inside = np.isin(concepts, sorted(member))
         k = min(folds, int(inside.sum()), int((~inside).sum()))
         if k < 2:
-            yield ("membership", hypernym, f"{int(inside.sum())} member / {int((~inside).sum())} other concepts: no grouped split")
+            yield (
+                "membership",
+                hypernym,
+                f"{int(inside.sum())} member / {int((~inside).sum())} other concepts: no grouped split",
+            )
             continue
         labels = leaf.isin(member)
         order = rng(seed, "probe-folds", hypernym).permutation(len(concepts))
@@ -157,7 +181,13 @@ def _stratified_folds(inside: np.ndarray, k: int) -> np.ndarray:
     return folds
 
 
-def transfer_problems(images: pd.DataFrame, members: dict[str, set[str]], seen: set[tuple[str, str]], held_out: set[tuple[str, str]], seed: int) -> Iterator[Problem | tuple[str, str, str]]:
+def transfer_problems(
+    images: pd.DataFrame,
+    members: dict[str, set[str]],
+    seen: set[tuple[str, str]],
+    held_out: set[tuple[str, str]],
+    seed: int,
+) -> Iterator[Problem | tuple[str, str, str]]:
     """Per hypernym with seen and held-out members: fit on the seen members' and half the
     non-members' training images, test on the held-out members' and the other half's test images."""
     leaf, is_train = images["leaf"], images["split"].eq("train").to_numpy()
@@ -177,21 +207,27 @@ def transfer_problems(images: pd.DataFrame, members: dict[str, set[str]], seen: 
         yield _image_problem("transfer", hypernym, images, leaf.isin(member), train, test, seed)
 
 
-def image_problems(images: pd.DataFrame, rows: pd.DataFrame, pairs: pd.DataFrame, tasks: list[str], folds: int, seed: int) -> Iterator[Problem | tuple[str, str, str]]:
+def image_problems(
+    images: pd.DataFrame, rows: pd.DataFrame, pairs: pd.DataFrame, tasks: list[str], folds: int, seed: int
+) -> Iterator[Problem | tuple[str, str, str]]:
     """`leaf`, `membership` and image `transfer` problems (or skip records) of one run."""
     members = {h: set(g["concept"]) for h, g in pairs.groupby("hypernym")}
     positive = rows[rows["kind"].eq("hypernym") & rows["answer"].eq("Yes")]
     pairs_of = {name: set(zip(t["leaf"], t["asked"])) for name, t in positive.groupby("test_set")}
     is_train = images["split"].eq("train").to_numpy()
     if "leaf" in tasks:
-        yield _image_problem("leaf", "all", images, images["leaf"], np.flatnonzero(is_train), np.flatnonzero(~is_train), seed)
+        yield _image_problem(
+            "leaf", "all", images, images["leaf"], np.flatnonzero(is_train), np.flatnonzero(~is_train), seed
+        )
     if "membership" in tasks:
         yield from membership_problems(images, members, folds, seed)
     if "transfer" in tasks:
         yield from transfer_problems(images, members, pairs_of.get("seen", set()), pairs_of.get("unseen", set()), seed)
 
 
-def run_problems(cache: Path, pairs: pd.DataFrame, settings: dict[str, Any]) -> tuple[list[Problem], list[tuple[str, str, str, str]]]:
+def run_problems(
+    cache: Path, pairs: pd.DataFrame, settings: dict[str, Any]
+) -> tuple[list[Problem], list[tuple[str, str, str, str]]]:
     """Every problem of one run's cache, and the skipped ones as (task, position, unit, reason)."""
     rows, images = read_tsv(cache / "rows.tsv"), read_tsv(cache / "images.tsv")
     positions, tasks, seed = settings["positions"], settings["tasks"], settings["seed"]
@@ -225,7 +261,9 @@ def inner_splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> li
     return [(tr, va) for tr, va in splits if len(np.unique(y[tr])) == n_classes]
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, settings: dict[str, Any], warm: LogisticRegression | None = None) -> LogisticRegression:
+def _fit(
+    x: np.ndarray, y: np.ndarray, c: float, settings: dict[str, Any], warm: LogisticRegression | None = None
+) -> LogisticRegression:
     model = warm if warm is not None else LogisticRegression(max_iter=settings["max_iter"], tol=TOL, warm_start=True)
     return model.set_params(C=c).fit(x, y)
 
@@ -237,7 +275,9 @@ def _control(xtr: np.ndarray, xte: np.ndarray, problem: Problem, c: float, setti
     return _fit(xtr, problem.control_train, c, settings).predict(xte)
 
 
-def fit_predict(x_train: np.ndarray, x_test: np.ndarray, problem: Problem, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+def fit_predict(
+    x_train: np.ndarray, x_test: np.ndarray, problem: Problem, settings: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Standardise, choose C by inner CV, predict the test rows; the control task with that C."""
     scaler = StandardScaler().fit(x_train)
     xtr, xte = scaler.transform(x_train), scaler.transform(x_test)
@@ -245,7 +285,13 @@ def fit_predict(x_train: np.ndarray, x_test: np.ndarray, problem: Problem, setti
     cs = sorted(float(c) for c in settings["Cs"])
     if splits:
         model = LogisticRegressionCV(
-            Cs=cs, cv=splits, max_iter=settings["max_iter"], tol=TOL, scoring="neg_log_loss", l1_ratios=(0,), use_legacy_attributes=False
+            Cs=cs,
+            cv=splits,
+            max_iter=settings["max_iter"],
+            tol=TOL,
+            scoring="neg_log_loss",
+            l1_ratios=(0,),
+            use_legacy_attributes=False,
         ).fit(xtr, problem.y_train)
         c = float(model.C_)
     else:
@@ -254,7 +300,9 @@ def fit_predict(x_train: np.ndarray, x_test: np.ndarray, problem: Problem, setti
     return model.predict(xte), _control(xtr, xte, problem, c, settings), c
 
 
-def fit_folds(x: np.ndarray, folds: list[Problem], settings: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def fit_folds(
+    x: np.ndarray, folds: list[Problem], settings: dict[str, Any]
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Outer folds that also choose C (`membership`): fold f's models, fit along the C path (warm
     starts) on the other folds' concepts, are validated on fold f's own training images; the C with
     the lowest log loss summed over folds gives every fold's test predictions (test images unused)."""
@@ -272,7 +320,10 @@ def fit_folds(x: np.ndarray, folds: list[Problem], settings: dict[str, Any]) -> 
         preds.append(fold_preds)
         scaled.append((xtr, xte))
     best = int(np.argmin(loss))
-    return [(p[best], _control(xtr, xte, problem, cs[best], settings), cs[best]) for p, (xtr, xte), problem in zip(preds, scaled, folds)]
+    return [
+        (p[best], _control(xtr, xte, problem, cs[best], settings), cs[best])
+        for p, (xtr, xte), problem in zip(preds, scaled, folds)
+    ]
 
 
 def _scores(parts: list[tuple[Problem, np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -281,7 +332,9 @@ def _scores(parts: list[tuple[Problem, np.ndarray, np.ndarray]]) -> dict[str, fl
     pred = np.concatenate([pr for _, pr, _ in parts]).astype(str)
     control = np.concatenate([c for _, _, c in parts]).astype(str)
     control_y = np.concatenate([p.control_test for p, _, _ in parts]).astype(str)
-    majority = np.concatenate([np.full(len(p.y_test), pd.Series(p.y_train).mode().iloc[0]) for p, _, _ in parts]).astype(str)
+    majority = np.concatenate(
+        [np.full(len(p.y_test), pd.Series(p.y_train).mode().iloc[0]) for p, _, _ in parts]
+    ).astype(str)
     labels = np.unique(np.concatenate([y] + [p.y_train.astype(str) for p, _, _ in parts]))
     accuracy = float((pred == y).mean())
     control_accuracy = float((control == control_y).mean())
@@ -317,13 +370,23 @@ def probe_layer(cache: Path, layer: int, problems: list[Problem], settings: dict
             units[key] = [(p, pred, control) for p, (pred, control, _) in zip(group, fitted)]
             cs[key] = [c for _, _, c in fitted]
     return [
-        {"layer": layer, "task": t, "position": p, "unit": u, **_scores(parts), "C": float(np.median(cs[(t, p, u)])),
-         "n_train": sum(len(q.train) for q, _, _ in parts), "n_test": sum(len(q.test) for q, _, _ in parts)}
+        {
+            "layer": layer,
+            "task": t,
+            "position": p,
+            "unit": u,
+            **_scores(parts),
+            "C": float(np.median(cs[(t, p, u)])),
+            "n_train": sum(len(q.train) for q, _, _ in parts),
+            "n_test": sum(len(q.test) for q, _, _ in parts),
+        }
         for (t, p, u), parts in units.items()
     ]
 
 
-def fit_runs(caches: list[tuple[dict[str, Any], Path]], pairs: pd.DataFrame, settings: dict[str, Any], threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fit_runs(
+    caches: list[tuple[dict[str, Any], Path]], pairs: pd.DataFrame, settings: dict[str, Any], threads: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-run scores: one row per run × layer × position × task, averaged over units; skipped
     problems) of every cached run; the (run, layer) fits run in `threads` processes."""
     from joblib import Parallel, delayed
@@ -361,20 +424,36 @@ def seed_summary(per_run: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, key)) | {"n_seeds": len(group)}
         for score in ("accuracy", "macro_f1", "selectivity", "control_accuracy", "majority", "chance"):
             values = group[score].to_numpy(dtype=float)
-            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-            row |= {score: values.mean()} | ({f"{score}_ci_low": values.mean() - half, f"{score}_ci_high": values.mean() + half} if score in ("accuracy", "macro_f1", "selectivity") else {})
+            half = (
+                stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+                if len(values) > 1
+                else np.nan
+            )
+            row |= {score: values.mean()} | (
+                {f"{score}_ci_low": values.mean() - half, f"{score}_ci_high": values.mean() + half}
+                if score in ("accuracy", "macro_f1", "selectivity")
+                else {}
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def probe_stage(caches: list[tuple[dict[str, Any], Path]], pairs: Path, settings: dict[str, Any], out: dict[str, Path], threads: int = 1) -> None:
+def probe_stage(
+    caches: list[tuple[dict[str, Any], Path]],
+    pairs: Path,
+    settings: dict[str, Any],
+    out: dict[str, Path],
+    threads: int = 1,
+) -> None:
     """The probe stage's fit/collect job: `out` keys `runs` (per-seed scores), `summary` (probe.tsv),
     `skipped`, `figure`, `table_csv`, `table_md`, `statement`."""
     from taxvlm.analysis.probe_report import write_report
 
     per_run, skipped = fit_runs(caches, read_tsv(pairs), settings, threads)
     for (task, position, unit), group in skipped.groupby(["task", "position", "unit"]):
-        log.warning("probe %s @ %s (%s) skipped in %d run(s): %s", task, position, unit, len(group), group["reason"].iloc[0])
+        log.warning(
+            "probe %s @ %s (%s) skipped in %d run(s): %s", task, position, unit, len(group), group["reason"].iloc[0]
+        )
     summary = seed_summary(per_run)
     write_tsv(per_run, out["runs"])
     write_tsv(summary, out["summary"])

@@ -8,7 +8,14 @@ from typing import Any
 
 from taxvlm.config import ConfigError, Run
 
-SELECTORS = {"encoders": "encoder", "lms": "lm", "inits": "init", "conditions": "condition", "shuffles": "shuffle", "seeds": "seed"}
+SELECTORS = {
+    "encoders": "encoder",
+    "lms": "lm",
+    "inits": "init",
+    "conditions": "condition",
+    "shuffles": "shuffle",
+    "seeds": "seed",
+}
 
 
 def probe_runs(probe: Mapping[str, Any], yesno_runs: Sequence[Run]) -> list[Run]:

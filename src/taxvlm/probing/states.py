@@ -42,14 +42,33 @@ from torch import nn
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
 from taxvlm.io import atomic_dir, read_json, read_tsv, write_json, write_tsv
-from taxvlm.models.lms import PromptFormat, build_prompt, common_prefix_len, lm_logits, load_lm, shared_prefix_forward, twin_seed
+from taxvlm.models.lms import (
+    PromptFormat,
+    build_prompt,
+    common_prefix_len,
+    lm_logits,
+    load_lm,
+    shared_prefix_forward,
+    twin_seed,
+)
 from taxvlm.models.projector import build_projector
 from taxvlm.seeding import rng
 
 log = logging.getLogger(__name__)
 
 POSITIONS = ("answer", "target", "image")
-ROW_COLUMNS = ["split", "test_set", "row_id", "question_id", "image_id", "image_concept", "leaf", "kind", "asked", "answer"]
+ROW_COLUMNS = [
+    "split",
+    "test_set",
+    "row_id",
+    "question_id",
+    "image_id",
+    "image_concept",
+    "leaf",
+    "kind",
+    "asked",
+    "answer",
+]
 IMAGE_COLUMNS = ["split", "image_id", "image_concept", "leaf"]
 
 
@@ -79,7 +98,9 @@ def layer_hooks(model: nn.Module) -> Iterator[list[list[torch.Tensor]]]:
             handle.remove()
 
 
-def _at(calls: list[list[torch.Tensor]], group: torch.Tensor, prefix_len: int, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def _at(
+    calls: list[list[torch.Tensor]], group: torch.Tensor, prefix_len: int, rows: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
     """`[L+1, B, d]` states of rows at absolute positions `pos`, from the hooks' one pass (`[B, T, d]`)
     or two passes (prefix `[G, P, d]` per image, then suffix `[B, S, d]` per row)."""
     out = []
@@ -119,7 +140,10 @@ def batch_states(
     target = _at(calls, group, start + shared, rows, start + torch.tensor(target_pos, device=dev))
     first_row = torch.stack([(group == g).nonzero()[0, 0] for g in range(len(image_embeds))])
     image = torch.stack(
-        [_at(calls, group, start + shared, first_row, torch.full_like(first_row, p)) for p in range(len(prompt.head), start)]
+        [
+            _at(calls, group, start + shared, first_row, torch.full_like(first_row, p))
+            for p in range(len(prompt.head), start)
+        ]
     ).mean(0)
     return {"answer": answer, "target": target, "image": image}, hidden[rows, lengths - 1]
 
@@ -138,10 +162,19 @@ def target_position(prompt: PromptFormat, question: str, name_suffix: str) -> in
     return last - prompt.text_head
 
 
-def check_run(run: str, projector_ckpt: dict[str, Any], train_config: dict[str, Any], lm_spec: dict[str, Any], init: str, seed: int) -> None:
+def check_run(
+    run: str,
+    projector_ckpt: dict[str, Any],
+    train_config: dict[str, Any],
+    lm_spec: dict[str, Any],
+    init: str,
+    seed: int,
+) -> None:
     """Fail, naming the run, when its projector or LM is not the one the config describes now."""
     if (projector_ckpt["init"], projector_ckpt["seed"]) != (init, seed):
-        raise DataError(f"run {run}: projector.pt was trained with init={projector_ckpt['init']} seed={projector_ckpt['seed']}")
+        raise DataError(
+            f"run {run}: projector.pt was trained with init={projector_ckpt['init']} seed={projector_ckpt['seed']}"
+        )
     if train_config.get("lm") != lm_spec:
         raise DataError(
             f"run {run}: the LM changed since training (train_config.json lm={train_config.get('lm')}, config now {lm_spec}); "
@@ -162,7 +195,10 @@ def probe_rows(tables: dict[str, Path], predictions: Path, run: str, settings: d
     rows, each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null: all)."""
     if not predictions.is_file():
         raise MissingDataError(f"run {run}: no predictions ({predictions}); evaluate the run before probing it")
-    frames = [read_tsv(path).assign(split="train" if name == "train" else "test", test_set=name) for name, path in tables.items()]
+    frames = [
+        read_tsv(path).assign(split="train" if name == "train" else "test", test_set=name)
+        for name, path in tables.items()
+    ]
     rows = pd.concat(frames, ignore_index=True)
     train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
     predicted = read_tsv(predictions)
@@ -187,7 +223,15 @@ def _open(out: Path, shape: tuple[int, int, int]) -> np.memmap:
     return np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=shape)
 
 
-def _load(run_dir: Path, features: Path, lm_spec: dict[str, Any], lm_weights: Path | None, init: str, seed: int, dev: torch.device):
+def _load(
+    run_dir: Path,
+    features: Path,
+    lm_spec: dict[str, Any],
+    lm_weights: Path | None,
+    init: str,
+    seed: int,
+    dev: torch.device,
+) -> tuple[torch.Tensor, dict[str, int], nn.Module, Any, nn.Module]:
     """(features the projector reads, image id → row, LM, tokenizer, projector) of a checked run."""
     ckpt = torch.load(run_dir / "projector.pt", map_location="cpu", weights_only=True)
     check_run(str(run_dir), ckpt, read_json(run_dir / "train_config.json"), lm_spec, init, seed)
@@ -200,7 +244,19 @@ def _load(run_dir: Path, features: Path, lm_spec: dict[str, Any], lm_weights: Pa
 
 
 @torch.inference_mode()
-def _stream(model, prompt, projector, feats, index, rows, images, ids, targets, batch_size, folder) -> np.ndarray:
+def _stream(
+    model: nn.Module,
+    prompt: PromptFormat,
+    projector: nn.Module,
+    feats: torch.Tensor,
+    index: dict[str, int],
+    rows: pd.DataFrame,
+    images: pd.DataFrame,
+    ids: list[list[int]],
+    targets: list[int],
+    batch_size: int,
+    folder: Path,
+) -> np.ndarray:
     """Write every batch's states into the memory-mapped caches; return the answer margins."""
     dev = next(projector.parameters()).device
     n_states = len(model.base_model.layers) + 1
@@ -213,8 +269,14 @@ def _stream(model, prompt, projector, feats, index, rows, images, ids, targets, 
     for chunk in torch.argsort(feature_row, stable=True).split(batch_size):
         uniq, group = torch.unique(feature_row[chunk], return_inverse=True)
         idx = chunk.tolist()
-        states, last = batch_states(model, prompt, projector(feats[uniq].to(dev).float()), group,
-                                    [ids[i] for i in idx], [targets[i] for i in idx])
+        states, last = batch_states(
+            model,
+            prompt,
+            projector(feats[uniq].to(dev).float()),
+            group,
+            [ids[i] for i in idx],
+            [targets[i] for i in idx],
+        )
         for p in ("answer", "target"):
             maps[p][:, idx] = states[p].float().cpu().numpy().astype(np.float16)
         firsts = [idx[int((group == g).nonzero()[0, 0])] for g in range(len(uniq))]
@@ -268,12 +330,30 @@ def capture_states(
     t0 = time.perf_counter()
     with atomic_dir(out_dir) as folder:
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-            margins = _stream(model, prompt, projector, feats, index, rows, images, ids, targets, settings["batch_size"], folder)
+            margins = _stream(
+                model, prompt, projector, feats, index, rows, images, ids, targets, settings["batch_size"], folder
+            )
         delta = check_margins(run, rows, margins, run_dir / "predictions.tsv", settings["margin_tolerance"])
         write_tsv(rows[ROW_COLUMNS], folder / "rows.tsv")
         write_tsv(images, folder / "images.tsv")
         n_layers = len(model.base_model.layers)
-        write_json({"layers": n_layers, "hidden_size": model.config.hidden_size, "positions": list(POSITIONS),
-                    "median_abs_margin_delta": delta, "rows": len(rows), "images": len(images)}, folder / "meta.json")
-    log.info("%s: %d rows, %d images, %d layers in %.1fs (median |Δ margin| %.2g)", run, len(rows), len(images),
-             n_layers, time.perf_counter() - t0, delta)
+        write_json(
+            {
+                "layers": n_layers,
+                "hidden_size": model.config.hidden_size,
+                "positions": list(POSITIONS),
+                "median_abs_margin_delta": delta,
+                "rows": len(rows),
+                "images": len(images),
+            },
+            folder / "meta.json",
+        )
+    log.info(
+        "%s: %d rows, %d images, %d layers in %.1fs (median |Δ margin| %.2g)",
+        run,
+        len(rows),
+        len(images),
+        n_layers,
+        time.perf_counter() - t0,
+        delta,
+    )
