@@ -125,6 +125,7 @@ def _cache(root: Path, image_state, row_state, n_layers: int = 3, per_concept: t
                         "kind": "hypernym",
                         "asked": h,
                         "answer": answer,
+                        "margin": 1.0,  # an LM that always answers Yes
                     }
                 )
     images, rows = pd.DataFrame(images), pd.DataFrame(rows)
@@ -185,6 +186,8 @@ def test_a_planted_linear_signal_is_found_at_its_layer(tmp_path: Path) -> None:
     assert at.loc[("membership", "image", 2), "accuracy"] > 0.9
     assert at.loc[("membership", "image", 2), "selectivity"] > 0.3
     assert at.loc[("entailment", "answer", 1), "accuracy"] > 0.9
+    assert at.loc[("entailment", "answer", 1), "lm_accuracy"] == 0.5  # the LM's Yes is right on half the rows
+    assert at.loc[("entailment", "answer", 1), "accuracy_lm_wrong"] > 0.9  # the probe reads the answer it misses
     assert at.loc[("entailment", "answer", 0), "accuracy"] < 0.75
 
 
@@ -327,6 +330,9 @@ def test_capture_states_caches_every_layer_with_row_ids(run_dir, tiny_lm_dir: Pa
     rows, images = read_tsv(tmp_path / "states/rows.tsv"), read_tsv(tmp_path / "states/images.tsv")
     assert len(rows) == 10 + 9 and rows["split"].value_counts()["train"] == 10  # max_train_rows
     assert len(images) == 9 and meta["layers"] == 2
+    predicted = read_tsv(run_dir["root"] / "predictions.tsv").set_index("row_id")["margin"].astype(float)
+    test = rows[rows["split"] == "test"].set_index("row_id")["margin"].astype(float)
+    np.testing.assert_allclose(test.to_numpy(), predicted.reindex(test.index).to_numpy(), atol=1e-3)
     for name, n in (("answer", len(rows)), ("target", len(rows)), ("image", len(images))):
         arr = np.load(tmp_path / f"states/{name}.npy", mmap_mode="r")
         assert (

@@ -24,6 +24,10 @@ permuted within each image concept (keeps each concept's Yes rate, breaks the im
 match); image tasks, whose labels are constant within a concept (a within-concept permutation is
 the identity), give each concept a label drawn from the task's label distribution over concepts,
 so a probe can only memorise concepts. `selectivity` = accuracy − control accuracy.
+
+Row tasks also score the LM itself on the same test rows (`lm_accuracy`, absolute rule: margin > 0
+is Yes) and the probe on the rows the LM answered wrongly (`accuracy_lm_wrong`): whether the answer
+is linearly present inside the LM where its output misses it.
 """
 
 from __future__ import annotations
@@ -57,7 +61,16 @@ TASK_POSITIONS = {
     "membership": ("image",),
 }
 TOL = 1e-3  # lbfgs gradient tolerance, looser than the default 1e-4: fewer iterations on separable n < d fits
-SCORES = ["accuracy", "macro_f1", "control_accuracy", "selectivity", "majority", "chance"]
+SCORES = [
+    "accuracy",
+    "macro_f1",
+    "control_accuracy",
+    "selectivity",
+    "majority",
+    "chance",
+    "lm_accuracy",
+    "accuracy_lm_wrong",
+]
 
 
 @dataclass
@@ -74,6 +87,7 @@ class Problem:
     groups: np.ndarray  # inner-CV groups of the training rows
     control_train: np.ndarray
     control_test: np.ndarray
+    lm_correct: np.ndarray | None = None  # row tasks: whether the LM's own answer (margin > 0 = Yes) is right
     validate: np.ndarray | None = None  # `membership`: the fold's own training images, which choose C
     y_validate: np.ndarray | None = None
 
@@ -106,7 +120,10 @@ def _row_problem(
 ) -> Problem:
     y, concept = rows["answer"].to_numpy(), rows["image_concept"].to_numpy()
     gen = rng(seed, "probe-control", task, position)
-    return Problem(
+    lm_correct = None
+    if "margin" in rows:
+        lm_correct = (np.where(rows["margin"].astype(float).to_numpy() > 0, "Yes", "No") == y)[test]
+    problem = Problem(
         task,
         position,
         "all",
@@ -118,6 +135,8 @@ def _row_problem(
         permute_within(y[train], concept[train], gen),
         permute_within(y[test], concept[test], gen),
     )
+    problem.lm_correct = lm_correct
+    return problem
 
 
 def row_problems(rows: pd.DataFrame, positions: list[str], seed: int) -> list[Problem]:
@@ -338,6 +357,8 @@ def _scores(parts: list[tuple[Problem, np.ndarray, np.ndarray]]) -> dict[str, fl
     labels = np.unique(np.concatenate([y] + [p.y_train.astype(str) for p, _, _ in parts]))
     accuracy = float((pred == y).mean())
     control_accuracy = float((control == control_y).mean())
+    lm_correct = [p.lm_correct for p, _, _ in parts]
+    lm = np.concatenate(lm_correct) if all(c is not None for c in lm_correct) else np.zeros(0, dtype=bool)
     return {
         "accuracy": accuracy,
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
@@ -345,6 +366,8 @@ def _scores(parts: list[tuple[Problem, np.ndarray, np.ndarray]]) -> dict[str, fl
         "selectivity": accuracy - control_accuracy,
         "majority": float((majority == y).mean()),
         "chance": 1.0 / len(labels),
+        "lm_accuracy": float(lm.mean()) if len(lm) else np.nan,
+        "accuracy_lm_wrong": float((pred == y)[~lm].mean()) if len(lm) and (~lm).any() else np.nan,
     }
 
 
@@ -422,7 +445,7 @@ def seed_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in per_run.groupby(keys, sort=True):
         row = dict(zip(keys, key)) | {"n_seeds": len(group)}
-        for score in ("accuracy", "macro_f1", "selectivity", "control_accuracy", "majority", "chance"):
+        for score in SCORES:
             values = group[score].to_numpy(dtype=float)
             half = (
                 stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))

@@ -15,7 +15,8 @@ Positions (`POSITIONS`):
 
 Rows: the run's test rows (those of predictions.tsv, with row ids) and its training rows (train.tsv),
 each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null = all); images: every
-image of the kept rows. The cache is
+image of the kept rows. rows.tsv also keeps each row's Yes/No margin from this forward (the LM's own
+answer, compared with the probes'). The cache is
 one folder per run: `{position}.npy`, fp16 `[L+1, N, d]` (layer-major, so a probe reads one layer
 contiguously), written through a memory map batch by batch (never a whole layer in RAM), with
 `rows.tsv` / `images.tsv` giving the row ids in order and `meta.json` (layers, width, the check below).
@@ -334,7 +335,7 @@ def capture_states(
                 model, prompt, projector, feats, index, rows, images, ids, targets, settings["batch_size"], folder
             )
         delta = check_margins(run, rows, margins, run_dir / "predictions.tsv", settings["margin_tolerance"])
-        write_tsv(rows[ROW_COLUMNS], folder / "rows.tsv")
+        write_tsv(rows[ROW_COLUMNS].assign(margin=margins), folder / "rows.tsv")
         write_tsv(images, folder / "images.tsv")
         n_layers = len(model.base_model.layers)
         write_json(
