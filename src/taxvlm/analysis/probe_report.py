@@ -93,6 +93,8 @@ def best_layers(summary: pd.DataFrame) -> pd.DataFrame:
                 "chance": best["chance"],
                 "majority": best["majority"],
                 "n_seeds": int(best["n_seeds"]),
+                "lm_accuracy": best["lm_accuracy"],
+                "best_accuracy_lm_wrong": best["accuracy_lm_wrong"],
             }
         )
     return pd.DataFrame(rows)
@@ -104,11 +106,19 @@ def _sentence(row: pd.Series) -> str:
     if row["n_seeds"] > 1:
         apart = row["middle_ci_low"] > row["top_ci_high"]
         ci = " (95% CIs over seeds " + ("do not overlap" if apart else "overlap") + ")"
+    lm = ""
+    if pd.notna(row["lm_accuracy"]):
+        lm = f" The LM itself answers {row['lm_accuracy']:.3f} of these test rows right"
+        if pd.notna(row["best_accuracy_lm_wrong"]):
+            lm += f"; on the rows it gets wrong, the best layer's probe is right on {row['best_accuracy_lm_wrong']:.3f}"
+        lm += "."
     return (
-        f"- {row['task']} @ {row['position']}, {row['init']} {row['lm']} + {row['encoder']}, {row['condition']}/{row['shuffle']}: "
-        f"peaks at relative depth {row['best_depth']:.2f} (layer {row['best_layer']} of {row['n_layers']}, accuracy "
-        f"{row['best_accuracy']:.3f}, selectivity {row['best_selectivity']:+.3f}; majority {row['majority']:.3f}); the middle "
-        f"(best {row['middle_accuracy']:.3f} at layer {row['middle_layer']}) {verdict} the top ({row['top_accuracy']:.3f}){ci}."
+        f"- {row['task']} @ {row['position']}, {row['init']} {row['lm']} + {row['encoder']}, "
+        f"{row['condition']}/{row['shuffle']}: peaks at relative depth {row['best_depth']:.2f} (layer "
+        f"{row['best_layer']} of {row['n_layers']}, accuracy {row['best_accuracy']:.3f}, selectivity "
+        f"{row['best_selectivity']:+.3f}; majority {row['majority']:.3f}); the middle (best "
+        f"{row['middle_accuracy']:.3f} at layer {row['middle_layer']}) {verdict} the top "
+        f"({row['top_accuracy']:.3f}){ci}.{lm}"
     )
 
 
