@@ -59,6 +59,7 @@ def probe_figure(summary: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     )
     grid.map_dataframe(sns.lineplot, x="depth", y="accuracy", hue="model", style="model", marker=".")
     grid.map_dataframe(_baselines)
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.add_legend()
     grid.set_axis_labels("relative layer depth", "probe accuracy")
     with atomic_path(path) as tmp:
