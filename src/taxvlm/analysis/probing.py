@@ -258,7 +258,11 @@ def run_problems(
         if isinstance(p, tuple):
             skipped.append((p[0], "image", p[1], p[2]))
         elif len(set(p.y_train)) < 2 or not len(p.test):
-            reason = "no test rows" if not len(p.test) else f"{len(set(p.y_train))} class(es) in the training split"
+            reason = (
+                "no training rows (no seen pair under this condition)"
+                if not len(p.train)
+                else "no test rows" if not len(p.test) else f"{len(set(p.y_train))} class in the training split"
+            )
             skipped.append((p.task, p.position, p.unit, reason))
         else:
             problems.append(p)
