@@ -38,6 +38,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/compositional.smk"
 
@@ -48,3 +49,4 @@ rule all:
         final_outputs(),
         CAPTION_OUTPUTS,
         COMPOSITIONAL_OUTPUTS,
+        PROBE_OUTPUTS,

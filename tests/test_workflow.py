@@ -50,9 +50,11 @@ def test_default_config_plans_the_whole_grid() -> None:
     for rule in ("fetch_asset", "convert_weights", "build_dataset", "extract_features",
                  "train_projector", "evaluate_projector", "collect_metrics"):
         assert rule in plan, f"{rule} missing from the default plan:\n{plan}"
-    # efficientnet: 4 pretrained conditions + 2 random-init + 2 shuffles; dinov2: 1 = 9 runs.
-    assert _job_count(plan, "train_projector") == 9
-    assert _job_count(plan, "evaluate_projector") == 9
+    # pretrained + random-init x 3 seeds at full, 2 shuffles, pretrained + random-init at random50 = 10 runs.
+    assert _job_count(plan, "train_projector") == 10
+    assert _job_count(plan, "evaluate_projector") == 10
+    assert _job_count(plan, "probe_states") == 10  # every yes/no run, one states job each
+    assert _job_count(plan, "probe_fit") == 1
 
 
 def _job_count(plan: str, rule: str) -> int:

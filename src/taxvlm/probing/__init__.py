@@ -1,0 +1,2 @@
+"""Layer-wise probing of trained runs: hidden-state capture (`states`); the probes live in
+`taxvlm.analysis.probing`."""
