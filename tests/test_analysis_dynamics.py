@@ -98,7 +98,12 @@ def test_points_are_compared_with_the_twin_and_never_picked_by_a_held_out_score(
     assert comparison.loc[("paired_calibrated", 10), "verdict"] == "above"  # planted early transfer
     assert comparison.loc[("paired_calibrated", 30), "verdict"] == "overlap"
     statement = outputs["statement"].read_text()
-    assert "rule paired_calibrated (pair_accuracy): above the twin at step(s) 10" in statement
+    assert (
+        "rule paired_calibrated (pair_accuracy): above the twin at step(s) 10; "
+        "the pretrained LM is above chance (0.5) at step(s) 10"
+    ) in statement
+    held_out = dynamics.query("test_set == 'unseen' and rule == 'absolute' and step == 10 and init == 'pretrained'")
+    assert comparison.loc[("absolute", 10), "baseline"] == pytest.approx(held_out["majority_macro_f1"].item())
     # the best-leaf point comes from the validation curves only: step 20, where held-out transfer is nil
     view = read_typed(outputs["categories"], ("step", "n_negative_leaf_rows"))
     assert set(zip(view["point"], view["step"].astype(int))) == {("last", 30), ("best_leaf", 20)}

@@ -47,7 +47,7 @@ def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_
     assert not any(
         name.startswith("faithful/") for name in cc.scored_paths(config, expand_experiments(config["experiments"]))
     )
-    config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "random50", "init": "random"}
+    config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "systematic1", "init": "random"}
     with pytest.raises(ConfigError, match="pipeline.runs .* matches no run"):
         cc.check_compositional(config)
     config["compositional"]["enabled"] = False

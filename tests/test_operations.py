@@ -64,8 +64,11 @@ experiments:
 CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
 AGGREGATION = {"collect_metrics": 1, "collect_dynamics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
-               "tables": 1, "all": 1}
-PER_RUN_EVALUATION = {"evaluate_projector": N_RUNS, "name_projector": N_RUNS}  # yes/no, and naming by likelihood
+               "tables": 1, "probe_fit": 1, "all": 1}
+# .test probes random50 and full under the original and across shuffles: 5 tiny_llama runs + tiny_llama_b's full
+N_PROBED = 6
+# yes/no, naming by likelihood, and the probe's hidden states
+PER_RUN_EVALUATION = {"evaluate_projector": N_RUNS, "name_projector": N_RUNS, "probe_states": N_PROBED}
 TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/projector.pt"
 
 
@@ -219,7 +222,8 @@ def test_finished_run_has_nothing_to_do(base_run) -> None:
 @pytest.mark.workflow
 def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
     table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.05}}}\n")
-    assert table == Counter({"train_projector": 2, "evaluate_projector": 2, "name_projector": 2, **AGGREGATION}), table
+    assert table == Counter({"train_projector": 2, "evaluate_projector": 2, "name_projector": 2, "probe_states": 1,
+                             **AGGREGATION}), table
     assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
 
 

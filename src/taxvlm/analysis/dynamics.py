@@ -106,6 +106,8 @@ def twin_comparison(dynamics: pd.DataFrame, test_set: str = HELD_OUT) -> pd.Data
         score, low, high = RULE_SCORES[keys[len(TWIN_KEYS)]]
         pre, twin = by_init.loc["pretrained"], by_init.loc["random"]
         verdict = "above" if pre[low] > twin[high] else "below" if pre[high] < twin[low] else "overlap"
+        baseline = pre["majority_macro_f1"] if score == "macro_f1" else 0.5
+        versus_baseline = "above" if pre[low] > baseline else "below" if pre[high] < baseline else "overlap"
         rows.append(
             dict(zip((*TWIN_KEYS, "rule", "step"), keys))
             | {
@@ -116,6 +118,8 @@ def twin_comparison(dynamics: pd.DataFrame, test_set: str = HELD_OUT) -> pd.Data
                 "random": twin[score],
                 "random_ci": f"[{twin[low]:.3f}, {twin[high]:.3f}]",
                 "verdict": verdict,
+                "baseline": baseline,
+                "pretrained_vs_baseline": versus_baseline,
             }
         )
     return pd.DataFrame(rows)
@@ -132,14 +136,26 @@ def dynamics_statement(comparison: pd.DataFrame, test_set: str = HELD_OUT) -> st
         "the final point is the run's result):"
     ]
     for keys, group in comparison.groupby([*TWIN_KEYS, "rule"], sort=True):
-        where = {v: [str(s) for s in group.loc[group["verdict"] == v, "step"]] for v in ("above", "below")}
-        said = [f"{v} the twin at step(s) {', '.join(steps)}" for v, steps in where.items() if steps]
+        score = group["score"].iloc[0]
+        baseline = "the majority baseline" if score == "macro_f1" else "chance (0.5)"
         lines.append(
-            f"- {'/'.join(map(str, keys[:-1]))}, rule {keys[-1]} ({group['score'].iloc[0]}): "
-            + ("; ".join(said) if said else "never significantly different from the twin")
+            f"- {'/'.join(map(str, keys[:-1]))}, rule {keys[-1]} ({score}): "
+            + _where(group, "verdict", "the twin", "never significantly different from the twin")
+            + "; the pretrained LM is "
+            + _where(group, "pretrained_vs_baseline", baseline, f"never significantly different from {baseline}")
             + f" (steps {', '.join(map(str, group['step']))})."
         )
     return "\n".join(lines) + "\n"
+
+
+def _where(group: pd.DataFrame, column: str, what: str, otherwise: str) -> str:
+    """`above {what} at step(s) …; below … at step(s) …` from a verdict column, or `otherwise`."""
+    said = [
+        f"{v} {what} at step(s) {', '.join(map(str, steps))}"
+        for v in ("above", "below")
+        if len(steps := list(group.loc[group[column] == v, "step"]))
+    ]
+    return "; ".join(said) if said else otherwise
 
 
 def best_leaf_step(val_curves: pd.DataFrame, steps: Sequence[int]) -> int:
