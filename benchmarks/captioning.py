@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from run import ROOT, TINY_LM, interleaved, machine, med  # benchmarks/run.py: timing and the tiny LM's shape
+from harness import interleaved, machine, med
+from workload import ROOT, TINY_LM
 from taxvlm.captioning import generate_caption_ids_reference, greedy_caption_ids
 from taxvlm.features import flush_denormals_on_cpu
 from taxvlm.models.lms import caption_prompt, load_lm

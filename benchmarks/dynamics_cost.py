@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import EPOCHS, PAPER_LMS, ROOT, SAME_SHAPE, things_runs, things_workload  # noqa: E402
+from projection import things_runs, things_workload  # noqa: E402
+from workload import EPOCHS, PAPER_LMS, ROOT, SAME_SHAPE  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results-h200.md"
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from run import DINO_ENCODER, DINO_L, DINO_S, machine, noise_images  # benchmarks/run.py: the shapes its rows use
+from harness import machine
+from workload import DINO_ENCODER, DINO_L, DINO_S, noise_images
 from taxvlm.assets.tiny import build_tiny_dinov2
 from taxvlm.features import extract_features
 from taxvlm.io import write_tsv
