@@ -31,14 +31,14 @@ wildcard_constraints:
     asset=_alternation(config["assets"]),
 
 
+include: "workflow/rules/assets.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/splits.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
-include: "workflow/rules/probe.smk"
+include: "workflow/rules/probing.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/compositional.smk"
 

@@ -28,7 +28,7 @@ from torch import nn
 from harness import interleaved, machine, med
 from workload import ROOT, TINY_LM
 from taxvlm.captioning import generate_caption_ids_reference, greedy_caption_ids
-from taxvlm.features import flush_denormals_on_cpu
+from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.models.lms import caption_prompt, load_lm
 from taxvlm.models.projector import build_projector
 

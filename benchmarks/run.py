@@ -34,7 +34,7 @@ from harness import machine
 from measure import bench_eval, bench_paper_lms, bench_scaling, bench_train, eval_many_tokens
 from projection import project_grid
 from report import Results, markdown
-from taxvlm.features import flush_denormals_on_cpu
+from taxvlm.devices import flush_denormals_on_cpu
 from workload import BATCH, ROOT, build_setup, token_setup
 
 

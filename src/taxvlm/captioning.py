@@ -40,7 +40,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
+from taxvlm.devices import flush_denormals_on_cpu, resolve_device
+from taxvlm.features import load_features
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, caption_prompt, decoder_forward, lm_logits, load_lm, splice, twin_seed
 from taxvlm.models.projector import build_projector

@@ -45,7 +45,8 @@ import torch
 from torch import nn
 
 from taxvlm.decision import decide, pair_id, pair_sizes
-from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
+from taxvlm.devices import flush_denormals_on_cpu, resolve_device
+from taxvlm.features import load_features
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, twin_seed
 from taxvlm.models.projector import build_projector

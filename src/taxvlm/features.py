@@ -14,28 +14,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from taxvlm.devices import resolve_device
 from taxvlm.io import atomic_path, read_tsv
 from taxvlm.models.encoders import Preprocess, load_encoder
 from taxvlm.progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' → the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def flush_denormals_on_cpu(device: torch.device) -> None:
-    """Treat subnormal floats as zero on the CPU, where they slow matmuls several-fold.
-
-    Softmax tails of a frozen LM underflow into subnormals; flushing them changes values below
-    ~1e-38 only, the same way in every run, so results stay deterministic.
-    """
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)
 
 
 class CorruptCacheError(RuntimeError):

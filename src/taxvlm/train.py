@@ -60,7 +60,8 @@ from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
 from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, score_questions
-from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
+from taxvlm.devices import flush_denormals_on_cpu, resolve_device
+from taxvlm.features import load_features
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm, twin_seed
 from taxvlm.models.projector import build_projector, projector_spec

@@ -5,7 +5,7 @@ rule collect_metrics:
     input:
         results=[path for _, path in METRIC_SOURCES],
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("collect_metrics.py"),
+        code=script_code("analysis_metrics.py"),
     output:
         metrics=f"{ANALYSIS}/metrics.tsv",
         headline=f"{ANALYSIS}/headline.tsv",
@@ -16,7 +16,7 @@ rule collect_metrics:
     params:
         runs=[keys for keys, _ in METRIC_SOURCES],
     script:
-        "../scripts/collect_metrics.py"
+        "../scripts/analysis_metrics.py"
 
 
 rule collect_dynamics:
@@ -29,7 +29,7 @@ rule collect_dynamics:
         ],
         pairs=f"{DATA}/pairs.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
-        code=script_code("collect_dynamics.py"),
+        code=script_code("analysis_dynamics.py"),
     output:
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         categories=f"{ANALYSIS}/dynamics_categories.tsv",
@@ -46,7 +46,7 @@ rule collect_dynamics:
     params:
         runs=[run.keys() for run in YESNO_RUNS],
     script:
-        "../scripts/collect_dynamics.py"
+        "../scripts/analysis_dynamics.py"
 
 
 rule coherence:
@@ -59,7 +59,7 @@ rule coherence:
             for s in SHUFFLES
         ],
         metrics=f"{ANALYSIS}/metrics.tsv",
-        code=script_code("coherence.py"),
+        code=script_code("analysis_coherence.py"),
     output:
         coherence=f"{ANALYSIS}/coherence.tsv",
         correlations=f"{ANALYSIS}/coherence_correlations.tsv",
@@ -71,7 +71,7 @@ rule coherence:
         encoders=ENCODERS,
         shuffles=SHUFFLES,
     script:
-        "../scripts/coherence.py"
+        "../scripts/analysis_coherence.py"
 
 
 rule textprobe:
@@ -80,7 +80,7 @@ rule textprobe:
         hypernyms=f"{DATA}/hypernyms.tsv",
         questions=f"{DATA}/questions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("textprobe.py"),
+        code=script_code("analysis_textprobe.py"),
     output:
         per_item=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_items.tsv",
         summary=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
@@ -97,7 +97,7 @@ rule textprobe:
         lm=lambda wc: lm_spec(wc.lm),
         probe=config["analysis"]["textprobe"],
     script:
-        "../scripts/textprobe.py"
+        "../scripts/analysis_textprobe.py"
 
 
 rule combine_textprobe:
@@ -107,7 +107,7 @@ rule combine_textprobe:
             lm=TEXTPROBE_LMS,
             init=["pretrained", "random"],
         ),
-        code=script_code("combine_textprobe.py"),
+        code=script_code("analysis_textprobe_combine.py"),
     output:
         f"{ANALYSIS}/textprobe_summary.tsv",
     log:
@@ -115,13 +115,13 @@ rule combine_textprobe:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/combine_textprobe.py"
+        "../scripts/analysis_textprobe_combine.py"
 
 
 rule mixed_effects:
     input:
         predictions=[f"{run_dir(run)}/predictions.tsv" for run in YESNO_RUNS],
-        code=script_code("mixed_effects.py"),
+        code=script_code("analysis_mixed_effects.py"),
     output:
         summary=report(
             f"{ANALYSIS}/mixed_effects.txt",
@@ -136,7 +136,7 @@ rule mixed_effects:
     params:
         runs=[run.keys() for run in YESNO_RUNS],
     script:
-        "../scripts/mixed_effects.py"
+        "../scripts/analysis_mixed_effects.py"
 
 
 rule figures:
@@ -146,7 +146,7 @@ rule figures:
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
         pairs=f"{DATA}/pairs.tsv",
         dynamics=f"{ANALYSIS}/dynamics.tsv",
-        code=script_code("figures.py"),
+        code=script_code("analysis_figures.py"),
     output:
         **{
             name: report(
@@ -161,7 +161,7 @@ rule figures:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/figures.py"
+        "../scripts/analysis_figures.py"
 
 
 rule tables:
@@ -170,7 +170,7 @@ rule tables:
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
         dynamics=f"{ANALYSIS}/dynamics.tsv",
-        code=script_code("tables.py"),
+        code=script_code("analysis_tables.py"),
     output:
         **{
             f"{name}_csv": report(
@@ -186,4 +186,22 @@ rule tables:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/tables.py"
+        "../scripts/analysis_tables.py"
+
+
+rule plot_taxonomy:
+    input:
+        pairs=f"{DATA}/pairs.tsv",
+        code=script_code("analysis_taxonomy.py"),
+    output:
+        report(
+            f"{DATA}/taxonomy.png",
+            caption="../report/taxonomy.rst",
+            category="Data",
+        ),
+    log:
+        "logs/plot_taxonomy.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    script:
+        "../scripts/analysis_taxonomy.py"

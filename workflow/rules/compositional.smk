@@ -33,7 +33,7 @@ rule compositional:
 rule compositional_wordnet:
     input:
         sdist=f"resources/downloads/{COMP_SECTION['wordnet_asset']}",
-        code=script_code("install_wordnet.py"),
+        code=script_code("assets_wordnet.py"),
     output:
         directory("resources/compositional/nltk_data"),
     log:
@@ -41,7 +41,7 @@ rule compositional_wordnet:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/install_wordnet.py"
+        "../scripts/assets_wordnet.py"
 
 
 rule compositional_negatives:
@@ -227,7 +227,7 @@ rule compositional_score_open_clip:
 
 rule compositional_fetch_benchmark:
     input:
-        code=script_code("fetch_asset.py"),
+        code=script_code("assets_fetch.py"),
     output:
         "resources/compositional/benchmarks/{benchmark}/{bfile}.json",
     log:
@@ -240,12 +240,12 @@ rule compositional_fetch_benchmark:
             **COMP_SECTION["benchmarks"][wc.benchmark]["files"][wc.bfile],
         },
     script:
-        "../scripts/fetch_asset.py"
+        "../scripts/assets_fetch.py"
 
 
 rule compositional_fetch_coco:
     input:
-        code=script_code("fetch_asset.py"),
+        code=script_code("assets_fetch.py"),
     output:
         "resources/compositional/coco_annotations.zip",
     log:
@@ -255,7 +255,7 @@ rule compositional_fetch_coco:
     params:
         spec={"source": "url", **FAITHFUL.get("coco_annotations", {})},
     script:
-        "../scripts/fetch_asset.py"
+        "../scripts/assets_fetch.py"
 
 
 rule compositional_benchmark_items:

@@ -1,84 +1,73 @@
-# Assets: one fetch rule for every entry of config.assets, then one preparation step each.
+# Experimental design: concept table, image split, questions, deprivation conditions, shuffles.
 
 
-rule fetch_asset:
+rule build_dataset:
     input:
-        code=script_code("fetch_asset.py"),
+        unpack(dataset_inputs),
+        code=script_code("data_dataset.py"),
     output:
-        "resources/downloads/{asset}",
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        images=f"{DATA}/images.tsv",
+        captions=f"{DATA}/captions.tsv",
+        summary=f"{DATA}/summary.json",
     log:
-        "logs/fetch_asset/{asset}.log",
+        "logs/build_dataset.log",
     benchmark:
-        "results/benchmarks/fetch_asset/{asset}.tsv"
+        "results/benchmarks/build_dataset.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        spec=lambda wc: config["assets"][wc.asset],
+        dataset=config["dataset"],
+        split=config["split"],
     script:
-        "../scripts/fetch_asset.py"
+        "../scripts/data_dataset.py"
 
 
-rule install_wordnet:
+rule build_questions:
     input:
-        sdist=lambda wc: dataset_asset("wordnet_asset"),
-        code=script_code("install_wordnet.py"),
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        code=script_code("data_questions.py"),
     output:
-        directory("resources/nltk_data"),
+        f"{DATA}/questions.tsv",
     log:
-        "logs/install_wordnet.log",
-    conda:
-        "../../envs/taxvlm.yaml"
-    script:
-        "../scripts/install_wordnet.py"
-
-
-rule extract_tuxpaint:
-    input:
-        deb=lambda wc: dataset_asset("asset"),
-        code=script_code("extract_tuxpaint.py"),
-    output:
-        directory("resources/tuxpaint"),
-    log:
-        "logs/extract_tuxpaint.log",
-    conda:
-        "../../envs/taxvlm.yaml"
-    script:
-        "../scripts/extract_tuxpaint.py"
-
-
-rule extract_things:
-    input:
-        archives=lambda wc: [
-            f"resources/downloads/{asset}"
-            for asset in config["dataset"]["things"]["images_assets"]
-        ],
-        code=script_code("extract_things.py"),
-    output:
-        directory("resources/things/images"),
-    log:
-        "logs/extract_things.log",
+        "logs/build_questions.log",
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        password=config["dataset"].get("things", {}).get("images_password"),
+        questions=config["questions"],
     script:
-        "../scripts/extract_things.py"
+        "../scripts/data_questions.py"
 
 
-rule convert_weights:
+rule materialize_condition:
     input:
-        unpack(convert_sources),
-        code=script_code("convert_weights.py"),
+        concepts=f"{DATA}/concepts.tsv",
+        pairs=f"{DATA}/pairs.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        images=f"{DATA}/images.tsv",
+        captions=f"{DATA}/captions.tsv",
+        questions=f"{DATA}/questions.tsv",
+        code=script_code("data_condition.py"),
     output:
-        directory("resources/models/{family}/{name}"),
+        train="results/conditions/{condition}/{shuffle}/train.tsv",
+        train_captions="results/conditions/{condition}/{shuffle}/train_captions.tsv",
+        test_captions="results/conditions/{condition}/{shuffle}/test_captions.tsv",
+        seen="results/conditions/{condition}/{shuffle}/test_seen.tsv",
+        unseen="results/conditions/{condition}/{shuffle}/test_unseen.tsv",
+        leaf="results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+        val_leaf="results/conditions/{condition}/{shuffle}/val_leaf.tsv",
+        shuffle_map="results/conditions/{condition}/{shuffle}/shuffle_map.tsv",
+        summary="results/conditions/{condition}/{shuffle}/summary.json",
     log:
-        "logs/convert_weights/{family}/{name}.log",
-    benchmark:
-        "results/benchmarks/convert_weights/{family}/{name}.tsv"
+        "logs/materialize_condition/{condition}_{shuffle}.log",
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
-        options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
+        conditions=config["conditions"],
+        shuffles=config["shuffles"],
     script:
-        "../scripts/convert_weights.py"
+        "../scripts/data_condition.py"

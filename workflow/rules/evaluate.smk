@@ -46,7 +46,7 @@ rule name_projector:
         concepts=f"{DATA}/concepts.tsv",
         hypernyms=f"{DATA}/hypernyms.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("name_projector.py"),
+        code=script_code("evaluate_naming.py"),
     output:
         f"results/runs/{RUN}/naming.tsv",
     log:
@@ -62,4 +62,4 @@ rule name_projector:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],
     script:
-        "../scripts/name_projector.py"
+        "../scripts/evaluate_naming.py"

@@ -5,7 +5,7 @@ rule extract_features:
     input:
         images=f"{DATA}/images.tsv",
         weights=lambda wc: weights_dir("encoders", wc.encoder),
-        code=script_code("extract_features.py"),
+        code=script_code("features_extract.py"),
     output:
         "results/features/{encoder}.pt",
     log:
@@ -21,4 +21,4 @@ rule extract_features:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],
     script:
-        "../scripts/extract_features.py"
+        "../scripts/features_extract.py"

@@ -233,7 +233,7 @@ def score_open_clip(
     benchmark's items (image ids are paths under `image_root`) or, with `images_path`, on the test
     images' hard negatives."""
     from taxvlm.compositional.evaluation import open_clip_scorer
-    from taxvlm.features import resolve_device
+    from taxvlm.devices import resolve_device
 
     dev = resolve_device("auto")
     model, tokenizer, preprocess = load_open_clip(spec, out.parent / f".{out.name}.open_clip_config", dev)
@@ -266,7 +266,7 @@ def score_vlm(
     log-likelihood after the image minus without it)."""
     from taxvlm.compositional.evaluation import vlm_scorer
     from taxvlm.evaluate import _load_run
-    from taxvlm.features import resolve_device
+    from taxvlm.devices import resolve_device
 
     dev = resolve_device("auto")
     feats, index, model, tokenizer, projector = _load_run(

@@ -1,5 +1,5 @@
 """Which runs the probe stage probes, and where a question's target word ends: the workflow's
-config logic for `probe:`, here so that it is unit-tested (workflow/rules/probe.smk calls it)."""
+config logic for `probe:`, here so that it is unit-tested (workflow/rules/probing.smk calls it)."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from taxvlm.data.errors import DataError, MissingDataError
-from taxvlm.features import flush_denormals_on_cpu, load_features, resolve_device
+from taxvlm.devices import flush_denormals_on_cpu, resolve_device
+from taxvlm.features import load_features
 from taxvlm.io import atomic_dir, read_json, read_tsv, write_json, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,

@@ -4,7 +4,7 @@ Snakemake: input.pairs → output[0] (PNG).
 """
 
 
-from taxvlm.data.taxonomy_figure import plot_taxonomy
+from taxvlm.analysis.taxonomy_figure import plot_taxonomy
 from taxvlm.rulelog import rule_log
 
 rule_log(snakemake.log[0])  # noqa: F821

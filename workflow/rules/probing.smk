@@ -33,7 +33,7 @@ rule probe_states:
         train_config=f"results/runs/{YESNO_RUN}/train_config.json",
         predictions=f"results/runs/{YESNO_RUN}/predictions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("probe_states.py"),
+        code=script_code("probing_states.py"),
     output:
         (
             directory(f"{PROBE}/{YESNO_RUN}/states")
@@ -60,14 +60,14 @@ rule probe_states:
             "name_suffix": name_suffix(config["questions"]["template"]),
         },
     script:
-        "../scripts/probe_states.py"
+        "../scripts/probing_states.py"
 
 
 rule probe_fit:
     input:
         states=[f"{PROBE}/{run.path}/states" for run in PROBE_RUNS],
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("probe_fit.py"),
+        code=script_code("probing_fit.py"),
     output:
         **PROBE_FIT,
         figure=report(
@@ -99,4 +99,4 @@ rule probe_fit:
             for key in ("positions", "tasks", "folds", "Cs", "max_iter", "seed")
         },
     script:
-        "../scripts/probe_fit.py"
+        "../scripts/probing_fit.py"

