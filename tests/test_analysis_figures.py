@@ -214,3 +214,11 @@ def test_tables_written_as_csv_and_markdown(tmp_path):
         "encoder", "lm", "objective", "condition", "shuffle", "rule",
         *(f"{t}: {i}" for t in ("leaf", "seen", "unseen") for i in ("pretrained", "random")),
     ]
+
+
+def test_the_registries_are_keyed_by_the_names_the_rules_build() -> None:
+    from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
+    from taxvlm.analysis.tables import TABLES
+
+    assert tuple(FIGURES) == FIGURE_NAMES
+    assert tuple(TABLES) == TABLE_NAMES

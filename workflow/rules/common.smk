@@ -10,6 +10,7 @@ from snakemake.utils import validate
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name
 from taxvlm.config import (
@@ -172,29 +173,6 @@ def first_condition(shuffle):
 
 
 SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
-FIGURE_NAMES = [
-    "deprivation",
-    "shuffles",
-    "encoders",
-    "lms",
-    "coherence",
-    "coherence_shuffles",
-    "depth",
-    "per_category",
-    "textprobe",
-    "naming",
-    "dynamics",
-]
-TABLE_NAMES = [
-    "headline",
-    "per_category",
-    "coherence",
-    "coherence_correlations",
-    "textprobe",
-    "textprobe_correlations",
-    "naming",
-    "dynamics",
-]
 
 
 def tuning_training(candidate):

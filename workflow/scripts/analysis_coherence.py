@@ -15,10 +15,9 @@ Snakemake:
 
 import logging
 
-import pandas as pd
 import torch
 
-from taxvlm.analysis.coherence import coherence_correlations, coherence_table
+from taxvlm.analysis.coherence import coherence_correlations, coherence_tables
 from taxvlm.analysis.metrics import read_metrics
 from taxvlm.io import write_tsv
 from taxvlm.rulelog import rule_log
@@ -26,13 +25,8 @@ from taxvlm.rulelog import rule_log
 rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 maps = dict(zip(snakemake.params.shuffles, snakemake.input.shuffle_maps, strict=True))
-coherence = pd.concat(
-    [
-        coherence_table(features, encoder, snakemake.input.images, snakemake.input.pairs, maps)
-        for encoder, features in zip(snakemake.params.encoders, snakemake.input.features, strict=True)
-    ],
-    ignore_index=True,
-)
+features = dict(zip(snakemake.params.encoders, snakemake.input.features, strict=True))
+coherence = coherence_tables(features, snakemake.input.images, snakemake.input.pairs, maps)
 write_tsv(coherence, snakemake.output.coherence)
 write_tsv(coherence_correlations(coherence, read_metrics(snakemake.input.metrics)), snakemake.output.correlations)
 logging.info(

@@ -6,14 +6,11 @@ Snakemake:
   input.textprobe   optional combined text-probe summary TSV (textprobe figure; placeholder without)
   input.pairs       optional results/data/pairs.tsv (category-size figure; placeholder without)
   input.dynamics    optional dynamics.tsv (readouts along training; placeholder without)
-  output            either named outputs, one per figure name (deprivation, shuffles, encoders, lms,
-                    coherence, coherence_shuffles, depth, per_category, textprobe) each a .png path,
-                    or a single directory output that receives every figure as {name}.png
+  output            one named .png output per figure (taxvlm.analysis.names.FIGURE_NAMES)
   log[0]
 """
 
 import logging
-from pathlib import Path
 
 from taxvlm.analysis.figures import FIGURES, make_figures
 from taxvlm.analysis.tables import load_tables
@@ -28,7 +25,6 @@ tables = load_tables(
     inputs.get("pairs"),
     inputs.get("dynamics"),
 )
-named = {name: snakemake.output[name] for name in snakemake.output.keys() if name in FIGURES}
-outputs = named or {name: Path(snakemake.output[0]) / f"{name}.png" for name in FIGURES}
+outputs = {name: snakemake.output[name] for name in FIGURES}
 make_figures(tables, outputs)
 logging.info("wrote %s", sorted(outputs))

@@ -5,7 +5,6 @@ Snakemake:
                      order of params.runs
   input.pairs        results/data/pairs.tsv (n_categories = its number of distinct hypernyms)
   params.runs        list of dicts with encoder, lm, init, condition, shuffle, objective, seed, readout
-  params.n_categories  optional int overriding the count from input.pairs (x-axis of systematicN)
   output.metrics     metrics.tsv;  output.headline  headline.tsv
   log[0]
 """
@@ -20,7 +19,7 @@ rule_log(snakemake.log[0])  # noqa: F821
 runs = [
     dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.results, strict=True)
 ]
-n_categories = snakemake.params.get("n_categories") or read_tsv(snakemake.input.pairs)["hypernym"].nunique()
+n_categories = read_tsv(snakemake.input.pairs)["hypernym"].nunique()
 metrics = collect_metrics(runs, snakemake.output.metrics, n_categories=int(n_categories))
 write_tsv(headline(metrics), snakemake.output.headline)
 logging.info("%d runs, %d metric rows, %d hypernyms", len(runs), len(metrics), n_categories)

@@ -4,7 +4,6 @@ category and seed random) — see taxvlm.analysis.stats for the model choice.
 Snakemake:
   input.predictions   list of predictions.tsv, in the order of params.runs
   params.runs         list of dicts with encoder, lm, init, condition, shuffle, seed
-  params.seed         optional int seeding the variational fit (default 0)
   output.summary      mixed_effects.txt (what was fitted, dropped factors, statsmodels summary)
   output.coefficients mixed_effects.tsv (term, effect, estimate, sd, sd_of, ci_low, ci_high)
   log[0]
@@ -19,6 +18,6 @@ rule_log(snakemake.log[0])  # noqa: F821
 runs = [
     dict(run) | {"path": path} for run, path in zip(snakemake.params.runs, snakemake.input.predictions, strict=True)
 ]
-fit = fit_mixed_effects(held_out_rows(runs), seed=int(snakemake.params.get("seed") or 0))
+fit = fit_mixed_effects(held_out_rows(runs))
 write_mixed_effects(fit, snakemake.output.summary, snakemake.output.coefficients)
 logging.info("%s on %d rows: %s; dropped %s", fit.method, fit.n, fit.formula, fit.dropped)

@@ -5,14 +5,11 @@ Snakemake:
   input.coherence   optional coherence.tsv (coherence summary and correlation tables)
   input.textprobe   optional combined text-probe summary TSV (text-probe tables)
   input.dynamics    optional dynamics.tsv (the pretrained-vs-twin table along training)
-  output            either named outputs `{name}_csv` and `{name}_md` for each table name (headline,
-                    per_category, coherence, coherence_correlations, textprobe, textprobe_correlations),
-                    or a single directory output that receives {name}.csv and {name}.md for every table
+  output            named outputs `{name}_csv` and `{name}_md` per table (taxvlm.analysis.names.TABLE_NAMES)
   log[0]
 """
 
 import logging
-from pathlib import Path
 
 from taxvlm.analysis.tables import TABLES, load_tables, make_tables
 from taxvlm.rulelog import rule_log
@@ -25,15 +22,6 @@ tables = load_tables(
     [inputs.textprobe] if inputs.get("textprobe") else [],
     dynamics_path=inputs.get("dynamics"),
 )
-names = set(snakemake.output.keys())
-if any(f"{name}_csv" in names for name in TABLES):
-    outputs = {
-        name: (snakemake.output[f"{name}_csv"], snakemake.output[f"{name}_md"])
-        for name in TABLES
-        if f"{name}_csv" in names
-    }
-else:
-    folder = Path(snakemake.output[0])
-    outputs = {name: (folder / f"{name}.csv", folder / f"{name}.md") for name in TABLES}
+outputs = {name: (snakemake.output[f"{name}_csv"], snakemake.output[f"{name}_md"]) for name in TABLES}
 make_tables(tables, outputs)
 logging.info("wrote %s", sorted(outputs))

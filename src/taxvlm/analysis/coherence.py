@@ -131,3 +131,16 @@ def coherence_correlations(
         coherence[["encoder", "centering", "shuffle", "category", "coherence"]], on=["encoder", "shuffle", "category"]
     )
     return correlations(joined, "coherence", "macro_f1", by=[*RUN_KEYS, "readout", "rule", "test_set", "centering"])
+
+
+def coherence_tables(
+    features: Mapping[str, str | os.PathLike[str]],
+    images_tsv: str | os.PathLike[str],
+    pairs_tsv: str | os.PathLike[str],
+    shuffle_maps: Mapping[str, str | os.PathLike[str]],
+) -> pd.DataFrame:
+    """`coherence_table` of every encoder (`features`: encoder name → its feature cache), stacked."""
+    return pd.concat(
+        [coherence_table(path, encoder, images_tsv, pairs_tsv, shuffle_maps) for encoder, path in features.items()],
+        ignore_index=True,
+    )

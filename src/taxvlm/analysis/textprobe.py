@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,9 @@ from statsmodels.stats.proportion import proportion_confint
 from taxvlm.analysis.metrics import RUN_KEYS, category_scores
 from taxvlm.analysis.stats import correlations
 from taxvlm.data.errors import read_table
+from taxvlm.devices import resolve_device
 from taxvlm.io import write_tsv
+from taxvlm.models.lms import load_lm, twin_seed
 from taxvlm.progress import Progress
 from taxvlm.seeding import rng
 
@@ -514,3 +517,25 @@ def textprobe_correlations(
         text.astype({"text_macro_f1": float}), on=["lm", "init", "category"]
     )
     return correlations(joined, "text_macro_f1", "macro_f1", by=[*RUN_KEYS, "readout", "rule", "test_set"])
+
+
+def textprobe_job(
+    lm_spec: Mapping[str, Any],
+    lm_weights: str | os.PathLike[str] | None,
+    init: str,
+    inputs: Mapping[str, str | os.PathLike[str]],
+    probe_cfg: Mapping,
+    labels: Mapping[str, str],
+    outputs: Mapping[str, str | os.PathLike[str]],
+) -> tuple[pd.DataFrame, pd.DataFrame, TextPrompt]:
+    """The `textprobe` rule: load the LM (`init`: pretrained or its VLM runs' random-init twin) on the
+    GPU when there is one, run every probe, write `outputs` (`per_item`, `summary`) with `labels` as
+    leading columns. `inputs`: `concepts`, `hypernyms`, `questions` tables."""
+    weights = Path(lm_weights) if lm_weights else None
+    model, tokenizer = load_lm(dict(lm_spec), weights, init, twin_seed(dict(lm_spec)), resolve_device("auto"))
+    items, summary, prompt = run_textprobe(
+        model, tokenizer, inputs["concepts"], inputs["hypernyms"], inputs["questions"], probe_cfg,
+        int(probe_cfg["batch_size"]),
+    )  # fmt: skip
+    write_textprobe(items, summary, labels, outputs["per_item"], outputs["summary"])
+    return items, summary, prompt
