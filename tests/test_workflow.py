@@ -57,6 +57,27 @@ def test_default_config_plans_the_whole_grid() -> None:
     assert _job_count(plan, "probe_fit") == 1
 
 
+def _job_counts(plan: str) -> dict[str, int]:
+    """rule → job count, from the `Job stats` table of a dry run."""
+    counts = {}
+    for line in plan.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1].isdigit() and fields[0] != "total":
+            counts[fields[0]] = int(fields[1])
+    return counts
+
+
+def test_tiny_config_plans_alike_under_directory_and_by_configfile(tmp_path: Path) -> None:
+    """`.test` follows the catalog layout (`--directory .test`) and still works as an override file."""
+    copy = copy_workflow(tmp_path)
+    common = ("-n", "--forceall", "--quiet", "rules", "--cores", "1")
+    under_directory = snakemake(*common, "--directory", ".test", cwd=copy)
+    by_configfile = snakemake(*common, "--configfile", ".test/config/config.yaml", cwd=copy)
+    counts = _job_counts(under_directory.stdout + under_directory.stderr)
+    assert counts == _job_counts(by_configfile.stdout + by_configfile.stderr)
+    assert counts["train_projector"] == 12 and counts["build_dataset"] == 1
+
+
 def _job_count(plan: str, rule: str) -> int:
     for line in plan.splitlines():
         fields = line.split()
@@ -88,7 +109,7 @@ def test_bad_config_fails_with_one_clear_line(tmp_path: Path, override: str, mes
 
 @pytest.mark.workflow
 def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(workdir: Path) -> None:
-    args = ("--configfile", ".test/config.yaml", "--cores", "2")
+    args = ("--configfile", ".test/config/config.yaml", "--cores", "2")
     snakemake(*args, cwd=workdir)
     analysis = workdir / "results/analysis"
     assert (analysis / "metrics.tsv").stat().st_size > 0
