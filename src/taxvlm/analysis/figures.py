@@ -30,6 +30,7 @@ from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  #
 from taxvlm.analysis.stats import correlations  # noqa: E402
 from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
 from taxvlm.decision import RULES  # noqa: E402
+from taxvlm.io import atomic_path  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
@@ -39,8 +40,10 @@ _DPI = 110
 
 
 def _save(fig: plt.Figure, path: PathLike) -> None:
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    """Write the PNG through `taxvlm.io.atomic_path`, so a killed job never leaves half a figure that
+    the next run would trust; the format is named because the temporary file has no `.png` suffix."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 
