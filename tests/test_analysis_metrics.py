@@ -1,4 +1,4 @@
-"""Metrics against hand-computed values (protocol §6)."""
+"""Metrics against hand-computed values (docs/protocol.md §11)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The paper's figures (protocol §7) from the tidy analysis tables, with seaborn on the Agg backend.
+"""The paper's figures (docs/protocol.md §13) from the tidy analysis tables, with seaborn on the Agg backend.
 
 Every function takes tables and an output path, draws whatever part of the grid exists, and writes a
 labelled placeholder instead of failing when its facet is absent from the experiment grid. Intervals
-are the t-based 95% CIs of protocol §6 (`metrics.t_interval`), never seaborn's bootstrap, and every
+are the t-based 95% CIs of docs/protocol.md §11 (`metrics.t_interval`), never seaborn's bootstrap, and every
 number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
 Every F1 figure shows each decision rule (`taxvlm.decision.RULES`) in its own panels; the paper's
 figures are the `absolute` ones. The paper's figures read the yes/no readout; the `naming` figure reads
