@@ -1,15 +1,26 @@
 """taxvlm: cross-modal taxonomic generalisation of frozen (vision-)language models.
 
 Run `snakemake --cores all` for the embedded default (config/config.yaml); pass
-`--configfile other.yaml` to override keys (files are deep-merged over the default).
+`--configfile other.yaml` to override keys (files are deep-merged over the default). Under
+`--directory DIR`, DIR/config/config.yaml is deep-merged over the default the same way
+(`snakemake --directory .test` runs the tiny CI configuration).
 """
+
+from pathlib import Path
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+DEFAULT_CONFIG = Path(workflow.basedir) / "config/config.yaml"
 
-configfile: "config/config.yaml"
+
+configfile: str(DEFAULT_CONFIG)
+
+
+if Path("config/config.yaml").resolve() != DEFAULT_CONFIG.resolve():
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

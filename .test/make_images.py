@@ -1,6 +1,6 @@
 """Regenerate the tiny `.test` image set: coloured shapes, one style per concept.
 
-Committed output (a few KB) so that `snakemake --configfile .test/config.yaml` runs offline
+Committed output (a few KB) so that `snakemake --configfile .test/config/config.yaml` runs offline
 anywhere; rerun this script only to change the fixture.
 """
 

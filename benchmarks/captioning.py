@@ -1,6 +1,6 @@
 """Captions/s of `taxvlm.captioning.greedy_caption_ids` (batched, image prefix once per batch, KV
 cache, finished rows dropped) vs a per-image HF `generate(inputs_embeds=..., do_sample=False)` loop
-(`generate_caption_ids_reference`) on the same model, projector and features (issue 14; target ≥ 5×
+(`generate_caption_ids_reference`) on the same model, projector and features (target ≥ 5×
 on a CPU).
 
 Models (`--lm`): `tiny` (default; the tests' tiny random Llama), `smollm2-shape` (SmolLM2-135M's

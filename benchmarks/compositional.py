@@ -1,4 +1,4 @@
-"""Throughput of the contrastive step on cached features (issue 16): the pipeline-mode dual encoder
+"""Throughput of the contrastive step on cached features: the pipeline-mode dual encoder
 (cached image features → projector, pooled; cached text states → linear head) with K hard negatives
 per caption against the same step without hard negatives (`itc`). Target: "≥ 90% of the throughput of
 the same step without hard negatives, per hard negative added": the table gives the ratio

@@ -19,7 +19,7 @@ WORKLOAD_TEXT = (
 
 
 def things_workload() -> tuple[float, float, float]:
-    """Training images, test images and questions per image of one run on THINGS (protocol.md §2)."""
+    """Training images, test images and questions per image of one run on THINGS (docs/protocol.md §3)."""
     concepts, per_concept = 1222, 26107 / 1854
     return 0.70 * concepts * per_concept, 0.25 * concepts * per_concept, 2 + 2 * 2040 / 1222
 

@@ -32,7 +32,7 @@ TINY_LM = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, 
            "intermediate_size": 128, "seed": 0}  # fmt: skip
 PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled"}  # as config/config.yaml
 TOKEN_PROJECTOR = {"projector": "mlp", "prefix_tokens": 1, "features": "tokens"}  # the paper's
-EPOCHS, BATCH = 5, 16  # protocol.md §5
+EPOCHS, BATCH = 5, 16  # docs/protocol.md §9
 # The paper's LMs (config/things.yaml keys) at the shapes of their published config.json files; the
 # benchmark draws random bf16 weights for them (time does not depend on the values on a GPU).
 PAPER_LMS: dict[str, tuple[str, str, dict[str, Any]]] = {

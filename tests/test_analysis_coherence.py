@@ -109,7 +109,7 @@ def test_across_lowers_coherence_and_within_keeps_it(world, centering):
 
 def test_centring_separates_categories_that_raw_cosines_hide(tmp_path):
     """A large shared component makes every raw cosine near 1 whatever the shuffle; subtracting the
-    mean training feature recovers the categories (the issue-13 pattern: 0.79/0.77 raw → 0.28/0.14)."""
+    mean training feature recovers the categories (docs/protocol.md §12)."""
     table = _table(_make_world(tmp_path, offset=40.0))
     mean = table.groupby(["centering", "shuffle"])["coherence"].mean()
     assert mean[("raw", "original")] > 0.95 and mean[("raw", "across")] > 0.95

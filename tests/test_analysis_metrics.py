@@ -1,4 +1,4 @@
-"""Metrics against hand-computed values (protocol §6)."""
+"""Metrics against hand-computed values (docs/protocol.md §11)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,12 @@ from taxvlm.analysis.metrics import (
     METRICS_COLUMNS,
     category_scores,
     collect_metrics,
-    condition_axis,
     headline,
     majority_label,
     read_metrics,
     score_predictions,
     t_interval,
 )
-from taxvlm.data.errors import DataError
 from taxvlm.decision import NAMING_RULES, RULES, decide, pair_id
 from taxvlm.io import write_tsv
 
@@ -51,26 +49,6 @@ def test_majority_tie_goes_to_no_and_does_not_change_the_score():
     assert majority_label(["Yes", "No"]) == "No"
     gold = ["Yes", "No", "Yes", "No"]
     assert category_scores(gold, ["No"] * 4)["macro_f1"] == category_scores(gold, ["Yes"] * 4)["macro_f1"]
-
-
-@pytest.mark.parametrize(
-    ("condition", "expected"),
-    [
-        ("none", ("none", 0.0)),
-        ("full", ("full", 100.0)),
-        ("random30", ("random", 30.0)),
-        ("random70pair", ("randompair", 70.0)),
-        ("systematic10", ("systematic", 100 * 10 / 53)),
-    ],
-)
-def test_condition_axis(condition, expected):
-    family, pct = condition_axis(condition, 53)
-    assert family == expected[0] and pct == pytest.approx(expected[1])
-
-
-def test_condition_axis_rejects_unknown():
-    with pytest.raises(DataError):
-        condition_axis("randomish", 53)
 
 
 def _predictions(rows: list[tuple[str, str, str, str, str]]) -> pd.DataFrame:

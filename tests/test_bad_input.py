@@ -1,4 +1,4 @@
-"""Bad, broken or hostile input (issue 17): each case asserts the exact one-line message, or the safe
+"""Bad, broken or hostile input: each case asserts the exact one-line message, or the safe
 outcome, and that nothing partial is left behind. Tiny fixtures only: the whole file runs in seconds."""
 
 from __future__ import annotations

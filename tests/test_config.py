@@ -40,7 +40,8 @@ def test_objectives_are_a_grid_dimension() -> None:
 
 
 def merged(*names: str) -> dict:
-    """config/config.yaml deep-merged with the named config files, as `--configfile` merges them."""
+    """config/config.yaml deep-merged with the named config files by Snakemake's own merge
+    (`snakemake.utils.update_config`), as `--configfile` merges them."""
     config = default_config()
     for name in names:
         update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
@@ -73,9 +74,19 @@ def test_default_and_paper_configs_are_valid() -> None:
     config = default_config()
     assert schema_error(config, SCHEMA) is None
     check_references(config)
-    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
-    merged = {**config, **things}
-    assert schema_error(merged, SCHEMA) is None
+    things = merged("things.yaml")
+    assert schema_error(things, SCHEMA) is None
+    check_references(things)
+
+
+def test_paper_config_keeps_the_paper_recipe_after_the_deep_merge() -> None:
+    """Snakemake deep-merges things.yaml over the CPU default: keys it leaves out keep the default's
+    values, so the CPU default's concept sample and feature standardisation must be undone there."""
+    things = merged("things.yaml")
+    assert things["dataset"]["kind"] == "things" and things["dataset"]["max_concepts"] is None
+    assert "tuxpaint" in things["dataset"]  # a deep merge: the default's sections stay beside things'
+    training = things["training"]
+    assert (training["lr"], training["epochs"], training["feature_norm"]) == (1.0e-3, 5, "none")
 
 
 def test_unknown_weights_asset_is_named() -> None:

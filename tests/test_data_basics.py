@@ -1,11 +1,11 @@
-"""Lexicon articles, split rounding, question generation and condition-name parsing."""
+"""Lexicon articles, split rounding and question generation (condition names: test_data_conditions.py)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from taxvlm.data import conditions, lexicon, splits
+from taxvlm.data import lexicon, splits
 from taxvlm.data.errors import DataError
 from taxvlm.data.questions import make_questions
 
@@ -63,31 +63,6 @@ def test_minimum_images_default() -> None:
 def test_bad_fractions_are_named(fractions: dict) -> None:
     with pytest.raises(DataError, match="split.fractions"):
         splits.fractions_from({"fractions": fractions})
-
-
-@pytest.mark.parametrize(
-    ("name", "parsed"),
-    [
-        ("none", conditions.Condition("none")),
-        ("full", conditions.Condition("full")),
-        ("random30", conditions.Condition("random", 30)),
-        ("random30pair", conditions.Condition("random", 30, True)),
-        ("systematic10", conditions.Condition("systematic", 10)),
-    ],
-)
-def test_parse_condition(name: str, parsed: conditions.Condition) -> None:
-    assert conditions.parse_condition(name) == parsed
-
-
-def test_ratio_outside_unit_interval_is_an_error() -> None:
-    with pytest.raises(DataError, match=r"ratio 1.5 is outside \[0, 1\]"):
-        conditions.parse_condition("random150")
-
-
-@pytest.mark.parametrize("name", ["random", "sometimes", "systematic", "random50leaf"])
-def test_unknown_condition_is_an_error(name: str) -> None:
-    with pytest.raises(DataError, match="unknown"):
-        conditions.parse_condition(name)
 
 
 def _toy_taxonomy() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from taxvlm.analysis.metrics import condition_axis
 from taxvlm.data import conditions
 from taxvlm.data.captions import HypernymMentions
 from taxvlm.data.datasets import build_dataset
@@ -222,6 +223,38 @@ def test_rerun_with_another_hash_seed_is_byte_identical(paper: Path, materialize
     materialize_condition("random30pair", "within", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path / "here")
     for path in sorted((tmp_path / "c").iterdir()):
         assert path.read_bytes() == (tmp_path / "here" / path.name).read_bytes(), path.name
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed", "axis"),
+    [
+        ("none", conditions.Condition("none"), ("none", 0.0)),
+        ("full", conditions.Condition("full"), ("full", 100.0)),
+        ("random30", conditions.Condition("random", 30), ("random", 30.0)),
+        ("random70pair", conditions.Condition("random", 70, True), ("randompair", 70.0)),
+        ("systematic10", conditions.Condition("systematic", 10), ("systematic", 100 * 10 / 53)),
+    ],
+)
+def test_condition_names_parse_and_place_on_the_deprivation_axis(
+    name: str, parsed: conditions.Condition, axis: tuple[str, float]
+) -> None:
+    """The one parser behind the removal sets and the figures' x-axis (100·N/53 for systematic N)."""
+    assert conditions.parse_condition(name) == parsed
+    family, pct = condition_axis(name, 53)
+    assert family == axis[0] and pct == pytest.approx(axis[1])
+
+
+def test_ratio_outside_unit_interval_is_an_error() -> None:
+    with pytest.raises(DataError, match=r"ratio 1.5 is outside \[0, 1\]"):
+        conditions.parse_condition("random150")
+
+
+@pytest.mark.parametrize("name", ["random", "sometimes", "systematic", "random50leaf", "randomish"])
+def test_unknown_condition_is_an_error(name: str) -> None:
+    with pytest.raises(DataError, match="unknown"):
+        conditions.parse_condition(name)
+    with pytest.raises(DataError, match="unknown"):
+        condition_axis(name, 53)
 
 
 def test_bad_condition_and_shuffle_names(paper: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Questions: one-to-one leaf negatives and hypernym question forms (issue 13, A1 and A2)."""
+"""Questions: one-to-one leaf negatives and hypernym question forms (docs/protocol.md §5)."""
 
 from __future__ import annotations
 

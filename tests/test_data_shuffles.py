@@ -1,4 +1,4 @@
-"""The within-shuffle as the paper's code does it (protocol §4), on a hand-made taxonomy."""
+"""The within-shuffle as the paper's code does it (docs/protocol.md §7), on a hand-made taxonomy."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Operations: a real SLURM run, the incremental-rerun contract, resumability, failures, secrets.
 
-One local run of the tiny configuration (`.test/config.yaml` plus `OPS_OVERRIDE`, which adds a
+One local run of the tiny configuration (`.test/config/config.yaml` plus `OPS_OVERRIDE`, which adds a
 second tiny LM so "only that LM's jobs" means something) is made once per module and reused:
 the rerun contract is checked with dry runs against it, the SLURM run is compared with it, and
 the resumability and failure tests work on copies of it.
@@ -61,7 +61,7 @@ experiments:
     shuffles: [original]
     seeds: [7]
 """
-CONFIGS = ["--configfile", ".test/config.yaml", "ops.yaml"]
+CONFIGS = ["--configfile", ".test/config/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
 AGGREGATION = {"collect_metrics": 1, "collect_dynamics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
                "tables": 1, "probe_fit": 1, "all": 1}

@@ -57,6 +57,28 @@ def test_default_config_plans_the_whole_grid() -> None:
     assert _job_count(plan, "probe_fit") == 1
 
 
+def _job_counts(plan: str) -> dict[str, int]:
+    """rule → job count, from the `Job stats` table of a dry run."""
+    counts = {}
+    for line in plan.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1].isdigit() and fields[0] != "total":
+            counts[fields[0]] = int(fields[1])
+    return counts
+
+
+def test_tiny_config_plans_under_directory(tmp_path: Path) -> None:
+    """`.test` follows the catalog layout: `--directory .test` plans the tiny grid (the end-to-end test
+    runs the same file by `--configfile`), finding its data files relative to the repository."""
+    copy = copy_workflow(tmp_path)
+    result = snakemake("-n", "--forceall", "--cores", "1", "--directory", ".test", cwd=copy)
+    plan = result.stdout + result.stderr
+    assert "input: data/images, data/hypernyms.tsv, data/captions.tsv" in plan  # .test/data from .test/
+    counts = _job_counts(plan)
+    assert (counts["build_dataset"], counts["train_projector"], counts["evaluate_projector"]) == (1, 12, 10)
+    assert counts["probe_states"] == 5
+
+
 def _job_count(plan: str, rule: str) -> int:
     for line in plan.splitlines():
         fields = line.split()
@@ -88,7 +110,7 @@ def test_bad_config_fails_with_one_clear_line(tmp_path: Path, override: str, mes
 
 @pytest.mark.workflow
 def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(workdir: Path) -> None:
-    args = ("--configfile", ".test/config.yaml", "--cores", "2")
+    args = ("--configfile", ".test/config/config.yaml", "--cores", "2")
     snakemake(*args, cwd=workdir)
     analysis = workdir / "results/analysis"
     assert (analysis / "metrics.tsv").stat().st_size > 0

@@ -143,6 +143,18 @@ def convert_sources(wildcards):
     )
 
 
+def user_file(path):
+    """A file the config names (the user's data, never a rule's output): as given when it exists
+    in the working directory, else the same relative path under the workflow's folder. So the tiny
+    configuration, which names `.test/data/...`, runs from the repository root
+    (`--configfile .test/config/config.yaml`) and under `--directory .test` alike.
+    """
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    candidate = Path(workflow.basedir) / path
+    return os.path.relpath(candidate) if candidate.exists() else path
+
+
 def dataset_inputs(wildcards):
     """The prepared inputs of the configured dataset kind, by the names build_dataset expects."""
     kind = config["dataset"]["kind"]
@@ -152,14 +164,17 @@ def dataset_inputs(wildcards):
     if kind == "things":
         inputs = {
             "images": "resources/things/images",
-            "categories": section["categories"],
-            "pairs": section["pairs"],
+            "categories": user_file(section["categories"]),
+            "pairs": user_file(section["pairs"]),
         }
     else:
-        inputs = {"images": section["images"], "hypernyms": section["hypernyms"]}
+        inputs = {
+            "images": user_file(section["images"]),
+            "hypernyms": user_file(section["hypernyms"]),
+        }
     for key in ("hypernym_forms", "captions"):
         if key in section:
-            inputs[key] = section[key]
+            inputs[key] = user_file(section[key])
     return inputs
 
 

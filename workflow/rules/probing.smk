@@ -1,4 +1,4 @@
-# Layer-wise probing (Tao et al., protocol §8): the hidden states of every LM layer of each selected
+# Layer-wise probing (Tao et al., docs/protocol.md §15): the hidden states of every LM layer of each selected
 # yes/no run, captured once per run in the evaluation's forward, and linear probes per layer, position
 # and task in one fit/collect job (taxvlm.probing.states, taxvlm.analysis.probing).
 

@@ -1,4 +1,4 @@
-"""Tidy per-category metrics of every run under every decision rule, and the headline means (protocol §6).
+"""Tidy per-category metrics of every run under every decision rule, and the headline means (docs/protocol.md §11).
 
 Snakemake:
   input.results      list of predictions.tsv (readout yesno) and naming.tsv (readout naming), in the

@@ -1,4 +1,4 @@
-"""Text-only taxonomy probes (yes/no, caption, minimal pairs) of one LM and init.
+"""Text-only taxonomy probes (yes/no, caption, minimal pairs) of one LM and init (docs/protocol.md §12).
 
 Snakemake:
   input.concepts, input.hypernyms   results/data/concepts.tsv, hypernyms.tsv (the words the probes use)

@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 
 from taxvlm.analysis.metrics import t_interval  # noqa: E402
 from taxvlm.captioning import METRICS  # noqa: E402
-from taxvlm.io import read_tsv, write_tsv  # noqa: E402
+from taxvlm.io import atomic_path, read_tsv, write_tsv  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 SCORE_COLUMNS = ("seed", "metric", "value", "n_images")  # per-run columns that are not run keys (but seed)
@@ -127,8 +127,8 @@ def caption_figure(
             generated = frame.loc[frame["image_id"] == image_id, "generated"].iloc[0]
             lines.append(_wrapped(label, generated or "(empty)"))
         text_ax.text(0.0, 0.5, "\n".join(lines), transform=text_ax.transAxes, va="center", ha="left", fontsize=8)
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

@@ -1,20 +1,20 @@
-"""Visual coherence of a category (protocol §7) and its correlation with held-out F1.
+"""Visual coherence of a category (docs/protocol.md §12) and its correlation with held-out F1.
 
 Coherence = mean pairwise cosine similarity (self-pairs excluded) of the encoder embeddings of all
 *training* images attached to the category's member leaves. Under a shuffle σ the questions of leaf s
 are attached to the images of σ(s), so the category's images are the training images of σ(s) for its
 members: `across` should lower coherence, `within` should keep it.
 
-The embedding of an image is the mean of its cached encoder `tokens` (protocol: "mean-pooled tokens"),
+The embedding of an image is the mean of its cached encoder `tokens` ("mean-pooled tokens"),
 not the encoder's own `pooled` output, so every encoder is measured the same way whatever its head.
 
 Two centerings are reported side by side (column `centering`):
 - `raw`: cosines of the embeddings as they are. Features of a ReLU/SiLU CNN are non-negative and
-  share a large common component, so every cosine is high and categories barely differ (issue 13:
-  0.79 / 0.79 / 0.77 for original / within / across).
+  share a large common component, so every cosine is high and categories barely differ.
 - `centred`: the encoder's mean embedding over *all* training images is subtracted first, so the
-  cosine measures how images deviate together from the typical image (issue 13: 0.28 / 0.29 / 0.14,
-  the paper's pattern). The mean is one vector per encoder, shared by every shuffle and category.
+  cosine measures how images deviate together from the typical image (the default run's raw and
+  centred values: docs/default-results.md). The mean is one vector per encoder, shared by every
+  shuffle and category.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The paper's figures (protocol §7) from the tidy analysis tables, with seaborn on the Agg backend.
+"""The paper's figures (docs/protocol.md §13) from the tidy analysis tables, with seaborn on the Agg backend.
 
 Every function takes tables and an output path, draws whatever part of the grid exists, and writes a
 labelled placeholder instead of failing when its facet is absent from the experiment grid. Intervals
-are the t-based 95% CIs of protocol §6 (`metrics.t_interval`), never seaborn's bootstrap, and every
+are the t-based 95% CIs of docs/protocol.md §11 (`metrics.t_interval`), never seaborn's bootstrap, and every
 number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
 Every F1 figure shows each decision rule (`taxvlm.decision.RULES`) in its own panels; the paper's
 figures are the `absolute` ones. The paper's figures read the yes/no readout; the `naming` figure reads
@@ -30,6 +30,7 @@ from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  #
 from taxvlm.analysis.stats import correlations  # noqa: E402
 from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
 from taxvlm.decision import RULES  # noqa: E402
+from taxvlm.io import atomic_path  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
@@ -39,8 +40,10 @@ _DPI = 110
 
 
 def _save(fig: plt.Figure, path: PathLike) -> None:
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    """Write the PNG through `taxvlm.io.atomic_path`, so a killed job never leaves half a figure that
+    the next run would trust; the format is named because the temporary file has no `.png` suffix."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

@@ -2,7 +2,7 @@
 
 Everything downstream (figures, tables, statistics) reads the one tidy table written by
 `collect_metrics`: one row per run × readout × decision rule × test set × category, where the category
-is the `asked` column (the hypernym, or the leaf, the question is about) — protocol §6. The readout is
+is the `asked` column (the hypernym, or the leaf, the question is about) — docs/protocol.md §11. The readout is
 how a run's answers were read: `yesno` (predictions.tsv: the forced-choice Yes/No margins, runs trained
 on the yes/no objective) or `naming` (naming.tsv: naming by likelihood, `taxvlm.evaluate`, any
 objective; only the paired rules, the absolute one has no meaning for a likelihood). Every rule
@@ -91,7 +91,7 @@ _FLOAT_COLUMNS: tuple[str, ...] = (
 
 
 def condition_axis(condition: str, n_categories: int) -> tuple[str, float]:
-    """(family, % deprived) of a condition name: the x-axis of the deprivation figure (protocol §3).
+    """(family, % deprived) of a condition name: the x-axis of the deprivation figure (docs/protocol.md §6).
 
     `none` is 0 and `full` is 100; `randomR`/`randomRpair` remove R% of each category's leaves;
     `systematicN` removes N whole categories out of `n_categories` (x = 100·N/n_categories).
@@ -221,7 +221,7 @@ def read_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def t_interval(values: Sequence[float]) -> tuple[float, float]:
-    """95% CI of a mean, t(0.975, n−1)·sd/√n (protocol §6); NaN bounds when n < 2."""
+    """95% CI of a mean, t(0.975, n−1)·sd/√n (docs/protocol.md §11); NaN bounds when n < 2."""
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n < 2:

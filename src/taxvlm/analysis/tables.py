@@ -193,7 +193,7 @@ def coherence_correlation_table(tables: AnalysisTables) -> pd.DataFrame:
 
 
 def textprobe_table(tables: AnalysisTables) -> pd.DataFrame:
-    """LM × init × probe × phrasing × decision rule accuracy with its Wilson 95% CI (issues 8, 13)."""
+    """LM × init × probe × phrasing × decision rule accuracy with its Wilson 95% CI."""
     if tables.textprobe is None:
         return pd.DataFrame()
     summary = tables.textprobe[tables.textprobe["scope"] == "all"]

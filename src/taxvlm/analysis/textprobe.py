@@ -1,4 +1,4 @@
-"""Text-only taxonomy probes of a frozen LM (protocol §7; issues 8 and 13): does the LM know the hypernyms?
+"""Text-only taxonomy probes of a frozen LM (docs/protocol.md §12): does the LM know the hypernyms?
 
 Every probe uses the dataset's own matched hypernym questions from `questions.tsv`: each positive
 (leaf, h) is paired with the negative (leaf, h⁻) that the VLM is asked on the same image (the row
@@ -13,7 +13,7 @@ Probe families:
 (c) `minimal_pair`: total log-likelihood of the true sentence ("An owl is a bird.") against the foil
     ("An owl is a tool."); the first token has no context to be scored from, so it is left out.
 
-Prompts (**decision**, issue 13): the tokenizer's chat template whenever it has one (a user turn, then
+Prompts (**decision**): the tokenizer's chat template whenever it has one (a user turn, then
 the generation prompt), whatever the VLM's `chat_template` flag, since a chat-tuned LM answers
 questions best in its own format; otherwise `Question: … Answer:` after BOS when the tokenizer adds one.
 The Yes score pools the answer's spellings: log P(Yes) = logsumexp over the distinct first tokens of
@@ -25,8 +25,7 @@ Decision rules (column `rule` of the summary), on margin = log P(Yes) − log P(
 - `absolute` (the paper's): Yes iff margin > 0; per item, with macro-F1 over Yes/No.
 - `paired`: the true item's margin must beat its foil's; per pair.
 - `paired_calibrated` (`caption` only): the same on margin − the margin of the same question without
-  the caption, which removes what the question words alone say (issue 13: SmolLM2 goes from 0.74 to
-  0.80 on the 97 default pairs while the words alone give 0.44);
+  the caption, which removes what the question words alone say;
 - `paired_prior` (`caption` only): the paired rule on the no-caption margins alone: the part of the
   answer the hypernym word decides without the leaf, the baseline the calibrated rule removes.
 - `likelihood` (`minimal_pair`): the true sentence must be the more likely.

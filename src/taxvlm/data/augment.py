@@ -1,6 +1,6 @@
 """Seeded views of a single cut-out image (the `tuxpaint` stand-in for THINGS' photo sets).
 
-A Tux Paint stamp is one RGBA picture per concept, while the protocol needs a dozen images per
+A Tux Paint stamp is one RGBA picture per concept, while the split (docs/protocol.md §4) needs a dozen images per
 concept to split 70/5/25. Each view pastes the stamp, scaled and possibly mirrored, at a random
 position on a plain random background, then takes a random resized crop. This is a smoke-scale
 stand-in: the views share one object instance, so it tests the pipeline, not visual generalisation.

@@ -1,4 +1,4 @@
-"""Deprivation conditions (protocol §3): which (leaf, hypernym) pairs lose their questions in training.
+"""Deprivation conditions (docs/protocol.md §6): which (leaf, hypernym) pairs lose their questions in training.
 
 Names: `none`, `full`, `random{pct}` (leaf-level, the default reading that reproduces the paper's
 numbers), `random{pct}pair` (pair-level) and `systematic{N}`.

@@ -1,4 +1,4 @@
-"""Leaf and hypernym yes/no questions with seeded negatives (protocol §2).
+"""Leaf and hypernym yes/no questions with seeded negatives (docs/protocol.md §5).
 
 - leaf: every leaf gets a positive (its own name) and one fixed negative leaf. The negatives are
   one-to-one: every leaf is some other leaf's negative exactly once, so no leaf name is always

@@ -1,4 +1,4 @@
-"""Counterfactual shuffles (protocol §4): a map σ over leaves; the questions of leaf s are shown on
+"""Counterfactual shuffles (docs/protocol.md §7): a map σ over leaves; the questions of leaf s are shown on
 the images of σ(s).
 
 - `original`: σ = identity.

@@ -1,4 +1,4 @@
-"""Seeded per-concept train / val / test split of sorted file names (protocol §2: 70 / 5 / 25).
+"""Seeded per-concept train / val / test split of sorted file names (docs/protocol.md §4: 70 / 5 / 25).
 
 **Decision (rounding):** the counts of a concept with n images are the largest-remainder
 (Hamilton) apportionment of n by the fractions: every split gets floor(n·f), and the images left
