@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -578,6 +579,16 @@ def test_unpinned_hub_models_are_listed() -> None:
 
     things = yaml.safe_load((REPO / "config/things.yaml").read_text())
     assert unpinned_models(_config()) == []  # the default grid loads only local, hash-pinned weights
+    # the paper grid pins every hub model whose commit could be verified (config/README.md), SigLIP not
+    assert unpinned_models(things) == ["encoders.siglip_b16"]
+    del things["lms"]["qwen3_0.6b"]["revision"]
     assert "lms.qwen3_0.6b" in unpinned_models(things)
-    things["lms"]["qwen3_0.6b"]["revision"] = "0" * 40  # a commit hash
-    assert "lms.qwen3_0.6b" not in unpinned_models(things)
+
+
+def test_paper_grid_revisions_are_full_commit_hashes() -> None:
+    """A branch or tag name would move with the hub; only a full 40-hex commit pins the files."""
+    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    revisions = {name: spec["revision"] for family in ("encoders", "lms")
+                 for name, spec in things[family].items() if "revision" in spec}
+    assert len(revisions) == 6, revisions
+    assert all(re.fullmatch(r"[0-9a-f]{40}", rev) for rev in revisions.values()), revisions

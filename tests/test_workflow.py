@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from report_browser import chromium, read_report
 from workflow_copy import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,10 +23,27 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.Co
     return result
 
 
+TINY = ("--configfile", ".test/config/config.yaml", "--cores", "2")
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the workflow, so runs never touch the checkout's results/."""
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(workdir: Path) -> Path:
+    """The `.test` configuration run once (the suite's only run of it); later tests read its results."""
+    snakemake(*TINY, cwd=workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run: Path) -> Path:
+    """`results/report.html` of that run, built as `make run` builds it."""
+    snakemake(*TINY, "--report", "results/report.html", cwd=tiny_run)
+    return tiny_run / "results/report.html"
 
 
 def test_lint_is_clean() -> None:
@@ -109,11 +127,25 @@ def test_bad_config_fails_with_one_clear_line(tmp_path: Path, override: str, mes
 
 
 @pytest.mark.workflow
-def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(workdir: Path) -> None:
-    args = ("--configfile", ".test/config/config.yaml", "--cores", "2")
-    snakemake(*args, cwd=workdir)
-    analysis = workdir / "results/analysis"
+def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(tiny_run: Path) -> None:
+    analysis = tiny_run / "results/analysis"
     assert (analysis / "metrics.tsv").stat().st_size > 0
     assert any((analysis / "figures").glob("*.png"))
-    rerun = snakemake(*args, "-n", cwd=workdir)
+    rerun = snakemake(*TINY, "-n", cwd=tiny_run)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+@pytest.mark.workflow
+def test_report_shows_every_figure_and_table_in_a_real_browser(request: pytest.FixtureRequest) -> None:
+    """Every category, every result's view and description, clicked in headless Chromium: no console
+    or page error, no docutils System Message, every image decodes, every table has rows."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt pins it)")
+    executable = chromium()
+    if executable is None:
+        pytest.skip("no Chromium on PATH: `make test` installs Debian's chromium when run as root or with sudo")
+    report = request.getfixturevalue("tiny_report")  # only once a browser is known to be there
+    check = read_report(report, executable)
+    assert not check.errors, "\n".join(check.errors)
+    assert sorted(check.seen) == check.results
+    kinds = {path.rsplit(".", 1)[-1] for path in check.results}
+    assert {"png", "csv", "txt"} <= kinds, check.seen

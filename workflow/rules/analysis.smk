@@ -126,7 +126,7 @@ rule mixed_effects:
         summary=report(
             f"{ANALYSIS}/mixed_effects.txt",
             caption="../report/mixed_effects.rst",
-            category="Statistics",
+            category="Mixed-effects model",
         ),
         coefficients=f"{ANALYSIS}/mixed_effects.tsv",
     log:
