@@ -24,6 +24,9 @@ class ConfigError(ValueError):
 
 
 OBJECTIVES: tuple[str, ...] = ("yesno", "caption")
+# A run's folder under results/runs/ (and checkpoints/, logs/...): the rules' wildcard pattern, and
+# `Run.path` fills it in, so the two cannot drift apart.
+RUN_PATH = "{encoder}/{lm}/{init}/{condition}/{shuffle}/{objective}/seed{seed}"
 
 
 @dataclass(frozen=True, order=True)
@@ -41,7 +44,7 @@ class Run:
 
     @property
     def path(self) -> str:
-        return f"{self.encoder}/{self.lm}/{self.init}/{self.condition}/{self.shuffle}/{self.objective}/seed{self.seed}"
+        return RUN_PATH.format(**self.keys())
 
     def keys(self) -> dict[str, Any]:
         return {

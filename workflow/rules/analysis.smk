@@ -51,7 +51,7 @@ rule collect_dynamics:
 
 rule coherence:
     input:
-        features=expand("results/features/{encoder}.pt", encoder=ENCODERS),
+        features=expand(FEATURES, encoder=ENCODERS),
         images=f"{DATA}/images.tsv",
         pairs=f"{DATA}/pairs.tsv",
         shuffle_maps=[

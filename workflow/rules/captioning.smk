@@ -3,7 +3,7 @@
 
 CAPTION_RUNS = [run for run in RUNS if run.objective == "caption"]
 # The reference captions of a condition's test images: image_id, caption (several rows per image allowed).
-CAPTION_REFERENCES = "results/conditions/{condition}/{shuffle}/test_captions.tsv"
+CAPTION_REFERENCES = f"{CONDITION_DIR}/test_captions.tsv"
 CAPTION_EXAMPLE_IMAGES = 6
 # What `rule all` asks for when the grid has caption runs.
 CAPTION_OUTPUTS = (
@@ -26,14 +26,14 @@ CAPTION_EXAMPLES = sorted(
 
 rule caption_decode:
     input:
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
+        features=FEATURES,
+        projector=f"{RUN_DIR}/projector.pt",
         references=CAPTION_REFERENCES,
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("captioning_decode.py"),
     output:
-        captions=f"results/runs/{RUN}/captions.tsv",
-        scores=f"results/runs/{RUN}/caption_scores.tsv",
+        captions=f"{RUN_DIR}/captions.tsv",
+        scores=f"{RUN_DIR}/caption_scores.tsv",
     log:
         f"logs/caption_decode/{RUN}.log",
     benchmark:

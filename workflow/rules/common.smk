@@ -14,6 +14,7 @@ from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name
 from taxvlm.config import (
+    RUN_PATH,
     ConfigError,
     check_references,
     expand_experiments,
@@ -52,6 +53,12 @@ ENCODERS = sorted({run.encoder for run in RUNS})
 LMS = sorted({run.lm for run in RUNS})
 CONDITION_SHUFFLES = sorted({(run.condition, run.shuffle) for run in RUNS})
 DATA = "results/data"
+FEATURES = "results/features/{encoder}.pt"
+CONDITION_DIR = "results/conditions/{condition}/{shuffle}"
+RUN = RUN_PATH
+RUN_DIR = f"results/runs/{RUN}"
+YESNO_RUN = RUN.replace("{objective}", "yesno")
+YESNO_RUN_DIR = f"results/runs/{YESNO_RUN}"
 GPU = config["compute"]["gpus_per_job"]
 
 
@@ -89,7 +96,7 @@ def weights_dir(family, name):
 
 
 def run_dir(run):
-    return f"results/runs/{run.path}"
+    return RUN_DIR.format(**run.keys())
 
 
 def metric_sources():

@@ -3,25 +3,24 @@
 # at the end of training and at every point it kept (training.eval_every);
 # and naming by likelihood of every projector, whatever its objective (evaluation.naming).
 
-YESNO_RUN = RUN.replace("{objective}", "yesno")
 TEST_TABLES = {
-    "seen": "results/conditions/{condition}/{shuffle}/test_seen.tsv",
-    "unseen": "results/conditions/{condition}/{shuffle}/test_unseen.tsv",
-    "leaf": "results/conditions/{condition}/{shuffle}/test_leaf.tsv",
+    "seen": f"{CONDITION_DIR}/test_seen.tsv",
+    "unseen": f"{CONDITION_DIR}/test_unseen.tsv",
+    "leaf": f"{CONDITION_DIR}/test_leaf.tsv",
 }
 
 
 rule evaluate_projector:
     input:
         **TEST_TABLES,
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{YESNO_RUN}/projector.pt",
-        checkpoints=f"results/runs/{YESNO_RUN}/checkpoints.pt",
+        features=FEATURES,
+        projector=f"{YESNO_RUN_DIR}/projector.pt",
+        checkpoints=f"{YESNO_RUN_DIR}/checkpoints.pt",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("evaluate_projector.py"),
     output:
-        predictions=f"results/runs/{YESNO_RUN}/predictions.tsv",
-        by_step=f"results/runs/{YESNO_RUN}/predictions_by_step.tsv",
+        predictions=f"{YESNO_RUN_DIR}/predictions.tsv",
+        by_step=f"{YESNO_RUN_DIR}/predictions_by_step.tsv",
     log:
         f"logs/evaluate_projector/{YESNO_RUN}.log",
     benchmark:
@@ -41,14 +40,14 @@ rule evaluate_projector:
 rule name_projector:
     input:
         **TEST_TABLES,
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
+        features=FEATURES,
+        projector=f"{RUN_DIR}/projector.pt",
         concepts=f"{DATA}/concepts.tsv",
         hypernyms=f"{DATA}/hypernyms.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("evaluate_naming.py"),
     output:
-        f"results/runs/{RUN}/naming.tsv",
+        f"{RUN_DIR}/naming.tsv",
     log:
         f"logs/name_projector/{RUN}.log",
     benchmark:

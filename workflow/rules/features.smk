@@ -7,7 +7,7 @@ rule extract_features:
         weights=lambda wc: weights_dir("encoders", wc.encoder),
         code=script_code("features_extract.py"),
     output:
-        "results/features/{encoder}.pt",
+        FEATURES,
     log:
         "logs/extract_features/{encoder}.log",
     benchmark:

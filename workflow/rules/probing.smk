@@ -27,11 +27,11 @@ PROBE_OUTPUTS = (
 rule probe_states:
     input:
         **TEST_TABLES,
-        train="results/conditions/{condition}/{shuffle}/train.tsv",
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{YESNO_RUN}/projector.pt",
-        train_config=f"results/runs/{YESNO_RUN}/train_config.json",
-        predictions=f"results/runs/{YESNO_RUN}/predictions.tsv",
+        train=f"{CONDITION_DIR}/train.tsv",
+        features=FEATURES,
+        projector=f"{YESNO_RUN_DIR}/projector.pt",
+        train_config=f"{YESNO_RUN_DIR}/train_config.json",
+        predictions=f"{YESNO_RUN_DIR}/predictions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("probing_states.py"),
     output:

@@ -1,24 +1,23 @@
 # One projector per (encoder, LM, init, condition, shuffle, objective, seed); the encoder and LM stay
 # frozen. The objective picks the training table: questions (yesno) or captions (caption, LiMBeR).
 
-RUN = "{encoder}/{lm}/{init}/{condition}/{shuffle}/{objective}/seed{seed}"
 TRAIN_TABLES = {"yesno": "train.tsv", "caption": "train_captions.tsv"}
 
 
 rule train_projector:
     input:
-        features="results/features/{encoder}.pt",
+        features=FEATURES,
         train=lambda wc: f"results/conditions/{wc.condition}/{wc.shuffle}/{TRAIN_TABLES[wc.objective]}",
-        val="results/conditions/{condition}/{shuffle}/val_leaf.tsv",
+        val=f"{CONDITION_DIR}/val_leaf.tsv",
         concepts=f"{DATA}/concepts.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("train_projector.py"),
     output:
-        projector=f"results/runs/{RUN}/projector.pt",
-        curve=f"results/runs/{RUN}/curve.tsv",
-        config=f"results/runs/{RUN}/train_config.json",
-        val_curve=f"results/runs/{RUN}/val_curve.tsv",
-        checkpoints=f"results/runs/{RUN}/checkpoints.pt",
+        projector=f"{RUN_DIR}/projector.pt",
+        curve=f"{RUN_DIR}/curve.tsv",
+        config=f"{RUN_DIR}/train_config.json",
+        val_curve=f"{RUN_DIR}/val_curve.tsv",
+        checkpoints=f"{RUN_DIR}/checkpoints.pt",
     log:
         f"logs/train_projector/{RUN}.log",
     benchmark:
