@@ -1,6 +1,12 @@
 """Compositional evaluation, SugarCrepe-style: an item is correct when its true caption scores above
 its hard negative (strictly; a tie is wrong). Accuracy per type with Wilson 95% intervals.
 
+Items with several negatives (an `item` column shared by their rows: ARO's order task, the caption
+against four perturbations) are one decision each: correct when the caption scores above every one
+of them; on rows with `ties_win` True a tie goes to the caption (ARO's `np.argmax` with the caption
+listed first). Each distinct (image, text) is scored once, so a caption repeated over its item's rows
+has one score and a perturbation identical to its caption ties exactly. Accuracy counts items.
+
 Scorers:
 - any open_clip model by name: cosine of image and text embeddings (`open_clip_scores`);
 - this pipeline's trained VLMs: log P(caption | `[head] [image] A picture of`) minus the same without
@@ -44,16 +50,34 @@ def valid_items(negatives: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_items(items: pd.DataFrame, score: Callable[[Sequence[str], Sequence[str]], np.ndarray]) -> pd.DataFrame:
-    """`items` with `score_caption`, `score_negative`, `correct`; `score(image_ids, texts)` scores
-    each (image, text) row."""
-    n = len(items)
-    texts = list(items["caption"]) + list(items["negative"])
-    scores = np.asarray(score(list(items["image_id"]) * 2, texts), dtype=float)
-    return items.assign(score_caption=scores[:n], score_negative=scores[n:], correct=scores[:n] > scores[n:])
+    """`items` with `score_caption`, `score_negative`, `correct` (the item's decision; with an `item`
+    column also `pair_correct`, the row's own); `score(image_ids, texts)` scores each (image, text) row."""
+    pairs = pd.concat(
+        [
+            items[["image_id", "caption"]].set_axis(["image_id", "text"], axis=1),
+            items[["image_id", "negative"]].set_axis(["image_id", "text"], axis=1),
+        ]
+    )
+    unique = pairs.drop_duplicates().reset_index(drop=True)
+    scores = np.asarray(score(list(unique["image_id"]), list(unique["text"])), dtype=float)
+    lookup = dict(zip(zip(unique["image_id"], unique["text"]), scores))
+    scored = items.assign(
+        score_caption=[lookup[k] for k in zip(items["image_id"], items["caption"])],
+        score_negative=[lookup[k] for k in zip(items["image_id"], items["negative"])],
+    )
+    ties = _truth(scored["ties_win"]) if "ties_win" in scored.columns else pd.Series(False, index=scored.index)
+    wins = (scored["score_caption"] > scored["score_negative"]) | (
+        ties & (scored["score_caption"] == scored["score_negative"])
+    )
+    if "item" not in scored.columns:
+        return scored.assign(correct=wins)
+    return scored.assign(correct=wins.groupby(scored["item"]).transform("all"), pair_correct=wins)
 
 
 def accuracy_by_type(scored: pd.DataFrame, model: str) -> pd.DataFrame:
-    """One row per type: n, correct, accuracy and its Wilson 95% interval."""
+    """One row per type: n (items), correct, accuracy and its Wilson 95% interval."""
+    if "item" in scored.columns:
+        scored = scored.drop_duplicates(["type", "item"])
     rows = []
     for kind, group in scored.groupby("type", sort=True):
         n, k = len(group), int(_truth(group["correct"]).sum())
