@@ -131,3 +131,10 @@ def test_aro_order_is_one_five_way_ranking_per_caption() -> None:
     assert scored["pair_correct"].sum() == 7  # as separate pairs, 7 of 8 would count
     acc = accuracy_by_type(scored.astype(str), "m")
     assert acc[["type", "n", "correct"]].values.tolist() == [["order", 2, 1]]
+
+
+def test_a_download_that_is_not_json_names_the_file(tmp_path: Path) -> None:
+    page = tmp_path / "visual_genome_relation.json"
+    page.write_text("<html>Google Drive can't scan this file for viruses</html>", encoding="utf-8")
+    with pytest.raises(DataError, match=r"visual_genome_relation\.json: not a JSON file"):
+        bm.load_benchmark("aro", "aro_relation", {"vg_relation": page}, {})

@@ -68,9 +68,17 @@ def _require(path: Path, key: Any, item: Any, columns: tuple[str, ...]) -> None:
         raise DataError(f"{path}: item {key!r} has no column {missing[0]!r}; it has {sorted(item)}")
 
 
+def _read_json(path: Path) -> Any:
+    """The parsed file; a download that is not JSON (an HTML error or confirmation page) names the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a JSON file ({err})") from None
+
+
 def _keyed_pairs(path: Path, kind: str, image: str, caption: str, negative: str) -> list[dict[str, str]]:
     """`{id: {image, caption, negative}}` files (SugarCrepe, VALSE)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = _read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected an object of items, got a {type(data).__name__}")
     rows = []
@@ -83,7 +91,7 @@ def _keyed_pairs(path: Path, kind: str, image: str, caption: str, negative: str)
 
 
 def _listed(path: Path) -> list[Any]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = _read_json(path)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a list of items, got a {type(data).__name__}")
     return data
