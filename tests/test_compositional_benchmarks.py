@@ -53,6 +53,7 @@ def test_sugarcrepe(server: str, tmp_path: Path) -> None:
 def test_aro_relation_attribution_and_order(server: str, tmp_path: Path) -> None:
     rel = _load(server, tmp_path, "aro", "aro_relation", {"vg": "aro/visual_genome_relation.json"})
     assert list(rel["relation_name"]) == ["on", "behind"] and set(rel["type"]) == {"vg_relation"}
+    assert rel[list(bm.CROP_COLUMNS)].iloc[0].tolist() == [10, 20, 30, 40]  # ARO scores the item's region
     att = _load(server, tmp_path, "aro", "aro_attribution", {"vg": "aro/visual_genome_attribution.json"})
     assert att.iloc[0]["negative"] == "the wooden cup and the white table"
     order = _load(server, tmp_path, "coco_order", "aro_order", {"coco": "aro/coco_karpathy_test.json"})

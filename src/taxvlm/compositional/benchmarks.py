@@ -7,8 +7,8 @@ perturbations at once, so four rows share an item).
 | format | file | per item | `type` |
 |---|---|---|---|
 | `sugarcrepe` | `{type}.json`: `{id: {filename, caption, negative_caption}}` | one pair | file key (`swap_att`) |
-| `aro_relation` | `visual_genome_relation.json`: `[{image_path, true_caption, false_caption, relation_name}]` | one pair | `vg_relation` |
-| `aro_attribution` | `visual_genome_attribution.json`: `[{image_path, true_caption, false_caption}]` | one pair | `vg_attribution` |
+| `aro_relation` | `visual_genome_relation.json`: `[{image_path, true_caption, false_caption, relation_name, bbox_*}]` | one pair | `vg_relation` |
+| `aro_attribution` | `visual_genome_attribution.json`: `[{image_path, true_caption, false_caption, bbox_*}]` | one pair | `vg_attribution` |
 | `aro_order` | Karpathy test split `[{image, caption: [..]}]` (COCO, Flickr30k) | each caption vs its perturbations | `order` |
 | `valse` | `{piece}.json`: `{id: {image_file, caption, foil}}` | one pair | file key (`existence`) |
 | `vlchecklist` | `[[image, {POS: [..], NEG: [..]}]]` | POS[i] vs NEG[i] | file key (`Attribute/vg/color`) |
@@ -23,7 +23,9 @@ fetchable here); `shuffle_nouns_and_adj` (nouns among nouns, adjectives among ad
 `shuffle_allbut_nouns_and_adj` when a `Lexicon` tags the words (the workflow builds one from WordNet,
 as for the hard negatives; ARO uses spaCy). Without a lexicon an item has only the two trigram
 perturbations, which is not ARO's task: the workflow always passes one. ARO reports VG-Relation as a
-macro average over relations: `relation_name` is kept for that.
+macro average over relations: `relation_name` is kept for that. ARO crops each Visual Genome image to
+the item's box before encoding it: `bbox_x`, `bbox_y`, `bbox_w`, `bbox_h` are kept (`CROP_COLUMNS`) and
+the scorers crop (`taxvlm.compositional.evaluation.image_views`).
 
 Every file is checked against its sha256 (when the config pins one) before it is parsed; a wrong
 hash or a missing key fails with the file and the key (column) named.
@@ -47,6 +49,7 @@ from taxvlm.seeding import rng
 COLUMNS = ["benchmark", "item", "image_id", "caption", "negative", "type"]
 ORDER_PERTURBATIONS = ("shuffle_trigrams", "shuffle_within_trigrams")
 TAGGED_PERTURBATIONS = ("shuffle_nouns_and_adj", "shuffle_allbut_nouns_and_adj")  # need a `Lexicon`
+CROP_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")  # ARO's VG sets: the region scored
 ORDER_MAX_WORDS = 30  # ARO's `max_words` for COCO / Flickr30k order
 _ARO_PUNCTUATION = re.compile(r"[.!\"()*#:;~]")
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*|'\w+|[^\w\s]")
@@ -100,7 +103,7 @@ def _listed(path: Path) -> list[Any]:
 def _aro_pairs(path: Path, kind: str, extra: tuple[str, ...] = ()) -> list[dict[str, str]]:
     rows = []
     for i, item in enumerate(_listed(path)):
-        _require(path, i, item, ("image_path", "true_caption", "false_caption", *extra))
+        _require(path, i, item, ("image_path", "true_caption", "false_caption", *CROP_COLUMNS, *extra))
         row = dict(
             item=str(i),
             image_id=item["image_path"],
@@ -108,7 +111,7 @@ def _aro_pairs(path: Path, kind: str, extra: tuple[str, ...] = ()) -> list[dict[
             negative=item["false_caption"],
             type=kind,
         )
-        rows.append(row | {k: item[k] for k in extra})
+        rows.append(row | {k: item[k] for k in (*CROP_COLUMNS, *extra)})
     return rows
 
 

@@ -21,6 +21,7 @@ from taxvlm.compositional.evaluation import (
     ITEM_COLUMNS,
     accuracy_by_type,
     embedding_scores,
+    image_views,
     score_items,
     valid_items,
 )
@@ -230,8 +231,8 @@ def score_open_clip(
     state_path: Path | None = None,
 ) -> None:
     """scored.tsv of an open_clip model (fine-tuned: `state_path`, a faithful model.pt) on a
-    benchmark's items (image ids are paths under `image_root`) or, with `images_path`, on the test
-    images' hard negatives."""
+    benchmark's items (image ids are paths under `image_root`; ARO's VG sets scored on the item's
+    region) or, with `images_path`, on the test images' hard negatives."""
     from taxvlm.compositional.evaluation import open_clip_scorer
     from taxvlm.features import resolve_device
 
@@ -243,11 +244,13 @@ def score_open_clip(
         items = test_items(items_path, images_path)
         table = read_table(images_path, ["image_id", "path"])
         paths = {i: str(image_root / p) for i, p in zip(table["image_id"], table["path"])}
+        crops: dict[str, Any] = {}
+        key = "image_id"
     else:
-        items = valid_items(read_tsv(items_path))
-        paths = {i: str(image_root / i) for i in items["image_id"]}
-    paths = {i: p for i, p in paths.items() if i in set(items["image_id"])}
-    write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths)), out)
+        items, paths, crops = image_views(valid_items(read_tsv(items_path)), image_root)
+        key = "view"
+    paths = {i: p for i, p in paths.items() if i in set(items[key])}
+    write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths, crops=crops), key), out)
 
 
 def score_vlm(
