@@ -137,7 +137,7 @@ def open_clip_scorer(
     embeds: dict[str, torch.Tensor] = {}
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        pixels = torch.stack([preprocess(_open_image(image_paths[i], (crops or {}).get(i))) for i in chunk]).to(dev)
+        pixels = torch.stack([preprocess(open_image(image_paths[i], (crops or {}).get(i))) for i in chunk]).to(dev)
         embeds.update(zip(chunk, model.encode_image(pixels).cpu()))
 
     @torch.inference_mode()
@@ -151,7 +151,8 @@ def open_clip_scorer(
     return embedding_scores(embeds, embed_texts)
 
 
-def _open_image(path: str, box: Box | None) -> Any:
+def open_image(path: str, box: Box | None) -> Any:
+    """The image as RGB, cropped to `box` (left, top, right, bottom) when given."""
     from PIL import Image
 
     image = Image.open(path).convert("RGB")

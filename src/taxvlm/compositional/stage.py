@@ -253,30 +253,56 @@ def score_open_clip(
     write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths, crops=crops), key), out)
 
 
-def score_vlm(
-    negatives_path: Path,
-    images_path: Path,
+def _score_with_run(
+    items: pd.DataFrame,
+    image: str,
     features_path: Path,
     projector_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
-    batch_size: int,
-    out: Path,
-) -> None:
-    """scored.tsv of one trained run of the grid on the test images' hard negatives (caption
-    log-likelihood after the image minus without it)."""
+    run: dict[str, Any],
+) -> pd.DataFrame:
+    """`items` scored by one trained run (caption log-likelihood after the image minus without it);
+    `run`: `lm` (spec), `lm_weights` (folder or None), `init`, `seed`, `batch_size`."""
     from taxvlm.compositional.evaluation import vlm_scorer
     from taxvlm.evaluate import _load_run
     from taxvlm.features import resolve_device
 
     dev = resolve_device("auto")
     feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
+        features_path, projector_path, run["lm"], run["lm_weights"], run["init"], run["seed"], dev
     )
+    return score_items(items, vlm_scorer(model, tokenizer, projector, feats, index, run["batch_size"]), image)
+
+
+def score_vlm(
+    negatives_path: Path, images_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
+) -> None:
+    """scored.tsv of one trained run of the grid on the test images' hard negatives (`_score_with_run`)."""
     items = test_items(negatives_path, images_path)
-    write_tsv(score_items(items, vlm_scorer(model, tokenizer, projector, feats, index, batch_size)), out)
+    write_tsv(_score_with_run(items, "image_id", features_path, projector_path, run), out)
+
+
+def benchmark_images(items_path: Path, image_root: Path, out: Path, crops_dir: Path) -> None:
+    """images.tsv of a benchmark's scored views for this pipeline's encoder (`image_id` = the view,
+    `path`): a region that ARO's VG sets score is cropped once into `crops_dir`, so the feature job
+    (taxvlm.features) encodes it as it is."""
+    from taxvlm.compositional.evaluation import open_image
+
+    _, paths, crops = image_views(valid_items(read_tsv(items_path)), image_root)
+    views = sorted(paths)
+    with atomic_dir(crops_dir) as tmp:
+        for n, view in enumerate(v for v in views if v in crops):
+            open_image(paths[view], crops[view]).save(tmp / f"{n}.png")
+            paths[view] = str(crops_dir / f"{n}.png")
+    write_tsv(pd.DataFrame({"image_id": views, "path": [paths[v] for v in views]}), out)
+
+
+def score_vlm_benchmark(
+    items_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
+) -> None:
+    """A benchmark's items scored by one trained run, on the encoder's features of its views
+    (`benchmark_images`)."""
+    items, _, _ = image_views(valid_items(read_tsv(items_path)), Path("."))
+    write_tsv(_score_with_run(items, "view", features_path, projector_path, run), out)
 
 
 def collect(scored: dict[str, Path], out_accuracy: Path) -> None:
