@@ -117,6 +117,12 @@ def test_pipeline_mode_from_files(tmp_path: Path) -> None:
     assert json.loads((out / "train_config.json").read_text())["recipe"]["lr"] == 1e-2
     state = torch.load(out / "model.pt", weights_only=True)
     assert set(state["state_dict"]) >= {"head.weight", "logit_scale", "projector.inp.weight"}
+    torch.manual_seed(99)  # whatever the process's RNG state, the same seed trains the same model
+    stage.train_pipeline_mode(
+        f["neg"], f["images"], f["feat"], f["proj"], f["text"], section, "all", 3, tmp_path / "again"
+    )
+    again = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(again[k], v) for k, v in state["state_dict"].items())
     stage.collect_thetas({"pipeline/all": out / "curve.tsv"}, tmp_path / "thetas.tsv")
     thetas = read_tsv(tmp_path / "thetas.tsv")
     assert set(thetas["type"]) == {"relation", "object"} and len(thetas) == 2 * len(curve)
@@ -199,3 +205,15 @@ def test_vlm_scored_on_a_benchmark_through_its_views(tmp_path: Path, tiny_lm_dir
     scored = read_tsv(out)
     assert scored["view"].tolist() == images["image_id"].tolist() and set(scored["correct"]) <= {"True", "False"}
     assert (scored["score_caption"].astype(float) != scored["score_negative"].astype(float)).all()
+
+
+def test_random_init_open_clip_is_seeded(tmp_path: Path) -> None:
+    from taxvlm.compositional.tiny import TINY_OPEN_CLIP
+
+    spec = {"name": "taxvlm-tiny-seeded", "pretrained": None, "config": TINY_OPEN_CLIP}
+    first = stage.load_open_clip(spec, tmp_path / "a")[0].state_dict()
+    torch.manual_seed(5)
+    second = stage.load_open_clip(spec, tmp_path / "b")[0].state_dict()
+    other = stage.load_open_clip(spec, tmp_path / "c", seed=1)[0].state_dict()
+    assert all(torch.equal(first[k], v) for k, v in second.items())
+    assert not torch.equal(first["text_projection"], other["text_projection"])

@@ -28,6 +28,7 @@ from taxvlm.compositional.evaluation import (
 from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
 from taxvlm.io import atomic_dir, read_tsv, write_json, write_tsv
+from taxvlm.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,22 @@ def test_items(negatives_path: Path, images_path: Path) -> pd.DataFrame:
     return items[items["image_id"].isin(split_ids(images_path, "test"))].reset_index(drop=True)
 
 
-def load_open_clip(spec: dict[str, Any], config_dir: Path, device: str | torch.device = "cpu") -> tuple[Any, Any, Any]:
+def load_open_clip(
+    spec: dict[str, Any], config_dir: Path, device: str | torch.device = "cpu", seed: int = 0
+) -> tuple[Any, Any, Any]:
     """(model, tokenizer, preprocess) of a `compositional.open_clip` entry; an entry with `config`
-    registers that architecture under its name first (the offline tiny model)."""
+    registers that architecture under its name first (the offline tiny model). Weights a checkpoint
+    does not set (all of them with `pretrained: null`) are drawn from `seed`, so a random-init
+    reference scores the same in every run."""
     import open_clip
 
     if spec.get("config"):
         register_open_clip_config(spec["name"], spec["config"], config_dir)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        spec["name"], pretrained=spec.get("pretrained"), device=device
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "open_clip-init", spec["name"]) % 2**63)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec["name"], pretrained=spec.get("pretrained"), device=device
+        )
     return model, open_clip.get_tokenizer(spec["name"]), preprocess
 
 
@@ -132,6 +139,7 @@ def train_pipeline_mode(
     projector.load_state_dict(ckpt["state_dict"])
     data = load_features(features_path)
     text = torch.load(text_features_path, map_location="cpu", weights_only=True)
+    torch.manual_seed(seed)  # the text head's initial weights
     encoder = C.PipelineDualEncoder(projector, data[ckpt["spec"]["features"]], text["features"])
     image_index = {i: n for n, i in enumerate(data["image_ids"])}
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
@@ -165,8 +173,7 @@ def train_faithful_mode(
     root: Path = Path("."),
 ) -> None:
     """Faithful mode: fine-tune the open_clip model with CE-CLIP's recipe; model.pt, curve.tsv, scored.tsv."""
-    torch.manual_seed(seed)
-    model, tokenizer, preprocess = load_open_clip(spec, out_dir.parent / f".{out_dir.name}.open_clip_config")
+    model, tokenizer, preprocess = load_open_clip(spec, out_dir.parent / f".{out_dir.name}.open_clip_config", seed=seed)
     images = read_table(images_path, ["image_id", "path", "split"])
     image_index = {i: n for n, i in enumerate(images["image_id"])}
     paths = [str(root / p) for p in images["path"]]
