@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from taxvlm.assets.fetch import fetch_asset
@@ -52,10 +53,12 @@ def test_sugarcrepe(server: str, tmp_path: Path) -> None:
 def test_aro_relation_attribution_and_order(server: str, tmp_path: Path) -> None:
     rel = _load(server, tmp_path, "aro", "aro_relation", {"vg": "aro/visual_genome_relation.json"})
     assert list(rel["relation_name"]) == ["on", "behind"] and set(rel["type"]) == {"vg_relation"}
+    assert rel[list(bm.CROP_COLUMNS)].iloc[0].tolist() == [10, 20, 30, 40]  # ARO scores the item's region
     att = _load(server, tmp_path, "aro", "aro_attribution", {"vg": "aro/visual_genome_attribution.json"})
     assert att.iloc[0]["negative"] == "the wooden cup and the white table"
     order = _load(server, tmp_path, "coco_order", "aro_order", {"coco": "aro/coco_karpathy_test.json"})
-    assert len(order) == 2 * len(bm.ORDER_PERTURBATIONS)
+    assert len(order) == 2 * len(bm.ORDER_PERTURBATIONS) and set(order["type"]) == {"order"}
+    assert order["caption"].iloc[0] == "a man with a red helmet on a small moped on a dirt road"  # ARO's pre_caption
     for row in order.itertuples():
         assert sorted(row.negative.split()) == sorted(row.caption.split())
 
@@ -103,5 +106,36 @@ def test_tagged_order_perturbations_move_only_nouns_and_adjectives_or_only_the_r
     assert all((a in tagged) == (b in tagged) for a, b in zip(nouns, words))  # same slots
     with pytest.raises(ValueError, match="needs a lexicon"):
         bm.perturb(caption, "shuffle_nouns_and_adj", 3)
+    assert [w for w in nouns if w in {"red"}] == ["red"] and nouns.index("red") == words.index("red")  # adj among adj
+
+
+def test_aro_order_is_one_five_way_ranking_per_caption() -> None:
+    """ARO scores a caption against its four perturbations at once (np.argmax over [caption, *perturbations]):
+    one decision per caption, lost to any perturbation scoring higher, a tie going to the caption."""
+    from taxvlm.compositional.evaluation import accuracy_by_type, score_items
+    from taxvlm.compositional.negatives import Lexicon
+
+    lexicon = Lexicon({"man": "NOUN", "red": "ADJ", "helmet": "NOUN", "moped": "NOUN", "road": "NOUN"})
     order = bm.load_benchmark("o", "aro_order", {"coco": DATA / "aro/coco_karpathy_test.json"}, {}, 0, lexicon)
-    assert set(order["type"]) == {f"order_{n}" for n in bm.ORDER_PERTURBATIONS + bm.TAGGED_PERTURBATIONS}
+    assert set(order["perturbation"]) == set(bm.ORDER_PERTURBATIONS + bm.TAGGED_PERTURBATIONS)
+    assert order.groupby("item").size().tolist() == [4, 4] and set(order["type"]) == {"order"}
+    first, second = sorted(order["item"].unique())
+    beaten = order[(order["item"] == first) & (order["perturbation"] == "shuffle_trigrams")]["negative"].item()
+    tied = order[(order["item"] == second) & (order["perturbation"] == "shuffle_within_trigrams")]["negative"].item()
+    captions = set(order["caption"])
+
+    def score(ids: list[str], texts: list[str]) -> np.ndarray:
+        return np.array([2.0 if t == beaten else 1.0 if t in captions or t == tied else 0.0 for t in texts])
+
+    scored = score_items(order, score)
+    assert scored.groupby("item")["correct"].first().to_dict() == {first: False, second: True}
+    assert scored["pair_correct"].sum() == 7  # as separate pairs, 7 of 8 would count
+    acc = accuracy_by_type(scored.astype(str), "m")
+    assert acc[["type", "n", "correct"]].values.tolist() == [["order", 2, 1]]
+
+
+def test_a_download_that_is_not_json_names_the_file(tmp_path: Path) -> None:
+    page = tmp_path / "visual_genome_relation.json"
+    page.write_text("<html>Google Drive can't scan this file for viruses</html>", encoding="utf-8")
+    with pytest.raises(DataError, match=r"visual_genome_relation\.json: not a JSON file"):
+        bm.load_benchmark("aro", "aro_relation", {"vg_relation": page}, {})

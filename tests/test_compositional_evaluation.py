@@ -87,3 +87,30 @@ def test_open_clip_scorer_cosine_and_text_cache(tmp_path: Path) -> None:
         image = model.encode_image(preprocess(Image.open(paths["im1"]).convert("RGB"))[None])
         text = encode(tokenizer(["a dog"]))
     assert got[1] == pytest.approx(float(torch.cosine_similarity(image, text)), abs=1e-5)
+
+
+def test_aro_vg_items_are_scored_on_their_region(tmp_path: Path) -> None:
+    """ARO crops a Visual Genome image to the item's box before encoding it."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), "white").save(tmp_path / "vg.png")
+    items = pd.DataFrame(
+        {"image_id": ["vg.png", "vg.png"], "caption": ["a", "b"], "negative": ["c", "d"], "type": ["vg_relation"] * 2}
+    ).assign(bbox_x=[10, 0], bbox_y=[0, 0], bbox_w=[10, 40], bbox_h=[20, 40])
+    views, paths, crops = ev.image_views(items, tmp_path)
+    assert views["view"].tolist() == ["vg.png#10,0,10,20", "vg.png#0,0,40,40"]
+    assert crops["vg.png#10,0,10,20"] == (10, 0, 20, 20) and paths["vg.png#10,0,10,20"] == str(tmp_path / "vg.png")
+    seen: list[tuple[int, int]] = []
+    ev.open_clip_scorer(_RecordingClip(), None, lambda im: seen.append(im.size) or torch.zeros(3), paths, crops=crops)
+    assert sorted(seen) == [(10, 20), (40, 40)]
+
+
+class _RecordingClip(torch.nn.Module):
+    """Stands in for an open_clip model: only the images' preprocessing is looked at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels

@@ -95,3 +95,25 @@ def test_wordnet_pos_by_lemma_counts_and_participles() -> None:
     assert neg.wordnet_pos(wn, "xyzzy") == "OTHER"
     senses["moped"] = [_synset("n", "moped", 1), _synset("v", "mope", 0), _synset("v", "mope", 0)]
     assert neg.wordnet_pos(wn, "moped") == "NOUN"  # `-ed` goes by the counts: noun 1 + 1, verb 1 + 1: a tie, so noun
+
+
+def _node(name: str, hypernyms: list = (), hyponyms: list = ()) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=lambda: name,
+        hypernyms=lambda: list(hypernyms),
+        hyponyms=lambda: list(hyponyms),
+        lemma_names=lambda: [name.split(".")[0]],
+    )
+
+
+def test_wordnet_taxonomy_does_not_depend_on_nltk_hypernym_order() -> None:
+    """nltk lists a synset's hypernyms in a per-process order (`cup`: crockery, container or the
+    reverse); the taxonomy takes the first by name, so every run makes the same negatives."""
+    container = _node("container.n.01", hyponyms=[_node("bag.n.01"), _node("cup.n.01")])
+    crockery = _node("crockery.n.01", hyponyms=[_node("cup.n.01"), _node("plate.n.01")])
+    taxonomies = []
+    for parents in ([crockery, container], [container, crockery]):
+        cup = _node("cup.n.01", hypernyms=parents)
+        wn = SimpleNamespace(synsets=lambda word, pos=None, cup=cup: [cup] if word == "cup" else [])
+        taxonomies.append(neg.taxonomy_from_wordnet(wn, ["cup"]).hypernyms)
+    assert taxonomies[0] == taxonomies[1] == {"bag": {"container.n.01"}, "cup": {"container.n.01"}}

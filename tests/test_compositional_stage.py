@@ -36,14 +36,17 @@ def test_default_lists_vlms_pipeline_and_faithful_models() -> None:
     assert kinds == {"vlm": 2, "pipeline": 5, "faithful": 5, "open_clip": 1}
     assert [r.init for r in cc.pipeline_runs(config)] == ["pretrained"]
     assert len(cc.curve_paths(config, runs)) == 8  # every ablation but itc, both modes
-    assert cc.benchmark_paths(config) == {}
+    assert cc.benchmark_paths(config, runs) == {}
     assert "results/compositional/accuracy.tsv" in cc.compositional_outputs(config, "results/analysis")
 
 
 def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_must_match() -> None:
     config = _config("compositional.yaml")
-    bench = cc.benchmark_paths(config)
-    assert len(bench) == 7 * (1 + 5)
+    runs = expand_experiments(config["experiments"])
+    bench = cc.benchmark_paths(config, runs)
+    assert len(bench) == 7 * (1 + 5 + len(runs))  # open_clip, faithful ablations, the grid's VLMs
+    run = runs[0].path
+    assert bench[f"sugarcrepe/vlm/{run}"] == f"results/compositional/benchmarks/sugarcrepe/vlm/{run}.tsv"
     assert not any(
         name.startswith("faithful/") for name in cc.scored_paths(config, expand_experiments(config["experiments"]))
     )
@@ -114,6 +117,12 @@ def test_pipeline_mode_from_files(tmp_path: Path) -> None:
     assert json.loads((out / "train_config.json").read_text())["recipe"]["lr"] == 1e-2
     state = torch.load(out / "model.pt", weights_only=True)
     assert set(state["state_dict"]) >= {"head.weight", "logit_scale", "projector.inp.weight"}
+    torch.manual_seed(99)  # whatever the process's RNG state, the same seed trains the same model
+    stage.train_pipeline_mode(
+        f["neg"], f["images"], f["feat"], f["proj"], f["text"], section, "all", 3, tmp_path / "again"
+    )
+    again = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(again[k], v) for k, v in state["state_dict"].items())
     stage.collect_thetas({"pipeline/all": out / "curve.tsv"}, tmp_path / "thetas.tsv")
     thetas = read_tsv(tmp_path / "thetas.tsv")
     assert set(thetas["type"]) == {"relation", "object"} and len(thetas) == 2 * len(curve)
@@ -165,3 +174,46 @@ def test_report_figures_and_tables(tmp_path: Path) -> None:
     md = (tmp_path / "t.md").read_text()
     assert md.splitlines()[0] == "| model | relation | cohyponym | cross_category |"
     assert "0.600 [0.300, 0.830] (n=10)" in md
+
+
+def test_vlm_scored_on_a_benchmark_through_its_views(tmp_path: Path, tiny_lm_dir: Path) -> None:
+    """A trained run scores ARO's VG-Relation fixture on the encoder features of each item's region."""
+    from taxvlm.compositional.benchmarks import load_benchmark
+    from taxvlm.models.projector import Projector
+
+    fixture = REPO / "tests/data/compositional/aro/visual_genome_relation.json"
+    write_tsv(load_benchmark("aro_vg_relation", "aro_relation", {"vg": fixture}, {}), tmp_path / "items.tsv")
+    from PIL import Image
+
+    (tmp_path / "vg").mkdir()
+    for name in ("2315529.jpg", "2315530.jpg"):
+        Image.new("RGB", (80, 70)).save(tmp_path / "vg" / name)
+    stage.benchmark_images(tmp_path / "items.tsv", tmp_path / "vg", tmp_path / "images.tsv", tmp_path / "crops")
+    images = read_tsv(tmp_path / "images.tsv")
+    assert images["image_id"].tolist() == ["2315529.jpg#10,20,30,40", "2315530.jpg#0,0,5,5"]
+    assert [Image.open(p).size for p in images["path"]] == [(30, 40), (5, 5)]  # the regions, cropped once
+    d_lm = json.loads((tiny_lm_dir / "config.json").read_text())["hidden_size"]
+    features = {"image_ids": list(images["image_id"]), "pooled": torch.randn(2, 8), "tokens": torch.zeros(2, 1, 8)}
+    torch.save(features, tmp_path / "feat.pt")
+    spec = {"projector": "linear", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
+    state = Projector("linear", "pooled", 8, d_lm, prefix_tokens=2).state_dict()
+    ckpt = {"spec": spec, "d_vis": 8, "d_lm": d_lm, "state_dict": state, "init": "pretrained", "seed": 1}
+    torch.save(ckpt, tmp_path / "projector.pt")
+    run = {"lm": {"source": "hf"}, "lm_weights": tiny_lm_dir, "init": "pretrained", "seed": 1, "batch_size": 4}
+    out = tmp_path / "scored.tsv"
+    stage.score_vlm_benchmark(tmp_path / "items.tsv", tmp_path / "feat.pt", tmp_path / "projector.pt", run, out)
+    scored = read_tsv(out)
+    assert scored["view"].tolist() == images["image_id"].tolist() and set(scored["correct"]) <= {"True", "False"}
+    assert (scored["score_caption"].astype(float) != scored["score_negative"].astype(float)).all()
+
+
+def test_random_init_open_clip_is_seeded(tmp_path: Path) -> None:
+    from taxvlm.compositional.tiny import TINY_OPEN_CLIP
+
+    spec = {"name": "taxvlm-tiny-seeded", "pretrained": None, "config": TINY_OPEN_CLIP}
+    first = stage.load_open_clip(spec, tmp_path / "a")[0].state_dict()
+    torch.manual_seed(5)
+    second = stage.load_open_clip(spec, tmp_path / "b")[0].state_dict()
+    other = stage.load_open_clip(spec, tmp_path / "c", seed=1)[0].state_dict()
+    assert all(torch.equal(first[k], v) for k, v in second.items())
+    assert not torch.equal(first["text_projection"], other["text_projection"])

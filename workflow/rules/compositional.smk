@@ -1,7 +1,8 @@
 # Compositional hard negatives and CE-CLIP's contrastive stage (config.compositional; config/README.md):
 # hard negatives of the dataset's captions; the grid's trained VLMs, open_clip models and the
 # contrastive models (pipeline and faithful modes, over the ablation grid) scored on them; the
-# compositional benchmarks (downloaded by pinned URL + sha256) scored by the open_clip models.
+# compositional benchmarks (downloaded by pinned URL + sha256) scored by the open_clip models, the
+# faithful models and the grid's VLMs (their encoder run over each benchmark's images).
 
 COMP_SECTION = config["compositional"]
 CONTRASTIVE = COMP_SECTION["contrastive"]
@@ -21,7 +22,7 @@ wildcard_constraints:
 
 COMP_SCORED = scored_paths(config, RUNS)
 COMP_CURVES = curve_paths(config, RUNS)
-BENCHMARK_SCORED = benchmark_paths(config)
+BENCHMARK_SCORED = benchmark_paths(config, RUNS)
 COMPOSITIONAL_OUTPUTS = compositional_outputs(config, ANALYSIS)
 
 
@@ -299,6 +300,73 @@ rule compositional_benchmark_open_clip:
         image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],
     script:
         "../scripts/compositional_open_clip.py"
+
+
+rule compositional_benchmark_images:
+    input:
+        bench_items=f"{COMP}/benchmarks/{{benchmark}}/items.tsv",
+        code=script_code("compositional_benchmark_images.py"),
+    output:
+        images=f"{COMP}/benchmarks/{{benchmark}}/images.tsv",
+        crops=directory(f"{COMP}/benchmarks/{{benchmark}}/crops"),
+    log:
+        "logs/compositional/benchmark_images/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/compositional/benchmark_images/{benchmark}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],
+    script:
+        "../scripts/compositional_benchmark_images.py"
+
+
+rule compositional_benchmark_features:
+    input:
+        images=f"{COMP}/benchmarks/{{benchmark}}/images.tsv",
+        weights=lambda wc: weights_dir("encoders", wc.encoder),
+        code=script_code("extract_features.py"),
+    output:
+        f"{COMP}/benchmarks/{{benchmark}}/features/{{encoder}}.pt",
+    log:
+        "logs/compositional/benchmark_features/{benchmark}/{encoder}.log",
+    benchmark:
+        "results/benchmarks/compositional/benchmark_features/{benchmark}/{encoder}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    threads: config["compute"]["feature_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        spec=lambda wc: config["encoders"][wc.encoder],
+        batch_size=config["compute"]["feature_batch_size"],
+    script:
+        "../scripts/extract_features.py"
+
+
+rule compositional_benchmark_vlm:
+    input:
+        bench_items=f"{COMP}/benchmarks/{{benchmark}}/items.tsv",
+        features=f"{COMP}/benchmarks/{{benchmark}}/features/{{encoder}}.pt",
+        projector=f"results/runs/{RUN}/projector.pt",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=script_code("compositional_score_vlm.py"),
+    output:
+        f"{COMP}/benchmarks/{{benchmark}}/vlm/{RUN}.tsv",
+    log:
+        f"logs/compositional/benchmark_vlm/{{benchmark}}/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/compositional/benchmark_vlm/{{benchmark}}/{RUN}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        lm=lambda wc: lm_spec(wc.lm),
+        batch_size=COMP_SECTION["batch_size"],
+    script:
+        "../scripts/compositional_score_vlm.py"
 
 
 rule compositional_benchmark_faithful:

@@ -2,14 +2,12 @@
 input.files (in the order of params.spec.files' keys), input.nltk_data (WordNet: ARO order's tagger); params.spec (the benchmark's config entry), params.seed.
 """
 
-import logging
 from pathlib import Path
 
 from taxvlm.compositional.stage import benchmark_items
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 files = dict(zip(sm.params.spec["files"], map(Path, sm.input.files)))
 benchmark_items(

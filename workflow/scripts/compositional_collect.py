@@ -2,14 +2,12 @@
 adaptive margins along training (taxvlm.compositional.stage.collect / collect_thetas).
 input.scored/curves/benchmarks with the model names in params (same order)."""
 
-import logging
 from pathlib import Path
 
 from taxvlm.compositional.stage import collect, collect_thetas
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 collect(dict(zip(sm.params.scored, map(Path, sm.input.scored))), Path(sm.output.accuracy))
 collect_thetas(dict(zip(sm.params.curves, map(Path, sm.input.curves))), Path(sm.output.thetas))

@@ -2,16 +2,14 @@
 recipe; taxvlm.compositional.stage.train_faithful_mode). input.negatives/images; params.spec (the
 open_clip entry), params.section; wildcards.ablation → output.model's folder."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.compositional.stage import train_faithful_mode
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
 section = dict(sm.params.section)

@@ -2,14 +2,12 @@
 input.captions, input.nltk_data, optional input.concepts/pairs/images (the dataset's taxonomy);
 params.seed → output[0]."""
 
-import logging
 from pathlib import Path
 
 from taxvlm.compositional.negatives import build_negatives
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 inputs = snakemake.input  # noqa: F821
 dataset = (Path(inputs.concepts), Path(inputs.pairs), Path(inputs.images)) if "concepts" in inputs.keys() else None
 build_negatives(

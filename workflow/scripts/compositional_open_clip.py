@@ -2,16 +2,14 @@
 benchmark's items (input.bench_items) or on the test images' hard negatives (input.negatives + input.images);
 params.spec, params.image_root → output[0] (taxvlm.compositional.stage.score_open_clip)."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.compositional.stage import score_open_clip
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
 inputs = sm.input

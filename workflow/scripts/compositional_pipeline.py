@@ -2,16 +2,14 @@
 (taxvlm.compositional.stage.train_pipeline_mode). input.negatives/images/features/projector/text_features;
 params.section (config.compositional); wildcards.ablation, wildcards.seed → output.model's folder."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.compositional.stage import train_pipeline_mode
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
 train_pipeline_mode(

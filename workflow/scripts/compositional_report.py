@@ -1,13 +1,10 @@
 """Snakemake script: the compositional figures and tables (taxvlm.compositional.report)."""
 
-import logging
-
 from taxvlm.compositional import report
 from taxvlm.io import read_tsv
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 accuracy = report.read_accuracy(sm.input.accuracy)
 report.accuracy_figure(accuracy, sm.output.accuracy)

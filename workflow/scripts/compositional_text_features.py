@@ -2,16 +2,14 @@
 (taxvlm.compositional.stage.compute_text_features). input.negatives, optional input.lm_weights;
 params.lm, params.types; wildcards.init → output[0]."""
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.compositional.stage import compute_text_features
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"  # noqa: F821
-)
+rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
 lm_weights = sm.input.get("lm_weights")

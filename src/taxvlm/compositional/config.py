@@ -82,12 +82,15 @@ def curve_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:
     }
 
 
-def benchmark_paths(config: Mapping[str, Any]) -> dict[str, str]:
-    """`benchmark/model` → scored.tsv of every benchmark × (open_clip model, faithful ablation)."""
+def benchmark_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:
+    """`benchmark/model` → scored.tsv of every benchmark × (open_clip model, faithful ablation, and with
+    `vlm` every trained run of the grid)."""
     section = config["compositional"]
     contrastive = section["contrastive"]
     scored = {}
     for bench in sorted(section["benchmarks"]):
+        if section["vlm"]:
+            scored |= {f"{bench}/vlm/{run.path}": f"{COMP}/benchmarks/{bench}/vlm/{run.path}.tsv" for run in runs}
         for c in sorted(section["open_clip"]):
             scored[f"{bench}/open_clip/{c}"] = f"{COMP}/benchmarks/{bench}/open_clip/{c}.tsv"
         if "faithful" in contrastive["modes"]:

@@ -1,6 +1,12 @@
 """Compositional evaluation, SugarCrepe-style: an item is correct when its true caption scores above
 its hard negative (strictly; a tie is wrong). Accuracy per type with Wilson 95% intervals.
 
+Items with several negatives (an `item` column shared by their rows: ARO's order task, the caption
+against four perturbations) are one decision each: correct when the caption scores above every one
+of them; on rows with `ties_win` True a tie goes to the caption (ARO's `np.argmax` with the caption
+listed first). Each distinct (image, text) is scored once, so a caption repeated over its item's rows
+has one score and a perturbation identical to its caption ties exactly. Accuracy counts items.
+
 Scorers:
 - any open_clip model by name: cosine of image and text embeddings (`open_clip_scores`);
 - this pipeline's trained VLMs: log P(caption | `[head] [image] A picture of`) minus the same without
@@ -16,6 +22,7 @@ the generator (`valid` False) are left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,12 +30,14 @@ import pandas as pd
 import torch
 from statsmodels.stats.proportion import proportion_confint
 
+from taxvlm.compositional.benchmarks import CROP_COLUMNS
 from taxvlm.data.errors import DataError
 from taxvlm.models.lms import caption_prompt
 from taxvlm.scoring import score_continuations, score_continuations_without_image
 
 ITEM_COLUMNS = ["image_id", "caption", "negative", "type"]
 ACCURACY_COLUMNS = ["model", "type", "n", "correct", "accuracy", "ci_low", "ci_high"]
+Box = tuple[float, float, float, float]
 
 
 def _truth(column: pd.Series) -> pd.Series:
@@ -43,17 +52,51 @@ def valid_items(negatives: pd.DataFrame) -> pd.DataFrame:
     return negatives.reset_index(drop=True)
 
 
-def score_items(items: pd.DataFrame, score: Callable[[Sequence[str], Sequence[str]], np.ndarray]) -> pd.DataFrame:
-    """`items` with `score_caption`, `score_negative`, `correct`; `score(image_ids, texts)` scores
-    each (image, text) row."""
-    n = len(items)
-    texts = list(items["caption"]) + list(items["negative"])
-    scores = np.asarray(score(list(items["image_id"]) * 2, texts), dtype=float)
-    return items.assign(score_caption=scores[:n], score_negative=scores[n:], correct=scores[:n] > scores[n:])
+def score_items(
+    items: pd.DataFrame, score: Callable[[Sequence[str], Sequence[str]], np.ndarray], image: str = "image_id"
+) -> pd.DataFrame:
+    """`items` with `score_caption`, `score_negative`, `correct` (the item's decision; with an `item`
+    column also `pair_correct`, the row's own); `score(images, texts)` scores each (image, text) row,
+    the image named by column `image` (`view` for a cropped region, `image_views`)."""
+    pairs = pd.concat(
+        [
+            items[[image, "caption"]].set_axis(["image_id", "text"], axis=1),
+            items[[image, "negative"]].set_axis(["image_id", "text"], axis=1),
+        ]
+    )
+    unique = pairs.drop_duplicates().reset_index(drop=True)
+    scores = np.asarray(score(list(unique["image_id"]), list(unique["text"])), dtype=float)
+    lookup = dict(zip(zip(unique["image_id"], unique["text"]), scores))
+    scored = items.assign(
+        score_caption=[lookup[k] for k in zip(items[image], items["caption"])],
+        score_negative=[lookup[k] for k in zip(items[image], items["negative"])],
+    )
+    ties = _truth(scored["ties_win"]) if "ties_win" in scored.columns else pd.Series(False, index=scored.index)
+    wins = (scored["score_caption"] > scored["score_negative"]) | (
+        ties & (scored["score_caption"] == scored["score_negative"])
+    )
+    if "item" not in scored.columns:
+        return scored.assign(correct=wins)
+    return scored.assign(correct=wins.groupby(scored["item"]).transform("all"), pair_correct=wins)
+
+
+def image_views(items: pd.DataFrame, image_root: Path) -> tuple[pd.DataFrame, dict[str, str], dict[str, Box]]:
+    """`items` with a `view` column (the image id, plus `#x,y,w,h` where the benchmark scores a region:
+    ARO's VG sets, `CROP_COLUMNS`), each view's file and each cropped view's box (left, top, right, bottom)."""
+    if not set(CROP_COLUMNS) <= set(items.columns):
+        views = items.assign(view=items["image_id"])
+        return views, {i: str(image_root / i) for i in views["view"]}, {}
+    boxes = items[list(CROP_COLUMNS)].astype(float)
+    view = [f"{i}#{x:g},{y:g},{w:g},{h:g}" for i, (x, y, w, h) in zip(items["image_id"], boxes.itertuples(index=False))]
+    views = items.assign(view=view)
+    crops = {v: (x, y, x + w, y + h) for v, (x, y, w, h) in zip(view, boxes.itertuples(index=False))}
+    return views, dict(zip(view, (str(image_root / i) for i in items["image_id"]))), crops
 
 
 def accuracy_by_type(scored: pd.DataFrame, model: str) -> pd.DataFrame:
-    """One row per type: n, correct, accuracy and its Wilson 95% interval."""
+    """One row per type: n (items), correct, accuracy and its Wilson 95% interval."""
+    if "item" in scored.columns:
+        scored = scored.drop_duplicates(["type", "item"])
     rows = []
     for kind, group in scored.groupby("type", sort=True):
         n, k = len(group), int(_truth(group["correct"]).sum())
@@ -80,17 +123,21 @@ def embedding_scores(
 
 @torch.inference_mode()
 def open_clip_scorer(
-    model: Any, tokenizer: Any, preprocess: Any, image_paths: dict[str, str], batch_size: int = 32
+    model: Any,
+    tokenizer: Any,
+    preprocess: Any,
+    image_paths: dict[str, str],
+    batch_size: int = 32,
+    crops: dict[str, Box] | None = None,
 ) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
-    """Cosine scorer of an open_clip model; images embedded once each."""
-    from PIL import Image
+    """Cosine scorer of an open_clip model; images (cropped to `crops[id]` where given) embedded once each."""
 
     dev = next(model.parameters()).device
     ids = sorted(image_paths)
     embeds: dict[str, torch.Tensor] = {}
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        pixels = torch.stack([preprocess(Image.open(image_paths[i]).convert("RGB")) for i in chunk]).to(dev)
+        pixels = torch.stack([preprocess(open_image(image_paths[i], (crops or {}).get(i))) for i in chunk]).to(dev)
         embeds.update(zip(chunk, model.encode_image(pixels).cpu()))
 
     @torch.inference_mode()
@@ -102,6 +149,14 @@ def open_clip_scorer(
         return torch.cat(parts)
 
     return embedding_scores(embeds, embed_texts)
+
+
+def open_image(path: str, box: Box | None) -> Any:
+    """The image as RGB, cropped to `box` (left, top, right, bottom) when given."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    return image if box is None else image.crop(box)
 
 
 def vlm_scorer(

@@ -120,10 +120,10 @@ def taxonomy_from_wordnet(wn: Any, nouns: Iterable[str]) -> Taxonomy:
     out: dict[str, frozenset[str]] = defaultdict(frozenset)
     for noun in sorted(set(nouns)):
         senses = wn.synsets(noun, pos="n")
-        parents = senses[0].hypernyms() if senses else []
+        parents = sorted(senses[0].hypernyms(), key=lambda synset: synset.name()) if senses else []
         if not parents:
             continue
-        parent = parents[0]
+        parent = parents[0]  # by name: nltk lists a synset's hypernyms in an order that varies by process
         for hyponym in parent.hyponyms():
             for lemma in hyponym.lemma_names():
                 if lemma.isalpha():

@@ -21,12 +21,14 @@ from taxvlm.compositional.evaluation import (
     ITEM_COLUMNS,
     accuracy_by_type,
     embedding_scores,
+    image_views,
     score_items,
     valid_items,
 )
 from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
 from taxvlm.io import atomic_dir, read_tsv, write_json, write_tsv
+from taxvlm.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,22 @@ def test_items(negatives_path: Path, images_path: Path) -> pd.DataFrame:
     return items[items["image_id"].isin(split_ids(images_path, "test"))].reset_index(drop=True)
 
 
-def load_open_clip(spec: dict[str, Any], config_dir: Path, device: str | torch.device = "cpu") -> tuple[Any, Any, Any]:
+def load_open_clip(
+    spec: dict[str, Any], config_dir: Path, device: str | torch.device = "cpu", seed: int = 0
+) -> tuple[Any, Any, Any]:
     """(model, tokenizer, preprocess) of a `compositional.open_clip` entry; an entry with `config`
-    registers that architecture under its name first (the offline tiny model)."""
+    registers that architecture under its name first (the offline tiny model). Weights a checkpoint
+    does not set (all of them with `pretrained: null`) are drawn from `seed`, so a random-init
+    reference scores the same in every run."""
     import open_clip
 
     if spec.get("config"):
         register_open_clip_config(spec["name"], spec["config"], config_dir)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        spec["name"], pretrained=spec.get("pretrained"), device=device
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "open_clip-init", spec["name"]) % 2**63)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec["name"], pretrained=spec.get("pretrained"), device=device
+        )
     return model, open_clip.get_tokenizer(spec["name"]), preprocess
 
 
@@ -131,6 +139,7 @@ def train_pipeline_mode(
     projector.load_state_dict(ckpt["state_dict"])
     data = load_features(features_path)
     text = torch.load(text_features_path, map_location="cpu", weights_only=True)
+    torch.manual_seed(seed)  # the text head's initial weights
     encoder = C.PipelineDualEncoder(projector, data[ckpt["spec"]["features"]], text["features"])
     image_index = {i: n for n, i in enumerate(data["image_ids"])}
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
@@ -164,8 +173,7 @@ def train_faithful_mode(
     root: Path = Path("."),
 ) -> None:
     """Faithful mode: fine-tune the open_clip model with CE-CLIP's recipe; model.pt, curve.tsv, scored.tsv."""
-    torch.manual_seed(seed)
-    model, tokenizer, preprocess = load_open_clip(spec, out_dir.parent / f".{out_dir.name}.open_clip_config")
+    model, tokenizer, preprocess = load_open_clip(spec, out_dir.parent / f".{out_dir.name}.open_clip_config", seed=seed)
     images = read_table(images_path, ["image_id", "path", "split"])
     image_index = {i: n for n, i in enumerate(images["image_id"])}
     paths = [str(root / p) for p in images["path"]]
@@ -230,8 +238,8 @@ def score_open_clip(
     state_path: Path | None = None,
 ) -> None:
     """scored.tsv of an open_clip model (fine-tuned: `state_path`, a faithful model.pt) on a
-    benchmark's items (image ids are paths under `image_root`) or, with `images_path`, on the test
-    images' hard negatives."""
+    benchmark's items (image ids are paths under `image_root`; ARO's VG sets scored on the item's
+    region) or, with `images_path`, on the test images' hard negatives."""
     from taxvlm.compositional.evaluation import open_clip_scorer
     from taxvlm.devices import resolve_device
 
@@ -243,37 +251,65 @@ def score_open_clip(
         items = test_items(items_path, images_path)
         table = read_table(images_path, ["image_id", "path"])
         paths = {i: str(image_root / p) for i, p in zip(table["image_id"], table["path"])}
+        crops: dict[str, Any] = {}
+        key = "image_id"
     else:
-        items = valid_items(read_tsv(items_path))
-        paths = {i: str(image_root / i) for i in items["image_id"]}
-    paths = {i: p for i, p in paths.items() if i in set(items["image_id"])}
-    write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths)), out)
+        items, paths, crops = image_views(valid_items(read_tsv(items_path)), image_root)
+        key = "view"
+    paths = {i: p for i, p in paths.items() if i in set(items[key])}
+    write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths, crops=crops), key), out)
 
 
-def score_vlm(
-    negatives_path: Path,
-    images_path: Path,
+def _score_with_run(
+    items: pd.DataFrame,
+    image: str,
     features_path: Path,
     projector_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
-    batch_size: int,
-    out: Path,
-) -> None:
-    """scored.tsv of one trained run of the grid on the test images' hard negatives (caption
-    log-likelihood after the image minus without it)."""
+    run: dict[str, Any],
+) -> pd.DataFrame:
+    """`items` scored by one trained run (caption log-likelihood after the image minus without it);
+    `run`: `lm` (spec), `lm_weights` (folder or None), `init`, `seed`, `batch_size`."""
     from taxvlm.compositional.evaluation import vlm_scorer
     from taxvlm.evaluate import _load_run
     from taxvlm.devices import resolve_device
 
     dev = resolve_device("auto")
     feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
+        features_path, projector_path, run["lm"], run["lm_weights"], run["init"], run["seed"], dev
     )
+    return score_items(items, vlm_scorer(model, tokenizer, projector, feats, index, run["batch_size"]), image)
+
+
+def score_vlm(
+    negatives_path: Path, images_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
+) -> None:
+    """scored.tsv of one trained run of the grid on the test images' hard negatives (`_score_with_run`)."""
     items = test_items(negatives_path, images_path)
-    write_tsv(score_items(items, vlm_scorer(model, tokenizer, projector, feats, index, batch_size)), out)
+    write_tsv(_score_with_run(items, "image_id", features_path, projector_path, run), out)
+
+
+def benchmark_images(items_path: Path, image_root: Path, out: Path, crops_dir: Path) -> None:
+    """images.tsv of a benchmark's scored views for this pipeline's encoder (`image_id` = the view,
+    `path`): a region that ARO's VG sets score is cropped once into `crops_dir`, so the feature job
+    (taxvlm.features) encodes it as it is."""
+    from taxvlm.compositional.evaluation import open_image
+
+    _, paths, crops = image_views(valid_items(read_tsv(items_path)), image_root)
+    views = sorted(paths)
+    with atomic_dir(crops_dir) as tmp:
+        for n, view in enumerate(v for v in views if v in crops):
+            open_image(paths[view], crops[view]).save(tmp / f"{n}.png")
+            paths[view] = str(crops_dir / f"{n}.png")
+    write_tsv(pd.DataFrame({"image_id": views, "path": [paths[v] for v in views]}), out)
+
+
+def score_vlm_benchmark(
+    items_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
+) -> None:
+    """A benchmark's items scored by one trained run, on the encoder's features of its views
+    (`benchmark_images`)."""
+    items, _, _ = image_views(valid_items(read_tsv(items_path)), Path("."))
+    write_tsv(_score_with_run(items, "view", features_path, projector_path, run), out)
 
 
 def collect(scored: dict[str, Path], out_accuracy: Path) -> None:
