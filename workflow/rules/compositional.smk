@@ -71,8 +71,8 @@ rule compositional_score_vlm:
     input:
         negatives=f"{COMP}/negatives.tsv",
         images=f"{DATA}/images.tsv",
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
+        features=FEATURES,
+        projector=f"{RUN_DIR}/projector.pt",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("compositional_score_vlm.py"),
     output:
@@ -120,8 +120,8 @@ rule compositional_pipeline:
     input:
         negatives=f"{COMP}/negatives.tsv",
         images=f"{DATA}/images.tsv",
-        features="results/features/{encoder}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
+        features=FEATURES,
+        projector=f"{RUN_DIR}/projector.pt",
         text_features=f"{COMP}/text_features/{{lm}}/{{init}}.pt",
         code=script_code("compositional_pipeline.py"),
     output:
@@ -325,7 +325,7 @@ rule compositional_benchmark_features:
     input:
         images=f"{COMP}/benchmarks/{{benchmark}}/images.tsv",
         weights=lambda wc: weights_dir("encoders", wc.encoder),
-        code=script_code("extract_features.py"),
+        code=script_code("features_extract.py"),
     output:
         f"{COMP}/benchmarks/{{benchmark}}/features/{{encoder}}.pt",
     log:
@@ -341,14 +341,14 @@ rule compositional_benchmark_features:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],
     script:
-        "../scripts/extract_features.py"
+        "../scripts/features_extract.py"
 
 
 rule compositional_benchmark_vlm:
     input:
         bench_items=f"{COMP}/benchmarks/{{benchmark}}/items.tsv",
         features=f"{COMP}/benchmarks/{{benchmark}}/features/{{encoder}}.pt",
-        projector=f"results/runs/{RUN}/projector.pt",
+        projector=f"{RUN_DIR}/projector.pt",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
         code=script_code("compositional_score_vlm.py"),
     output:
