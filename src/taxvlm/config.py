@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -139,9 +140,58 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     Resolving per LM lets Snakemake's params trigger rerun exactly the jobs of an LM whose
     settings changed.
     """
+    merged = _lm_training(config, lm)
+    merged.pop("fuse", None)  # how runs are scheduled, not what a run is: never part of its identity
+    return merged
+
+
+def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     merged = copy.deepcopy(dict(config["training"]))
     merged.update(config["lms"][lm].get("training", {}))
     return merged
+
+
+def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
+    """`training.fuse` of an LM (its own `training` block first): the most runs one fused job trains."""
+    return int(_lm_training(config, lm).get("fuse", 1))
+
+
+@dataclass(frozen=True)
+class FusedGroup:
+    """Runs trained by one fused job (`taxvlm.train.train_projectors`); named by its members, so an
+    unchanged member list keeps its name, its outputs and its params."""
+
+    runs: tuple[Run, ...]
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha256("\n".join(run.path for run in self.runs).encode()).hexdigest()
+        return f"train_fused_{digest[:12]}"
+
+
+def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
+    """The grid's runs of LMs with `training.fuse` > 1, cut into groups of at most `fuse` runs.
+
+    A group shares encoder, LM, init, objective and seed (the training settings are the LM's), so
+    adding a seed only adds groups. Within those, runs are ordered by where their condition first
+    appears in `config.experiments`, then their shuffle, so a condition new to the grid after all
+    others lands in the last or a new group; the rerun contract (config/README.md) follows from it.
+    """
+    rank: dict[str, dict[str, int]] = {"conditions": {}, "shuffles": {}}
+    for block in config["experiments"]:
+        for key, ranks in rank.items():
+            for name in block[key]:
+                ranks.setdefault(name, len(ranks))
+    by_key: dict[tuple[str, str, str, str, int], list[Run]] = {}
+    for run in expand_experiments(config["experiments"]):
+        if fuse_limit(config, run.lm) > 1:
+            by_key.setdefault((run.encoder, run.lm, run.init, run.objective, run.seed), []).append(run)
+    groups = []
+    for key, runs in sorted(by_key.items()):
+        runs.sort(key=lambda run: (rank["conditions"][run.condition], rank["shuffles"][run.shuffle]))
+        size = fuse_limit(config, key[1])
+        groups += [FusedGroup(tuple(runs[i : i + size])) for i in range(0, len(runs), size)]
+    return groups
 
 
 @contextlib.contextmanager

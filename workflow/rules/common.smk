@@ -16,6 +16,7 @@ from taxvlm.config import (
     ConfigError,
     check_references,
     expand_experiments,
+    fused_groups,
     keep_lm_training_overrides,
     schema_error,
     training_config,
@@ -46,6 +47,7 @@ if unpinned_models(config):
     )
 
 RUNS = expand_experiments(config["experiments"])
+FUSED_GROUPS = fused_groups(config)
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
 LMS = sorted({run.lm for run in RUNS})
@@ -209,3 +211,30 @@ def tuning_training(candidate):
             "val_every": 1,
         }
     )
+
+
+TRAIN_TABLES = {"yesno": "train.tsv", "caption": "train_captions.tsv"}
+
+
+def fused_inputs(group):
+    """The inputs of a fused group's training job (train_projector's, one per member)."""
+    run = group.runs[0]
+    return {
+        "features": f"results/features/{run.encoder}.pt",
+        "train": [
+            f"results/conditions/{r.condition}/{r.shuffle}/{TRAIN_TABLES[r.objective]}"
+            for r in group.runs
+        ],
+        "val": [
+            f"results/conditions/{r.condition}/{r.shuffle}/val_leaf.tsv"
+            for r in group.runs
+        ],
+        "concepts": f"{DATA}/concepts.tsv",
+        "lm_weights": weights_dir("lms", run.lm),
+        "code": script_code("train_fused.py"),
+    }
+
+
+def fused_outputs(group, name):
+    """One of train_projector's outputs, for every member of a fused group."""
+    return [f"results/runs/{r.path}/{name}" for r in group.runs]
