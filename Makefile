@@ -29,6 +29,7 @@ test: env
 
 bench: env
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/fused.py
 
 lint: env
 	$(BIN)/snakemake --lint

@@ -146,6 +146,7 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
 
 
 def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
+    """The global training block with the LM's own overrides, scheduling keys included."""
     merged = copy.deepcopy(dict(config["training"]))
     merged.update(config["lms"][lm].get("training", {}))
     return merged

@@ -512,6 +512,7 @@ def _start_run(shared: _Shared, member: Member) -> _Run:
 
 
 def _validate(run: _Run) -> None:
+    """Score the member's validation table now (its `val_steps`; step 0 when fresh)."""
     if run.score_val is not None:
         scores = run.score_val()
         run.val_curve.append({"step": run.step, "epoch": run.step / run.steps_per_epoch, **scores})
@@ -595,6 +596,7 @@ def _peak_memory(dev: torch.device) -> str:
 
 
 def _checkpoint_state(run: _Run) -> dict[str, Any]:
+    """Everything `_resume` needs to continue the member bit-identically."""
     return {
         "fingerprint": run.fingerprint,
         "step": run.step,
