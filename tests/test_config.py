@@ -162,3 +162,15 @@ def test_adding_a_seed_or_appending_a_condition_keeps_the_other_groups() -> None
     changed = [members for name, members in before.items() if name not in appended]
     assert changed and all(any("random50" in path for path in members) for members in changed)  # the last groups
     assert len(changed) == 3  # [random50] of l/random, m/pretrained, m/random; l/pretrained's 3 pairs stay
+
+
+def test_a_groups_order_comes_from_the_blocks_that_train_its_runs() -> None:
+    """A condition another LM's block lists earlier still lands last when appended to this LM's block."""
+    def config(m_conditions: list[str]) -> dict:
+        block = {"encoders": ["e"], "inits": ["pretrained"], "shuffles": ["original"], "seeds": [7]}
+        return {"training": {"fuse": 2}, "lms": {"l": {}, "m": {}},
+                "experiments": [{**block, "lms": ["l"], "conditions": ["none", "random50", "full"]},
+                                {**block, "lms": ["m"], "conditions": m_conditions}]}
+
+    before, after = _members(config(["none", "full"])), _members(config(["none", "full", "random50"]))
+    assert set(before) < set(after) and len(after) == len(before) + 1

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -286,10 +287,18 @@ def test_fused_groups_rerun_only_when_their_runs_change(base_run, tmp_path: Path
     assert dry_run(base_run[0], "training: {fuse: 1}\n")[0] == Counter()
     workdir = clone_run(base_run[0], tmp_path / "fused")
     (workdir / "fused.yaml").write_text(FUSED_OVERRIDE)
-    ran = snakemake("--configfile", ".test/config.yaml", "fused.yaml", "--cores", "2", *FUSED_RUNS[:3], cwd=workdir)
+    both = [FUSED_RUNS[0].replace("projector.pt", ""), FUSED_RUNS[2].replace("projector.pt", "")]  # none, full
+    ran = snakemake("--configfile", ".test/config.yaml", "fused.yaml", "--cores", "2", *FUSED_RUNS[:3],
+                    *(f"{run}predictions.tsv" for run in both), cwd=workdir)
     groups = {rule for rule in job_table(ran.stdout + ran.stderr) if rule.startswith("train_fused_")}
     assert len(groups) == 2 and "train_projector" not in job_table(ran.stdout + ran.stderr)
     assert all("peak memory" in (workdir / f"logs/train_fused/{g}.log").read_text() for g in groups)
+    for run in both:  # trained unfused by the base run: the same losses and per-example predictions
+        fused, alone = (pd.read_csv(root / run / "curve.tsv", sep="\t") for root in (workdir, base_run[0]))
+        assert (fused["loss"] - alone["loss"]).abs().max() < 1e-5 and len(fused) == len(alone)
+        fused, alone = (pd.read_csv(root / run / "predictions.tsv", sep="\t") for root in (workdir, base_run[0]))
+        columns = ["row_id", "prediction", "prediction_paired", "prediction_paired_calibrated"]
+        pd.testing.assert_frame_equal(fused[columns], alone[columns])
     assert fused_plan(workdir, FUSED_OVERRIDE, FUSED_RUNS[:3]) == Counter()
     seeds = fused_plan(workdir, FUSED_OVERRIDE.replace("[none, systematic1, full]\n    shuffles: [original]\n    seeds: [7]",
                                                       "[none, systematic1, full]\n    shuffles: [original]\n    seeds: [7, 8]"),

@@ -170,25 +170,37 @@ class FusedGroup:
         return f"train_fused_{digest[:12]}"
 
 
+def _block_orders(experiments: list[Mapping[str, Any]]) -> dict[tuple[str, ...], dict[str, dict[str, int]]]:
+    """Per (encoder, LM, init, objective): each condition's and shuffle's rank of first appearance in
+    the blocks that train it (blocks and lists in order)."""
+    orders: dict[tuple[str, ...], dict[str, dict[str, int]]] = {}
+    for block in experiments:
+        objectives = block.get("objectives", ["yesno"])
+        for key in itertools.product(block["encoders"], block["lms"], block["inits"], objectives):
+            ranks = orders.setdefault(key, {"conditions": {}, "shuffles": {}})
+            for name, seen in ranks.items():
+                for value in block[name]:
+                    seen.setdefault(value, len(seen))
+    return orders
+
+
 def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
     """The grid's runs of LMs with `training.fuse` > 1, cut into groups of at most `fuse` runs.
 
     A group shares encoder, LM, init, objective and seed (the training settings are the LM's), so
     adding a seed only adds groups. Within those, runs are ordered by where their condition first
-    appears in `config.experiments`, then their shuffle, so a condition new to the grid after all
-    others lands in the last or a new group; the rerun contract (config/README.md) follows from it.
+    appears in the blocks that train that (encoder, LM, init, objective), then their shuffle, so a
+    condition appended after its others lands in the last or a new group; the rerun contract
+    (config/README.md) follows from it.
     """
-    rank: dict[str, dict[str, int]] = {"conditions": {}, "shuffles": {}}
-    for block in config["experiments"]:
-        for key, ranks in rank.items():
-            for name in block[key]:
-                ranks.setdefault(name, len(ranks))
+    orders = _block_orders(config["experiments"])
     by_key: dict[tuple[str, str, str, str, int], list[Run]] = {}
     for run in expand_experiments(config["experiments"]):
         if fuse_limit(config, run.lm) > 1:
             by_key.setdefault((run.encoder, run.lm, run.init, run.objective, run.seed), []).append(run)
     groups = []
     for key, runs in sorted(by_key.items()):
+        rank = orders[key[:4]]
         runs.sort(key=lambda run: (rank["conditions"][run.condition], rank["shuffles"][run.shuffle]))
         size = fuse_limit(config, key[1])
         groups += [FusedGroup(tuple(runs[i : i + size])) for i in range(0, len(runs), size)]
