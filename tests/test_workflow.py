@@ -57,6 +57,19 @@ def test_default_config_plans_the_whole_grid() -> None:
     assert _job_count(plan, "probe_fit") == 1
 
 
+def test_fused_training_plans_one_job_per_group(tmp_path: Path) -> None:
+    """`.test` with `training.fuse: 3`: its 12 runs in 6 groups (pretrained yes/no: [none, random50,
+    systematic1] and the three `full` shuffles; random yes/no: 3 + 1; caption: 1 + 1), no per-run job."""
+    fuse = tmp_path / "fuse.yaml"
+    fuse.write_text("training: {fuse: 3}\n")
+    result = snakemake("-n", "--forceall", "--quiet", "rules", "--cores", "2", "--configfile", ".test/config.yaml",
+                       str(fuse))  # fmt: skip
+    plan = result.stdout + result.stderr
+    groups = {line.split()[0] for line in plan.splitlines() if line.startswith("train_fused_")}
+    assert len(groups) == 6 and all(_job_count(plan, group) == 1 for group in groups)
+    assert "train_projector" not in plan
+
+
 def _job_count(plan: str, rule: str) -> int:
     for line in plan.splitlines():
         fields = line.split()
