@@ -41,6 +41,7 @@ test: env browser
 
 bench: env
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/fused.py
 
 lint: env
 	$(BIN)/snakemake --lint

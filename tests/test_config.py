@@ -8,7 +8,16 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from taxvlm.config import ConfigError, Run, check_references, expand_experiments, schema_error, training_config
+from taxvlm.config import (
+    ConfigError,
+    Run,
+    check_references,
+    expand_experiments,
+    fuse_limit,
+    fused_groups,
+    schema_error,
+    training_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -122,3 +131,57 @@ def test_conda_env_pins_match_requirements() -> None:
     assert pip_section, "envs/taxvlm.yaml has no pip pins"
     for pin in pip_section:
         assert pins.get(pin.split("==")[0].lower()) == pin, f"{pin} differs from requirements.txt"
+
+
+def _fused_config(fuse: int, conditions: list[str], seeds: list[int], m_fuse: int | None = None) -> dict:
+    block = {"encoders": ["e"], "lms": ["l", "m"], "inits": ["pretrained", "random"], "conditions": conditions,
+             "shuffles": ["original"], "seeds": seeds}
+    return {"training": {"lr": 1e-3, "fuse": fuse}, "lms": {"l": {}, "m": {"training": {} if m_fuse is None else {"fuse": m_fuse}}},
+            "experiments": [block, {**block, "lms": ["l"], "inits": ["pretrained"], "shuffles": ["across"]}]}
+
+
+def _members(config: dict) -> dict[str, list[str]]:
+    return {group.name: [run.path for run in group.runs] for group in fused_groups(config)}
+
+
+def test_fused_groups_share_all_but_condition_and_shuffle_and_follow_the_config_order() -> None:
+    config = _fused_config(3, ["none", "full", "random50"], [7])
+    groups = fused_groups(config)
+    assert fused_groups(config) == groups  # deterministic
+    for group in groups:
+        assert len(group.runs) <= 3
+        assert len({(r.encoder, r.lm, r.init, r.objective, r.seed) for r in group.runs}) == 1
+    l_pretrained = [g for g in groups if g.runs[0].lm == "l" and g.runs[0].init == "pretrained"]
+    order = [(r.condition, r.shuffle) for g in l_pretrained for r in g.runs]
+    assert order == [("none", "original"), ("none", "across"), ("full", "original"), ("full", "across"),
+                     ("random50", "original"), ("random50", "across")]
+    assert sorted(r for g in groups for r in g.runs) == expand_experiments(config["experiments"])
+    # `fuse` is how runs are scheduled, never a run's setting; an LM may set its own (1: no group)
+    assert "fuse" not in training_config(config, "l") and fuse_limit(config, "l") == 3
+    assert {g.runs[0].lm for g in fused_groups(_fused_config(3, ["none"], [7], m_fuse=1))} == {"l"}
+    assert fused_groups(_fused_config(1, ["none"], [7])) == []
+
+
+def test_adding_a_seed_or_appending_a_condition_keeps_the_other_groups() -> None:
+    """The rerun contract of fused training (config/README.md): unchanged member lists keep their
+    names (the rule and its params), so only groups with changed runs rerun."""
+    before = _members(_fused_config(2, ["none", "full", "random50"], [7]))
+    with_seed = _members(_fused_config(2, ["none", "full", "random50"], [7, 8]))
+    assert set(before) < set(with_seed)
+    assert all("seed8" in path for name in set(with_seed) - set(before) for path in with_seed[name])
+    appended = _members(_fused_config(2, ["none", "full", "random50", "systematic1"], [7]))
+    changed = [members for name, members in before.items() if name not in appended]
+    assert changed and all(any("random50" in path for path in members) for members in changed)  # the last groups
+    assert len(changed) == 3  # [random50] of l/random, m/pretrained, m/random; l/pretrained's 3 pairs stay
+
+
+def test_a_groups_order_comes_from_the_blocks_that_train_its_runs() -> None:
+    """A condition another LM's block lists earlier still lands last when appended to this LM's block."""
+    def config(m_conditions: list[str]) -> dict:
+        block = {"encoders": ["e"], "inits": ["pretrained"], "shuffles": ["original"], "seeds": [7]}
+        return {"training": {"fuse": 2}, "lms": {"l": {}, "m": {}},
+                "experiments": [{**block, "lms": ["l"], "conditions": ["none", "random50", "full"]},
+                                {**block, "lms": ["m"], "conditions": m_conditions}]}
+
+    before, after = _members(config(["none", "full"])), _members(config(["none", "full", "random50"]))
+    assert set(before) < set(after) and len(after) == len(before) + 1

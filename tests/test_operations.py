@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -263,6 +264,54 @@ def test_touching_files_without_changing_them_reruns_nothing(base_run) -> None:
                  "results/data/pairs.tsv", "results/features/tiny_vit.pt"):
         (workdir / name).touch()
     assert dry_run(workdir)[0] == Counter()
+
+
+# Fused training of tiny_llama_b's runs in groups of 2: [none, systematic1], [full] (config order).
+FUSED_OVERRIDE = OPS_OVERRIDE.replace("    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2}\n").replace(
+    "lms: [tiny_llama_b]\n    inits: [pretrained]\n    conditions: [none, full]",
+    "lms: [tiny_llama_b]\n    inits: [pretrained]\n    conditions: [none, systematic1, full]")
+FUSED_RUNS = [f"results/runs/tiny_vit/tiny_llama_b/pretrained/{c}/original/yesno/seed{s}/projector.pt"
+              for s in (7, 8) for c in ("none", "systematic1", "full", "random50")]
+
+
+def fused_plan(workdir: Path, override: str, targets: list[str]) -> Counter:
+    (workdir / "fused.yaml").write_text(override)
+    result = snakemake("-n", "--configfile", ".test/config/config.yaml", "fused.yaml", "--cores", "2", *targets, cwd=workdir)
+    return job_table(result.stdout + result.stderr)
+
+
+@pytest.mark.workflow
+def test_fused_groups_rerun_only_when_their_runs_change(base_run, tmp_path: Path) -> None:
+    """`training.fuse` left at its default 1 is today's plan; with `fuse: 2` a group's job trains its
+    runs as their unfused jobs did (same losses and predictions), and adding a seed, appending a
+    condition or changing one condition's rows reruns only the groups with changed runs."""
+    assert dry_run(base_run[0], "training: {fuse: 1}\n")[0] == Counter()
+    workdir = clone_run(base_run[0], tmp_path / "fused")
+    (workdir / "fused.yaml").write_text(FUSED_OVERRIDE)
+    both = [FUSED_RUNS[0].replace("projector.pt", ""), FUSED_RUNS[2].replace("projector.pt", "")]  # none, full
+    ran = snakemake("--configfile", ".test/config/config.yaml", "fused.yaml", "--cores", "2", *FUSED_RUNS[:3],
+                    *(f"{run}predictions.tsv" for run in both), cwd=workdir)
+    groups = {rule for rule in job_table(ran.stdout + ran.stderr) if rule.startswith("train_fused_")}
+    assert len(groups) == 2 and "train_projector" not in job_table(ran.stdout + ran.stderr)
+    assert all("peak memory" in (workdir / f"logs/train_fused/{g}.log").read_text() for g in groups)
+    for run in both:  # trained unfused by the base run: the same losses and per-example predictions
+        fused, alone = (pd.read_csv(root / run / "curve.tsv", sep="\t") for root in (workdir, base_run[0]))
+        assert (fused["loss"] - alone["loss"]).abs().max() < 1e-5 and len(fused) == len(alone)
+        fused, alone = (pd.read_csv(root / run / "predictions.tsv", sep="\t") for root in (workdir, base_run[0]))
+        columns = ["row_id", "prediction", "prediction_paired", "prediction_paired_calibrated"]
+        pd.testing.assert_frame_equal(fused[columns], alone[columns])
+    assert fused_plan(workdir, FUSED_OVERRIDE, FUSED_RUNS[:3]) == Counter()
+    seeds = fused_plan(workdir, FUSED_OVERRIDE.replace("[none, systematic1, full]\n    shuffles: [original]\n    seeds: [7]",
+                                                      "[none, systematic1, full]\n    shuffles: [original]\n    seeds: [7, 8]"),
+                       FUSED_RUNS[:3] + FUSED_RUNS[4:7])
+    assert not groups & set(seeds) and sum(n for r, n in seeds.items() if r.startswith("train_fused_")) == 2, seeds
+    appended = fused_plan(workdir, FUSED_OVERRIDE.replace("[none, systematic1, full]", "[none, systematic1, full, random50]"),
+                          FUSED_RUNS[:4])
+    assert sum(appended.values()) == 1 and not groups & set(appended), appended  # [full, random50]
+    table = workdir / "results/conditions/systematic1/original/train.tsv"  # one condition's rows change
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-1]))
+    edited = fused_plan(workdir, FUSED_OVERRIDE, FUSED_RUNS[:3])
+    assert len(edited) == 1 and len(groups & set(edited)) == 1, edited  # [none, systematic1] only
 
 
 # ------------------------------------------------------------------------ resumability and failure

@@ -75,26 +75,17 @@ def test_default_config_plans_the_whole_grid() -> None:
     assert _job_count(plan, "probe_fit") == 1
 
 
-def _job_counts(plan: str) -> dict[str, int]:
-    """rule → job count, from the `Job stats` table of a dry run."""
-    counts = {}
-    for line in plan.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[1].isdigit() and fields[0] != "total":
-            counts[fields[0]] = int(fields[1])
-    return counts
-
-
-def test_tiny_config_plans_under_directory(tmp_path: Path) -> None:
-    """`.test` follows the catalog layout: `--directory .test` plans the tiny grid (the end-to-end test
-    runs the same file by `--configfile`), finding its data files relative to the repository."""
-    copy = copy_workflow(tmp_path)
-    result = snakemake("-n", "--forceall", "--cores", "1", "--directory", ".test", cwd=copy)
+def test_fused_training_plans_one_job_per_group(tmp_path: Path) -> None:
+    """`.test` with `training.fuse: 3`: its 12 runs in 6 groups (pretrained yes/no: [none, random50,
+    systematic1] and the three `full` shuffles; random yes/no: 3 + 1; caption: 1 + 1), no per-run job."""
+    fuse = tmp_path / "fuse.yaml"
+    fuse.write_text("training: {fuse: 3}\n")
+    result = snakemake("-n", "--forceall", "--quiet", "rules", "--cores", "2", "--configfile", ".test/config/config.yaml",
+                       str(fuse))  # fmt: skip
     plan = result.stdout + result.stderr
-    assert "input: data/images, data/hypernyms.tsv, data/captions.tsv" in plan  # .test/data from .test/
-    counts = _job_counts(plan)
-    assert (counts["build_dataset"], counts["train_projector"], counts["evaluate_projector"]) == (1, 12, 10)
-    assert counts["probe_states"] == 5
+    groups = {line.split()[0] for line in plan.splitlines() if line.startswith("train_fused_")}
+    assert len(groups) == 6 and all(_job_count(plan, group) == 1 for group in groups)
+    assert "train_projector" not in plan
 
 
 def _job_count(plan: str, rule: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -142,9 +143,71 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     Resolving per LM lets Snakemake's params trigger rerun exactly the jobs of an LM whose
     settings changed.
     """
+    merged = _lm_training(config, lm)
+    merged.pop("fuse", None)  # how runs are scheduled, not what a run is: never part of its identity
+    return merged
+
+
+def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
+    """The global training block with the LM's own overrides, scheduling keys included."""
     merged = copy.deepcopy(dict(config["training"]))
     merged.update(config["lms"][lm].get("training", {}))
     return merged
+
+
+def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
+    """`training.fuse` of an LM (its own `training` block first): the most runs one fused job trains."""
+    return int(_lm_training(config, lm).get("fuse", 1))
+
+
+@dataclass(frozen=True)
+class FusedGroup:
+    """Runs trained by one fused job (`taxvlm.train.train_projectors`); named by its members, so an
+    unchanged member list keeps its name, its outputs and its params."""
+
+    runs: tuple[Run, ...]
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha256("\n".join(run.path for run in self.runs).encode()).hexdigest()
+        return f"train_fused_{digest[:12]}"
+
+
+def _block_orders(experiments: list[Mapping[str, Any]]) -> dict[tuple[str, ...], dict[str, dict[str, int]]]:
+    """Per (encoder, LM, init, objective): each condition's and shuffle's rank of first appearance in
+    the blocks that train it (blocks and lists in order)."""
+    orders: dict[tuple[str, ...], dict[str, dict[str, int]]] = {}
+    for block in experiments:
+        objectives = block.get("objectives", ["yesno"])
+        for key in itertools.product(block["encoders"], block["lms"], block["inits"], objectives):
+            ranks = orders.setdefault(key, {"conditions": {}, "shuffles": {}})
+            for name, seen in ranks.items():
+                for value in block[name]:
+                    seen.setdefault(value, len(seen))
+    return orders
+
+
+def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
+    """The grid's runs of LMs with `training.fuse` > 1, cut into groups of at most `fuse` runs.
+
+    A group shares encoder, LM, init, objective and seed (the training settings are the LM's), so
+    adding a seed only adds groups. Within those, runs are ordered by where their condition first
+    appears in the blocks that train that (encoder, LM, init, objective), then their shuffle, so a
+    condition appended after its others lands in the last or a new group; the rerun contract
+    (config/README.md) follows from it.
+    """
+    orders = _block_orders(config["experiments"])
+    by_key: dict[tuple[str, str, str, str, int], list[Run]] = {}
+    for run in expand_experiments(config["experiments"]):
+        if fuse_limit(config, run.lm) > 1:
+            by_key.setdefault((run.encoder, run.lm, run.init, run.objective, run.seed), []).append(run)
+    groups = []
+    for key, runs in sorted(by_key.items()):
+        rank = orders[key[:4]]
+        runs.sort(key=lambda run: (rank["conditions"][run.condition], rank["shuffles"][run.shuffle]))
+        size = fuse_limit(config, key[1])
+        groups += [FusedGroup(tuple(runs[i : i + size])) for i in range(0, len(runs), size)]
+    return groups
 
 
 @contextlib.contextmanager

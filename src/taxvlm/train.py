@@ -36,6 +36,18 @@ Reproducibility: the projector init comes from `derive_seed(seed, "projector")`;
 epoch e from `rng(seed, "order", e)` (`epoch_order`; stateless, so a resumed run sees the same order); nothing
 else is random (LM in eval mode, no dropout). A resumed run therefore ends bit-identical to an
 uninterrupted one on the same machine and thread count.
+
+Fused training (`train_projectors`, `training.fuse` in the workflow): the runs of one group share
+the feature cache, the frozen LM, its init, the objective and the training settings, and differ in
+their rows (condition, shuffle) and seed. Each step stacks the members' batches along the batch
+dimension into one LM forward and one backward (`fused_batch_losses`: each member's loss is the mean
+over its own target tokens, and the projectors share no parameter, so each gets its unfused
+gradient); each member keeps its own data order, optimizer, schedule, validation, kept points,
+checkpoint and outputs, identical to an unfused run's up to float rounding (the stacked batch is
+padded to its longest row). A member that reaches its own length leaves the stack. The group
+writes all its members' checkpoints at the same step (a finished member's holds its end), so a
+resumed group stacks the same batches as an uninterrupted one and ends bit-identical to it.
+`train_projector` is the group of one.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +84,28 @@ from taxvlm.seeding import derive_seed, rng
 log = logging.getLogger(__name__)
 
 
+def answer_losses(
+    model: nn.Module,
+    head: list[int],
+    image_embeds: torch.Tensor,
+    group: torch.Tensor,
+    question_ids: list[list[int]],
+    answer_ids: list[list[int]],
+    sizes: list[int],
+) -> list[torch.Tensor]:
+    """`answer_loss` of consecutive blocks of `sizes` rows (the members of a fused step) from one LM
+    pass: each block's mean over its own target tokens, so each member's gradient is its unfused one."""
+    logits, _, targets = continuation_logits(model, head, image_embeds, group, question_ids, answer_ids)
+    tokens = [sum(len(a) for a in block) for block in _blocks(answer_ids, sizes)]
+    return [F.cross_entropy(lg.float(), t) for lg, t in zip(logits.split(tokens), targets.split(tokens))]
+
+
+def _blocks(items: list[Any], sizes: list[int]) -> list[list[Any]]:
+    """`items` cut into consecutive blocks of `sizes`."""
+    ends = np.cumsum(sizes).tolist()
+    return [items[end - n : end] for n, end in zip(sizes, ends)]
+
+
 def answer_loss(
     model: nn.Module,
     head: list[int],
@@ -83,8 +118,7 @@ def answer_loss(
     by never computing logits there. Row i is `[head] [image_embeds[group[i]]] [question_ids[i]]
     [answer_ids[i]]` (a question and its answer, or the caption prompt and the caption); rows about the
     same image share its prefix computation (`shared_prefix_forward`)."""
-    logits, _, targets = continuation_logits(model, head, image_embeds, group, question_ids, answer_ids)
-    return F.cross_entropy(logits.float(), targets)
+    return answer_losses(model, head, image_embeds, group, question_ids, answer_ids, [len(question_ids)])[0]
 
 
 def training_ids(
@@ -123,11 +157,34 @@ def batch_loss(
     answer_ids: list[list[int]],
 ) -> torch.Tensor:
     """`answer_loss` of one batch from the feature cache: each distinct image is projected once (bf16
-    autocast on GPU); row i is about image `feats[image_idx[i]]`."""
-    dev = next(projector.parameters()).device
-    images, group = torch.unique(image_idx, return_inverse=True)
+    autocast on GPU); row i is about image `feats[image_idx[i]]`. The fused step with one member."""
+    return fused_batch_losses(model, head, [projector], feats, [image_idx], [question_ids], [answer_ids])[0]
+
+
+def fused_batch_losses(
+    model: nn.Module,
+    head: list[int],
+    projectors: list[nn.Module],
+    feats: torch.Tensor,
+    image_idx: list[torch.Tensor],
+    question_ids: list[list[list[int]]],
+    answer_ids: list[list[list[int]]],
+) -> list[torch.Tensor]:
+    """`batch_loss` of G projectors' batches (member g: `projectors[g]` on its rows `image_idx[g]`,
+    `question_ids[g]`, `answer_ids[g]`) stacked along the batch dimension into one LM forward; one
+    backward of the sum serves all, since the projectors share no parameter."""
+    dev = next(projectors[0].parameters()).device
+    embeds, groups, offset = [], [], 0
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        return answer_loss(model, head, projector(feats[images].to(dev).float()), group, question_ids, answer_ids)
+        for projector, idx in zip(projectors, image_idx):
+            images, group = torch.unique(idx, return_inverse=True)
+            embeds.append(projector(feats[images].to(dev).float()))
+            groups.append(group + offset)
+            offset += len(images)
+        flat_q = [q for member in question_ids for q in member]
+        flat_a = [a for member in answer_ids for a in member]
+        sizes = [len(member) for member in question_ids]
+        return answer_losses(model, head, torch.cat(embeds), torch.cat(groups), flat_q, flat_a, sizes)
 
 
 VAL_BATCH_SIZE = 64
@@ -255,6 +312,68 @@ def _resume(
     return state["step"], state["curve"], state["val_curve"], state["kept"]
 
 
+@dataclass(frozen=True)
+class Member:
+    """One run of a fused group (`train_projectors`): what may differ between runs that share the
+    feature cache, LM, init, objective and training settings."""
+
+    train_tsv: Path
+    seed: int
+    out_dir: Path
+    checkpoint_path: Path
+    val_tsv: Path | None = None
+
+
+@dataclass
+class _Shared:
+    """What a group's runs share: the frozen LM, the feature cache and the run settings."""
+
+    model: nn.Module
+    tokenizer: Any
+    feats: torch.Tensor
+    index: dict[str, int]
+    encoder_loaded: Any
+    pspec: dict[str, Any]
+    dev: torch.device
+    lm_spec: dict[str, Any]
+    lm_weights_dir: Path | None
+    encoder_spec: dict[str, Any]
+    init: str
+    training: dict[str, Any]
+    objective: str
+    concepts_tsv: Path | None
+
+
+@dataclass
+class _Run:
+    """One member's training state; `step` is its own (members finish at their own lengths)."""
+
+    member: Member
+    n_rows: int
+    image_idx: torch.Tensor
+    head: list[int]
+    question_ids: list[list[int]]
+    answer_ids: list[list[int]]
+    described: dict[str, Any]
+    projector: nn.Module
+    optimizer: Any
+    scheduler: Any
+    config: dict[str, Any]
+    fingerprint: str
+    steps_per_epoch: int
+    total: int
+    warmup: int
+    val_steps: set[int]
+    kept_steps: set[int]
+    score_val: Callable[[], dict[str, float]] | None
+    step: int = 0
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    val_curve: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    order: torch.Tensor | None = None
+    order_epoch: int = -1
+
+
 def train_projector(
     features_path: Path,
     train_tsv: Path,
@@ -274,150 +393,250 @@ def train_projector(
     """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to `out_dir`; resume
     from `checkpoint_path` when it matches this run, and delete it at the end. `train_tsv` is the
     objective's table (`train.tsv` or `train_captions.tsv`); the caption objective's validation
-    (naming) needs `concepts_tsv` for the leaves' names."""
+    (naming) needs `concepts_tsv` for the leaves' names. A fused group of one: the same code path."""
+    member = Member(Path(train_tsv), seed, Path(out_dir), Path(checkpoint_path), val_tsv)
+    train_projectors(
+        features_path, lm_spec, lm_weights_dir, encoder_spec, init, training, [member], device, objective, concepts_tsv
+    )
+
+
+def train_projectors(
+    features_path: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    encoder_spec: dict[str, Any],
+    init: str,
+    training: dict[str, Any],
+    members: list[Member],
+    device: str = "auto",
+    objective: str = "yesno",
+    concepts_tsv: Path | None = None,
+) -> None:
+    """Train the `members`' projectors together (module docstring: fused training); each member
+    writes exactly the files and checkpoints its unfused run would."""
+    for attr in ("out_dir", "checkpoint_path"):
+        paths = [getattr(m, attr) for m in members]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"fused members share a {attr}: {sorted(map(str, paths))}")
+    shared = _load_shared(
+        features_path, lm_spec, lm_weights_dir, encoder_spec, init, training, device, objective, concepts_tsv
+    )
+    runs = [_start_run(shared, member) for member in members]
+    _train_loop(shared, runs)
+    for run in runs:
+        _write_outputs(shared, run)
+    for run in runs:
+        run.member.checkpoint_path.unlink(missing_ok=True)
+        _remove_empty_parents(run.member.checkpoint_path.parent)
+
+
+def _load_shared(
+    features_path: Path,
+    lm_spec: dict[str, Any],
+    lm_weights_dir: Path | None,
+    encoder_spec: dict[str, Any],
+    init: str,
+    training: dict[str, Any],
+    device: str,
+    objective: str,
+    concepts_tsv: Path | None,
+) -> _Shared:
+    """Load what the members share once: the feature cache and the frozen LM."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
     data = load_features(features_path)
     pspec = projector_spec(training, encoder_spec)
-    feats = data[pspec["features"]]
     index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
-    rows = read_tsv(train_tsv)
-    image_idx = torch.tensor([index[i] for i in rows["image_id"]], dtype=torch.long)
-
     model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
-    head, question_ids, answer_ids, described = training_ids(rows, tokenizer, lm_spec, objective)
+    return _Shared(
+        model, tokenizer, data[pspec["features"]], index, data.get("meta", {}).get("loaded"), pspec, dev,
+        lm_spec, lm_weights_dir, encoder_spec, init, training, objective, concepts_tsv,
+    )  # fmt: skip
 
-    d_vis, d_lm = feats.shape[-1], model.get_input_embeddings().embedding_dim
+
+def _schedule(training: dict[str, Any], n_rows: int) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, warm-up steps) of a run with `n_rows` training rows."""
+    steps_per_epoch = math.ceil(n_rows / int(training["batch_size"]))
+    total = max(1, math.ceil(float(training["epochs"]) * steps_per_epoch))
+    warmup = max(1, math.ceil(float(training.get("warmup_fraction", 0.0)) * total))
+    return steps_per_epoch, total, warmup
+
+
+def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple[nn.Module, Any, Any]:
+    """The member's projector (seeded init, feature norm from its training images), AdamW and schedule."""
+    d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "projector"))
-        projector = build_projector(pspec, d_vis, d_lm)
-    projector.fit_feature_norm(feats[torch.unique(image_idx)])
-    projector.to(dev)
+        projector = build_projector(shared.pspec, d_vis, d_lm)
+    projector.fit_feature_norm(shared.feats[torch.unique(image_idx)])
+    projector.to(shared.dev)
+    training = shared.training
     optimizer = torch.optim.AdamW(
         projector.parameters(), lr=float(training["lr"]), weight_decay=float(training.get("weight_decay", 0.0))
     )
-    batch_size = int(training["batch_size"])
-    steps_per_epoch = math.ceil(len(rows) / batch_size)
-    total = max(1, math.ceil(float(training["epochs"]) * steps_per_epoch))
-    warmup = max(1, math.ceil(float(training.get("warmup_fraction", 0.0)) * total))
+    _, total, warmup = _schedule(training, len(image_idx))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+    return projector, optimizer, scheduler
 
+
+def _start_run(shared: _Shared, member: Member) -> _Run:
+    """A member's state: fresh, or resumed from its own checkpoint; validated at step 0 when fresh."""
+    rows = read_tsv(member.train_tsv)
+    image_idx = torch.tensor([shared.index[i] for i in rows["image_id"]], dtype=torch.long)
+    head, question_ids, answer_ids, described = training_ids(rows, shared.tokenizer, shared.lm_spec, shared.objective)
+    projector, optimizer, scheduler = _new_projector(shared, member.seed, image_idx)
+    training = shared.training
+    steps_per_epoch, total, warmup = _schedule(training, len(rows))
     config = {
-        "training": training,
-        "lm": lm_spec,
-        "encoder": encoder_spec,
-        "projector": pspec,
-        "init": init,
-        "seed": seed,
-        "objective": objective,
-    }
-    fingerprint = _fingerprint(config, train_tsv, len(index))
-    step, curve, val_curve, kept = _resume(checkpoint_path, fingerprint, projector, optimizer, scheduler, dev)
-    val_table = read_tsv(val_tsv) if val_tsv is not None else pd.DataFrame()
-    val_steps = steps_every(float(training["val_every"]), "epochs", steps_per_epoch, total)
-    kept_steps = steps_every(float(training["eval_every"]), training["eval_every_unit"], steps_per_epoch, total)
-    score_val = _validation_scorer(
-        objective, model, tokenizer, lm_spec, projector, feats, index, val_table, concepts_tsv
+        "training": training, "lm": shared.lm_spec, "encoder": shared.encoder_spec, "projector": shared.pspec,
+        "init": shared.init, "seed": member.seed, "objective": shared.objective,
+    }  # fmt: skip
+    fingerprint = _fingerprint(config, member.train_tsv, len(shared.index))
+    step, curve, val_curve, kept = _resume(
+        member.checkpoint_path, fingerprint, projector, optimizer, scheduler, shared.dev
     )
-
-    def validate() -> None:
-        if score_val is not None:
-            scores = score_val()
-            val_curve.append({"step": step, "epoch": step / steps_per_epoch, **scores})
-            log.info("validation at step %d: %s", step, scores)
-
+    val_table = read_tsv(member.val_tsv) if member.val_tsv is not None else pd.DataFrame()
+    score_val = _validation_scorer(
+        shared.objective, shared.model, shared.tokenizer, shared.lm_spec, projector, shared.feats, shared.index,
+        val_table, shared.concepts_tsv,
+    )  # fmt: skip
+    run = _Run(
+        member, len(rows), image_idx, head, question_ids, answer_ids, described, projector, optimizer, scheduler,
+        config, fingerprint, steps_per_epoch, total, warmup,
+        steps_every(float(training["val_every"]), "epochs", steps_per_epoch, total),
+        steps_every(float(training["eval_every"]), training["eval_every_unit"], steps_per_epoch, total),
+        score_val, step, curve, val_curve, kept,
+    )  # fmt: skip
     if step == 0:
-        validate()
+        _validate(run)
+    return run
 
-    every = int(training.get("checkpoint_every", 0))
-    clip = float(training.get("grad_clip", 0.0))
-    batching = str(training.get("batching", "rows"))
-    order, order_epoch = None, -1
-    t0, start_step = time.perf_counter(), step
-    bar = Progress(total=total, initial=step, desc="train", unit="step")
-    with _deterministic(dev.type == "cpu"):
-        while step < total:
-            epoch, pos = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(image_idx, seed, epoch, batching), epoch
-            batch = order[pos * batch_size : (pos + 1) * batch_size].tolist()
-            lr = scheduler.get_last_lr()[0]
-            loss = batch_loss(
-                model,
-                head,
-                projector,
-                feats,
-                image_idx[batch],
-                [question_ids[i] for i in batch],
-                [answer_ids[i] for i in batch],
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip > 0:
-                nn.utils.clip_grad_norm_(projector.parameters(), clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            curve.append({"step": step, "epoch": epoch, "loss": loss.item(), "lr": lr})
-            rate = (step - start_step) * batch_size / (time.perf_counter() - t0)
+
+def _validate(run: _Run) -> None:
+    """Score the member's validation table now (its `val_steps`; step 0 when fresh)."""
+    if run.score_val is not None:
+        scores = run.score_val()
+        run.val_curve.append({"step": run.step, "epoch": run.step / run.steps_per_epoch, **scores})
+        log.info("validation of %s at step %d: %s", run.member.out_dir, run.step, scores)
+
+
+def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
+    """Step the unfinished members together until each reaches its own length (a finished member
+    leaves the stack); every `checkpoint_every` steps all members' checkpoints are written, so a
+    resumed group restarts in step and stacks the same batches as an uninterrupted one."""
+    every = int(shared.training.get("checkpoint_every", 0))
+    active = [r for r in runs if r.step < r.total]
+    if len({r.step for r in active}) > 1:
+        log.warning("fused members resumed at different steps %s: each run stays exact to rounding, "
+                    "but its batches are stacked with others than in an uninterrupted run", [r.step for r in runs])  # fmt: skip
+    start = sum(r.step for r in runs)
+    t0, rate = time.perf_counter(), 0.0
+    bar = Progress(total=max(r.total for r in runs), initial=min(r.step for r in runs), desc="train", unit="step")
+    with _deterministic(shared.dev.type == "cpu"):
+        while active:
+            _fused_step(shared, active)
+            rate = (sum(r.step for r in runs) - start) * int(shared.training["batch_size"]) / (time.perf_counter() - t0)
             bar.update(1)
-            bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}", samples_s=f"{rate:.1f}")
-            if step in val_steps:
-                validate()
-            if step in kept_steps:
-                kept.append(_kept_point(projector, step, steps_per_epoch))
-            if every and step % every == 0 and step < total:
-                _save_checkpoint(
-                    {
-                        "fingerprint": fingerprint,
-                        "step": step,
-                        "projector": projector.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": torch.get_rng_state(),
-                        "curve": curve,
-                        "val_curve": val_curve,
-                        "kept": kept,
-                    },
-                    checkpoint_path,
-                )
+            bar.set_postfix(loss=" ".join(f"{r.curve[-1]['loss']:.4f}" for r in active), samples_s=f"{rate:.1f}")
+            if every and max(r.step for r in active) % every == 0 and any(r.step < r.total for r in runs):
+                for r in runs:
+                    _save_checkpoint(_checkpoint_state(r), r.member.checkpoint_path)
+            active = [r for r in active if r.step < r.total]
     bar.close()
-    if step > start_step:
-        log.info("trained %d steps at %.1f samples/s on %s", step - start_step, rate, dev)
+    if sum(r.step for r in runs) > start:
+        log.info("trained %d projector(s) at %.1f samples/s on %s; peak memory %s", len(runs), rate, shared.dev,
+                 _peak_memory(shared.dev))  # fmt: skip
 
+
+def _fused_step(shared: _Shared, active: list[_Run]) -> None:
+    """One optimizer step of every active member from one LM forward/backward of their stacked batches."""
+    training = shared.training
+    batch_size, clip = int(training["batch_size"]), float(training.get("grad_clip", 0.0))
+    batches = [_next_batch(r, batch_size, str(training.get("batching", "rows"))) for r in active]
+    lrs = [r.scheduler.get_last_lr()[0] for r in active]
+    losses = fused_batch_losses(
+        shared.model,
+        active[0].head,
+        [r.projector for r in active],
+        shared.feats,
+        [r.image_idx[b] for r, b in zip(active, batches)],
+        [[r.question_ids[i] for i in b] for r, b in zip(active, batches)],
+        [[r.answer_ids[i] for i in b] for r, b in zip(active, batches)],
+    )
+    for r in active:
+        r.optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(losses)
+    for r, loss, lr in zip(active, losses, lrs):
+        if clip > 0:
+            nn.utils.clip_grad_norm_(r.projector.parameters(), clip)
+        r.optimizer.step()
+        r.scheduler.step()
+        r.curve.append({"step": r.step + 1, "epoch": r.step // r.steps_per_epoch, "loss": loss.item(), "lr": lr})
+        r.step += 1
+        if r.step in r.val_steps:
+            _validate(r)
+        if r.step in r.kept_steps:
+            r.kept.append(_kept_point(r.projector, r.step, r.steps_per_epoch))
+
+
+def _next_batch(run: _Run, batch_size: int, batching: str) -> list[int]:
+    """The member's rows of its current step (its own epoch order, `epoch_order`)."""
+    epoch, pos = divmod(run.step, run.steps_per_epoch)
+    if epoch != run.order_epoch:
+        run.order, run.order_epoch = epoch_order(run.image_idx, run.member.seed, epoch, batching), epoch
+    return run.order[pos * batch_size : (pos + 1) * batch_size].tolist()
+
+
+def _peak_memory(dev: torch.device) -> str:
+    """Peak memory of the process: allocated on a GPU, resident set on a CPU (activations scale with G x batch)."""
+    if dev.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB allocated on the GPU"
+    import resource
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB resident"
+
+
+def _checkpoint_state(run: _Run) -> dict[str, Any]:
+    """Everything `_resume` needs to continue the member bit-identically."""
+    return {
+        "fingerprint": run.fingerprint,
+        "step": run.step,
+        "projector": run.projector.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "curve": run.curve,
+        "val_curve": run.val_curve,
+        "kept": run.kept,
+    }
+
+
+def _write_outputs(shared: _Shared, run: _Run) -> None:
+    """The run folder's files, as an unfused run writes them."""
+    out_dir, projector = run.member.out_dir, run.projector
+    d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
+    identity = {"spec": shared.pspec, "d_vis": d_vis, "d_lm": d_lm, "init": shared.init, "seed": run.member.seed}
     with atomic_path(out_dir / "projector.pt") as tmp:
-        torch.save(
-            {
-                "state_dict": {k: v.cpu() for k, v in projector.state_dict().items()},
-                "spec": pspec,
-                "d_vis": d_vis,
-                "d_lm": d_lm,
-                "init": init,
-                "seed": seed,
-            },
-            tmp,
-        )
-    if total not in {point["step"] for point in kept}:  # epochs: 0, nothing trained
-        kept.append(_kept_point(projector, step, steps_per_epoch))
+        torch.save({"state_dict": {k: v.cpu() for k, v in projector.state_dict().items()}, **identity}, tmp)
+    if run.total not in {point["step"] for point in run.kept}:  # epochs: 0, nothing trained
+        run.kept.append(_kept_point(projector, run.step, run.steps_per_epoch))
     with atomic_path(out_dir / "checkpoints.pt") as tmp:
-        torch.save({"points": kept, "spec": pspec, "d_vis": d_vis, "d_lm": d_lm, "init": init, "seed": seed}, tmp)
-    write_tsv(pd.DataFrame(curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
-    write_tsv(pd.DataFrame(val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
+        torch.save({"points": run.kept, **identity}, tmp)
+    write_tsv(pd.DataFrame(run.curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
+    write_tsv(pd.DataFrame(run.val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
+    lm_spec, init = shared.lm_spec, shared.init
     write_json(
         {
-            **config,
-            "n_train": len(rows),
-            "steps": total,
-            "warmup_steps": warmup,
+            **run.config,
+            "n_train": run.n_rows,
+            "steps": run.total,
+            "warmup_steps": run.warmup,
             "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
-            "prompt": described,
-            "loaded": {"encoder": data.get("meta", {}).get("loaded"), "lm": loaded_lm(model, lm_spec, lm_weights_dir)},
+            "prompt": run.described,
+            "loaded": {"encoder": shared.encoder_loaded, "lm": loaded_lm(shared.model, lm_spec, shared.lm_weights_dir)},
         },
         out_dir / "train_config.json",
     )
-    checkpoint_path.unlink(missing_ok=True)
-    _remove_empty_parents(checkpoint_path.parent)
 
 
 def _validation_scorer(

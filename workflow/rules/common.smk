@@ -18,6 +18,7 @@ from taxvlm.config import (
     ConfigError,
     check_references,
     expand_experiments,
+    fused_groups,
     keep_lm_training_overrides,
     schema_error,
     training_config,
@@ -48,6 +49,7 @@ if unpinned_models(config):
     )
 
 RUNS = expand_experiments(config["experiments"])
+FUSED_GROUPS = fused_groups(config)
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
 LMS = sorted({run.lm for run in RUNS})
@@ -97,6 +99,10 @@ def weights_dir(family, name):
 
 def run_dir(run):
     return RUN_DIR.format(**run.keys())
+
+
+def condition_dir(run):
+    return CONDITION_DIR.format(condition=run.condition, shuffle=run.shuffle)
 
 
 def metric_sources():
@@ -209,3 +215,26 @@ def tuning_training(candidate):
             "val_every": 1,
         }
     )
+
+
+TRAIN_TABLES = {"yesno": "train.tsv", "caption": "train_captions.tsv"}
+
+
+def fused_inputs(group):
+    """The inputs of a fused group's training job (train_projector's, one per member)."""
+    run = group.runs[0]
+    return {
+        "features": FEATURES.format(encoder=run.encoder),
+        "train": [
+            f"{condition_dir(r)}/{TRAIN_TABLES[r.objective]}" for r in group.runs
+        ],
+        "val": [f"{condition_dir(r)}/val_leaf.tsv" for r in group.runs],
+        "concepts": f"{DATA}/concepts.tsv",
+        "lm_weights": weights_dir("lms", run.lm),
+        "code": script_code("train_fused.py"),
+    }
+
+
+def fused_outputs(group, name):
+    """One of train_projector's outputs, for every member of a fused group."""
+    return [f"{run_dir(r)}/{name}" for r in group.runs]

@@ -1,7 +1,8 @@
 # One projector per (encoder, LM, init, condition, shuffle, objective, seed); the encoder and LM stay
 # frozen. The objective picks the training table: questions (yesno) or captions (caption, LiMBeR).
-
-TRAIN_TABLES = {"yesno": "train.tsv", "caption": "train_captions.tsv"}
+# With training.fuse > 1, the grid's runs of that LM are trained by one job per fused group
+# (taxvlm.config.fused_groups): a rule per group, named by its members, whose outputs are its runs'
+# files (a rule without wildcards is preferred to train_projector, which trains any other run).
 
 
 rule train_projector:
@@ -34,3 +35,39 @@ rule train_projector:
         checkpoint=f"results/checkpoints/{RUN}/checkpoint.pt",
     script:
         "../scripts/train_projector.py"
+
+
+for group in FUSED_GROUPS:
+
+    rule:
+        name:
+            group.name
+        input:
+            **fused_inputs(group),
+        output:
+            projector=fused_outputs(group, "projector.pt"),
+            curve=fused_outputs(group, "curve.tsv"),
+            config=fused_outputs(group, "train_config.json"),
+            val_curve=fused_outputs(group, "val_curve.tsv"),
+            checkpoints=fused_outputs(group, "checkpoints.pt"),
+        log:
+            f"logs/train_fused/{group.name}.log",
+        benchmark:
+            f"results/benchmarks/train_fused/{group.name}.tsv"
+        conda:
+            "../../envs/taxvlm.yaml"
+        threads: config["compute"]["train_threads"]
+        resources:
+            gpu=GPU,
+        params:
+            lm=lm_spec(group.runs[0].lm),
+            encoder=config["encoders"][group.runs[0].encoder],
+            training=training_config(config, group.runs[0].lm),
+            init=group.runs[0].init,
+            objective=group.runs[0].objective,
+            members=[r.keys() for r in group.runs],
+            checkpoints=[
+                f"results/checkpoints/{r.path}/checkpoint.pt" for r in group.runs
+            ],
+        script:
+            "../scripts/train_fused.py"

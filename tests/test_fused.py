@@ -1,0 +1,127 @@
+"""Fused training (`taxvlm.train.train_projectors`): G projectors through one LM pass per step give
+each run what its unfused training gives, finish at their own lengths and resume bit-identically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from taxvlm import train as train_mod
+from taxvlm.evaluate import evaluate_projector
+from taxvlm.io import read_tsv, write_tsv
+from taxvlm.train import Member, train_projector, train_projectors
+
+TRAINING = {
+    "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
+    "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 5, "val_every": 1, "eval_every": 1,
+    "eval_every_unit": "epochs",
+}  # fmt: skip
+LM_SPEC = {"source": "hf", "chat_template": False}
+ENCODER = {"source": "timm", "features": "pooled"}
+NAMES = ["cat", "owl"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two separable concepts; three training tables of different lengths (40, 16 and 40 rows: 5, 2
+    and 5 steps per epoch) standing for the conditions of one group."""
+    root = tmp_path_factory.mktemp("fused")
+    g = torch.Generator().manual_seed(0)
+    n = 32
+    pooled = torch.randn(2, 16, generator=g)[torch.arange(n) % 2] * 2 + 0.3 * torch.randn(n, 16, generator=g)
+    image_ids = [f"img{i:02d}" for i in range(n)]
+    torch.save({"image_ids": image_ids, "tokens": pooled[:, None].half(), "pooled": pooled.half()}, root / "f.pt")
+    rows = pd.DataFrame(
+        {
+            "row_id": f"{image}:{name}", "image_id": image, "image_concept": NAMES[i % 2],
+            "question_id": f"{NAMES[i % 2]}:leaf:{NAMES[i % 2]}:{'Yes' if name == NAMES[i % 2] else 'No'}",
+            "leaf": NAMES[i % 2], "kind": "leaf", "asked": name,
+            "answer": "Yes" if name == NAMES[i % 2] else "No", "text": f"Is there a {name} in this image?",
+        }
+        for i, image in enumerate(image_ids)
+        for name in NAMES
+    )  # fmt: skip
+    train = rows[rows.image_id < "img20"]
+    write_tsv(train, root / "a.tsv")
+    write_tsv(train.iloc[:16], root / "b.tsv")
+    write_tsv(train.iloc[::-1], root / "c.tsv")
+    write_tsv(rows[rows.image_id >= "img20"], root / "test.tsv")
+    return root
+
+
+def _members(root: Path, name: str) -> list[Member]:
+    """Three runs of one group: different tables, lengths and seeds; the first with a validation table."""
+    return [
+        Member(root / f"{t}.tsv", seed, root / name / t, root / "ckpt" / name / t / "c.pt", val)
+        for t, seed, val in (("a", 7, root / "test.tsv"), ("b", 8, None), ("c", 9, None))
+    ]
+
+
+def _fused(root: Path, lm_dir: Path, name: str) -> list[Member]:
+    members = _members(root, name)
+    train_projectors(root / "f.pt", LM_SPEC, lm_dir, ENCODER, "pretrained", TRAINING, members, device="cpu")
+    return members
+
+
+def test_fused_runs_equal_their_unfused_runs(toy: Path, tiny_lm_dir: Path) -> None:
+    """Per run: losses within 1e-5 at every step, the same kept steps, identical predictions, the same
+    train_config.json; the shorter run left the stack at its own length."""
+    for fused in _fused(toy, tiny_lm_dir, "fused"):
+        alone = toy / "alone" / fused.out_dir.name
+        train_projector(
+            toy / "f.pt", fused.train_tsv, LM_SPEC, tiny_lm_dir, ENCODER, "pretrained", TRAINING, fused.seed, alone,
+            toy / "alone.ckpt", device="cpu", val_tsv=fused.val_tsv,
+        )  # fmt: skip
+        curves = [read_tsv(run / "curve.tsv").astype(float) for run in (fused.out_dir, alone)]
+        assert len(curves[0]) == {"a": 10, "b": 4, "c": 10}[alone.name]
+        pd.testing.assert_frame_equal(curves[0].drop(columns="loss"), curves[1].drop(columns="loss"))
+        assert (curves[0]["loss"] - curves[1]["loss"]).abs().max() < 1e-5
+        assert (fused.out_dir / "train_config.json").read_bytes() == (alone / "train_config.json").read_bytes()
+        vals = [read_tsv(run / "val_curve.tsv").astype(float) for run in (fused.out_dir, alone)]
+        pd.testing.assert_frame_equal(*vals, atol=1e-5, rtol=0)
+        points = [torch.load(run / "checkpoints.pt", weights_only=True)["points"] for run in (fused.out_dir, alone)]
+        assert [p["step"] for p in points[0]] == [p["step"] for p in points[1]]
+        predictions = []
+        for run in (fused.out_dir, alone):
+            evaluate_projector(toy / "f.pt", run / "projector.pt", {"unseen": toy / "test.tsv"}, LM_SPEC,
+                               tiny_lm_dir, "pretrained", fused.seed, 8, run / "predictions.tsv", device="cpu")  # fmt: skip
+            predictions.append(read_tsv(run / "predictions.tsv"))
+        columns = ["row_id", "prediction", "prediction_paired", "prediction_paired_calibrated"]
+        pd.testing.assert_frame_equal(predictions[0][columns], predictions[1][columns])
+        margins = [p["margin"].astype(float) for p in predictions]
+        assert (margins[0] - margins[1]).abs().max() < 1e-4
+    assert not (toy / "ckpt" / "fused").exists()
+
+
+def test_killed_fused_group_resumes_to_the_same_projectors(
+    toy: Path, tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the group's first checkpoint (step 5), which also holds run b's end (4 steps: it
+    left the stack before): every run ends bit-identical to the uninterrupted group's."""
+    reference = _fused(toy, tiny_lm_dir, "uninterrupted")
+    save = train_mod._save_checkpoint
+    saved: list[int] = []
+
+    def save_then_die(state: dict, path: Path) -> None:
+        save(state, path)
+        saved.append(state["step"])
+        if len(saved) == 3:  # all three members' checkpoints of the first group save
+            raise KeyboardInterrupt("killed after the group's first checkpoint")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _fused(toy, tiny_lm_dir, "resumed")
+    assert saved == [5, 4, 5]
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    resumed = _fused(toy, tiny_lm_dir, "resumed")
+    for a, b in zip(reference, resumed):
+        for name in ("projector.pt", "checkpoints.pt"):
+            x, y = (torch.load(m.out_dir / name, weights_only=True) for m in (a, b))
+            states = [(x["state_dict"], y["state_dict"])] if "state_dict" in x else []
+            states += [(p["state_dict"], q["state_dict"]) for p, q in zip(x.get("points", []), y.get("points", []))]
+            assert all(torch.equal(s[k], t[k]) for s, t in states for k in s)
+        for name in ("curve.tsv", "val_curve.tsv"):
+            assert (a.out_dir / name).read_bytes() == (b.out_dir / name).read_bytes()
