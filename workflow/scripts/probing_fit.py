@@ -4,12 +4,12 @@ of params.runs, the run keys), input.pairs; params.settings (config.probe); thre
 summary, skipped, figure, table_csv, table_md, statement.
 """
 
-import logging
 from pathlib import Path
 
 from taxvlm.analysis.probing import probe_stage
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 caches = [(dict(keys), Path(path)) for keys, path in zip(snakemake.params.runs, snakemake.input.states)]
 outputs = {
     key: Path(snakemake.output[key])

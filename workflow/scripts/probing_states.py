@@ -6,14 +6,14 @@ Snakemake: input.train/seen/unseen/leaf (the run's condition tables), input.feat
 name_suffix); wildcards.init, wildcards.seed → output[0] (the cache folder).
 """
 
-import logging
 from pathlib import Path
 
 import torch
 
 from taxvlm.probing.states import capture_states
+from taxvlm.rulelog import rule_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 lm_weights = snakemake.input.get("lm_weights")
 capture_states(
