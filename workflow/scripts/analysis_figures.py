@@ -13,18 +13,11 @@ Snakemake:
 import logging
 
 from taxvlm.analysis.figures import FIGURES, make_figures
-from taxvlm.analysis.tables import load_tables
+from taxvlm.analysis.tables import tables_from_inputs
 from taxvlm.rulelog import rule_log
 
 rule_log(snakemake.log[0])  # noqa: F821
-inputs = snakemake.input
-tables = load_tables(
-    inputs.metrics,
-    inputs.get("coherence"),
-    [inputs.textprobe] if inputs.get("textprobe") else [],
-    inputs.get("pairs"),
-    inputs.get("dynamics"),
-)
+tables = tables_from_inputs(snakemake.input)
 outputs = {name: snakemake.output[name] for name in FIGURES}
 make_figures(tables, outputs)
 logging.info("wrote %s", sorted(outputs))

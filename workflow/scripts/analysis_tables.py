@@ -11,17 +11,11 @@ Snakemake:
 
 import logging
 
-from taxvlm.analysis.tables import TABLES, load_tables, make_tables
+from taxvlm.analysis.tables import TABLES, make_tables, tables_from_inputs
 from taxvlm.rulelog import rule_log
 
 rule_log(snakemake.log[0])  # noqa: F821
-inputs = snakemake.input
-tables = load_tables(
-    inputs.metrics,
-    inputs.get("coherence"),
-    [inputs.textprobe] if inputs.get("textprobe") else [],
-    dynamics_path=inputs.get("dynamics"),
-)
+tables = tables_from_inputs(snakemake.input)
 outputs = {name: (snakemake.output[f"{name}_csv"], snakemake.output[f"{name}_md"]) for name in TABLES}
 make_tables(tables, outputs)
 logging.info("wrote %s", sorted(outputs))

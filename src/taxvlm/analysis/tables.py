@@ -61,6 +61,16 @@ def load_tables(
     )
 
 
+def tables_from_inputs(inputs: Mapping[str, PathLike]) -> AnalysisTables:
+    """`load_tables` of a rule's named inputs: `metrics`, and whichever of `coherence`, `textprobe`
+    (one combined summary), `pairs` and `dynamics` the rule has (the figures and tables rules)."""
+    textprobe = inputs.get("textprobe")
+    return load_tables(
+        inputs["metrics"], inputs.get("coherence"), [textprobe] if textprobe else [], inputs.get("pairs"),
+        inputs.get("dynamics"),
+    )  # fmt: skip
+
+
 def only_readout(tables: AnalysisTables, readout: str) -> AnalysisTables:
     """The tables with `metrics` and `headline` of one readout (`yesno` or `naming`), for readers
     whose panels mean one of them (the paper's F1 figures are yes/no)."""
