@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from harness import interleaved, machine, med
-from workload import ROOT, TINY_LM
+from workload import ROOT, TINY_LM, hf_lm
 from taxvlm.captioning import generate_caption_ids_reference, greedy_caption_ids
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.models.lms import caption_prompt, load_lm
 from taxvlm.models.projector import build_projector
 
-PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled"}  # as config/config.yaml
+PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled", "feature_norm": "none"}  # default's shape
 D_VIS = 1280  # EfficientNet-Lite0's pooled width
 # SmolLM2-135M's config.json (HuggingFaceTB/SmolLM2-135M): a 30-layer Llama, tied embeddings.
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
@@ -58,7 +58,7 @@ def load(kind: str, models: Path, dev: torch.device) -> tuple[nn.Module, list[in
 
         folder = Path(tempfile.mkdtemp()) / "tiny_lm"
         build_tiny_causal_lm(folder, TINY_LM)
-    model, tokenizer = load_lm({"source": "hf"}, folder, "pretrained", 0, dev)
+    model, tokenizer = load_lm(hf_lm(folder, "pretrained"), dev)
     return model, *caption_prompt(tokenizer), [tokenizer.eos_token_id]
 
 

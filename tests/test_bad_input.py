@@ -18,6 +18,8 @@ from safetensors.torch import load_file, save_file
 from taxvlm.config import keep_lm_training_overrides, schema_error, training_config
 from taxvlm.models.guard import RandomInitError, require_pretrained
 
+from spec_builders import FOLDER_DATASET, encoder_spec, frozen_lm, section
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -60,7 +62,7 @@ def test_hf_checkpoint_missing_weights_is_an_error(tmp_path: Path) -> None:
     del state["layernorm.weight"]
     save_file(state, tmp_path / "m" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(RandomInitError) as err:
-        load_encoder({"source": "hf", "layer": -2}, tmp_path / "m")
+        load_encoder(encoder_spec(source="hf"), tmp_path / "m")
     assert str(err.value) == (
         f"hf encoder '{tmp_path / 'm'}' was asked for pretrained weights but got random init: missing layernorm.weight"
     )
@@ -141,15 +143,16 @@ def test_weights_option_typo_is_named() -> None:
 def test_loaded_model_is_recorded(tiny_lm_dir: Path) -> None:
     from taxvlm.models.lms import load_lm, loaded_lm
 
-    model, _ = load_lm({"source": "hf"}, tiny_lm_dir, "pretrained", 0)
-    assert loaded_lm(model, {"id": "x/y"}, tiny_lm_dir) == {"weights_dir": str(tiny_lm_dir)}
+    model, _ = load_lm(frozen_lm(tiny_lm_dir))
+    assert loaded_lm(model, frozen_lm(tiny_lm_dir, id="x/y")) == {"weights_dir": str(tiny_lm_dir)}
     model.config._commit_hash = "a" * 40  # what transformers sets for a hub download
-    assert loaded_lm(model, {"id": "x/y", "revision": "main"}, None) == {"id": "x/y", "revision": "main", "commit": "a" * 40}
+    hub = frozen_lm(None, id="x/y", revision="main")
+    assert loaded_lm(model, hub) == {"id": "x/y", "revision": "main", "commit": "a" * 40}
 
 
 # --- 10-14. bad data ------------------------------------------------------------------------------
 
-SPLIT = {"fractions": {"train": 0.7, "val": 0.05, "test": 0.25}, "seed": 0}
+SPLIT = section({"seed": 0}, "split")
 
 
 def _images(root: Path, counts: dict[str, int]) -> None:
@@ -168,7 +171,7 @@ def _folder_build(tmp_path: Path, tsv_text: str, counts: dict[str, int]) -> Path
     tsv = tmp_path / "h.tsv"
     tsv.write_text(tsv_text, encoding="utf-8")
     out = tmp_path / "d"
-    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, out)
+    build_dataset(FOLDER_DATASET, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, out)
     return out
 
 

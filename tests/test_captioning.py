@@ -4,6 +4,7 @@ pycocoevalcap, the reference table's errors, one run end to end, and the report 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import caption_prompt, load_lm
 from taxvlm.models.projector import build_projector
 
-LM_SPEC = {"source": "hf", "chat_template": False}
-SPEC = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}
+from spec_builders import frozen_lm, trained_run
+
+SPEC = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
 D_VIS, N_IMAGES = 16, 6
 
 
@@ -57,11 +59,11 @@ def nobos_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_caption_prompt_puts_the_image_after_the_first_token(tiny_lm_dir: Path, nobos_lm_dir: Path) -> None:
-    _, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0)
+    _, tok = load_lm(frozen_lm(tiny_lm_dir))
     head, prompt = caption_prompt(tok)
     assert head == [tok.bos_token_id]
     assert prompt == tok("A picture of", add_special_tokens=False)["input_ids"]
-    _, nobos = load_lm(LM_SPEC, nobos_lm_dir, "pretrained", 0)
+    _, nobos = load_lm(frozen_lm(nobos_lm_dir))
     head, prompt = caption_prompt(nobos)
     assert len(head) == 1 and head + prompt == nobos("A picture of")["input_ids"]
 
@@ -70,7 +72,7 @@ def test_caption_prompt_puts_the_image_after_the_first_token(tiny_lm_dir: Path, 
 def test_batched_greedy_decode_equals_hf_generate(lm: str, request: pytest.FixtureRequest) -> None:
     """Rows stop at different steps (two stop tokens taken from the free-running captions), the
     batch size does not divide the images, and on Gemma-3 the prefix crosses the sliding window."""
-    model, tok = load_lm(LM_SPEC, request.getfixturevalue(lm), "pretrained", 0)
+    model, tok = load_lm(frozen_lm(request.getfixturevalue(lm)))
     projector, feats = _projector(model.get_input_embeddings().embedding_dim), _features()
     head, prompt = caption_prompt(tok)
     images, max_new = [5, 0, 3, 1, 4, 2], 8
@@ -84,7 +86,7 @@ def test_batched_greedy_decode_equals_hf_generate(lm: str, request: pytest.Fixtu
 
 
 def test_greedy_captions_decode_text_without_eos(tiny_lm_dir: Path) -> None:
-    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0)
+    model, tok = load_lm(frozen_lm(tiny_lm_dir))
     projector, feats = _projector(model.get_input_embeddings().embedding_dim), _features()
     head, prompt = caption_prompt(tok)
     ids = greedy_caption_ids(model, head, prompt, projector, feats, [0, 1], 5, 2, [tok.eos_token_id])
@@ -129,7 +131,7 @@ def test_bad_reference_tables_fail_clearly(tmp_path: Path, rows: dict, known: se
 
 
 def test_caption_run_writes_captions_and_scores(tiny_lm_dir: Path, tmp_path: Path) -> None:
-    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0)
+    model, tok = load_lm(frozen_lm(tiny_lm_dir))
     projector, feats = _projector(model.get_input_embeddings().embedding_dim), _features()
     image_ids = [f"img{i}" for i in range(N_IMAGES)]
     torch.save({"image_ids": image_ids, "pooled": feats.half(), "tokens": feats[:, None].half()}, tmp_path / "f.pt")
@@ -138,8 +140,8 @@ def test_caption_run_writes_captions_and_scores(tiny_lm_dir: Path, tmp_path: Pat
     refs = pd.DataFrame({"image_id": ["img4", "img1", "img1"], "caption": ["A dog.", "A cat.", "A small cat."]})
     write_tsv(refs, tmp_path / "refs.tsv")
     run = {"encoder": "e", "lm": "l", "init": "pretrained", "condition": "full", "shuffle": "original", "seed": "3"}
-    args = (tmp_path / "f.pt", tmp_path / "projector.pt", tmp_path / "refs.tsv", LM_SPEC, tiny_lm_dir)
-    caption_run(*args, run, 6, 8, tmp_path / "captions.tsv", tmp_path / "scores.tsv", device="cpu")
+    trained = trained_run(tiny_lm_dir, tmp_path, tmp_path / "f.pt", 3)
+    caption_run(trained, run, tmp_path / "refs.tsv", 6, 8, tmp_path / "captions.tsv", tmp_path / "scores.tsv", device="cpu")
 
     captions = read_tsv(tmp_path / "captions.tsv")
     assert list(captions.columns) == ["image_id", "reference", "generated", "cider_d"]
@@ -155,7 +157,8 @@ def test_caption_run_writes_captions_and_scores(tiny_lm_dir: Path, tmp_path: Pat
     assert list(scores["metric"]) == ["cider_d", "bleu4"] and set(scores["n_images"]) == {"2"}
     assert scores.iloc[0][list(run)].to_dict() == run
     with pytest.raises(ValueError, match="trained with init=pretrained seed=3"):
-        caption_run(*args, {**run, "seed": "4"}, 6, 8, tmp_path / "c.tsv", tmp_path / "s.tsv", device="cpu")
+        caption_run(replace(trained, seed=4), run, tmp_path / "refs.tsv", 6, 8, tmp_path / "c.tsv", tmp_path / "s.tsv",
+                    device="cpu")  # fmt: skip
 
 
 def _scores(tmp_path: Path) -> list[Path]:

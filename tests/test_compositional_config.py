@@ -11,6 +11,8 @@ from snakemake.utils import update_config
 from taxvlm.compositional.config import check_compositional
 from taxvlm.config import ConfigError, check_references, schema_error
 
+from spec_builders import validated
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -19,7 +21,7 @@ def merged(*names: str) -> dict:
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     for name in names:
         update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    return config
+    return validated(config)
 
 
 @pytest.mark.parametrize("name", ["compositional.yaml", "compositional_default.yaml"])

@@ -18,6 +18,8 @@ from taxvlm.compositional import report, stage
 from taxvlm.config import ConfigError, expand_experiments
 from taxvlm.io import read_tsv, write_tsv
 
+from spec_builders import trained_run
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -199,9 +201,9 @@ def test_vlm_scored_on_a_benchmark_through_its_views(tmp_path: Path, tiny_lm_dir
     state = Projector("linear", "pooled", 8, d_lm, prefix_tokens=2).state_dict()
     ckpt = {"spec": spec, "d_vis": 8, "d_lm": d_lm, "state_dict": state, "init": "pretrained", "seed": 1}
     torch.save(ckpt, tmp_path / "projector.pt")
-    run = {"lm": {"source": "hf"}, "lm_weights": tiny_lm_dir, "init": "pretrained", "seed": 1, "batch_size": 4}
+    run = trained_run(tiny_lm_dir, tmp_path, tmp_path / "feat.pt", 1)
     out = tmp_path / "scored.tsv"
-    stage.score_vlm_benchmark(tmp_path / "items.tsv", tmp_path / "feat.pt", tmp_path / "projector.pt", run, out)
+    stage.score_vlm_benchmark(tmp_path / "items.tsv", run, 4, out)
     scored = read_tsv(out)
     assert scored["view"].tolist() == images["image_id"].tolist() and set(scored["correct"]) <= {"True", "False"}
     assert (scored["score_caption"].astype(float) != scored["score_negative"].astype(float)).all()

@@ -18,6 +18,9 @@ from taxvlm.config import (
     schema_error,
     training_config,
 )
+from taxvlm.specs import with_schema_defaults
+
+from spec_builders import validated
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -31,7 +34,7 @@ def test_grid_is_the_sorted_union_of_blocks() -> None:
     block = {"encoders": ["e"], "lms": ["l"], "inits": ["pretrained"], "conditions": ["none", "full"],
              "shuffles": ["original"], "seeds": [7]}
     overlapping = {**block, "conditions": ["full"], "seeds": [7, 42]}
-    runs = expand_experiments([block, overlapping])
+    runs = expand_experiments(with_schema_defaults([block, overlapping], "experiments"))
     assert runs == sorted(runs)
     assert len(runs) == 3  # (none,7), (full,7), (full,42): (full,7) counted once
     assert {run.objective for run in runs} == {"yesno"}  # a block without `objectives` trains on questions
@@ -54,7 +57,7 @@ def merged(*names: str) -> dict:
     config = default_config()
     for name in names:
         update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    return config
+    return validated(config)
 
 
 @pytest.mark.parametrize("names", [("limber.yaml",), ("things.yaml", "limber.yaml"), ("limber_default.yaml",)])
@@ -135,7 +138,7 @@ def test_conda_env_pins_match_requirements() -> None:
 
 def _fused_config(fuse: int, conditions: list[str], seeds: list[int], m_fuse: int | None = None) -> dict:
     block = {"encoders": ["e"], "lms": ["l", "m"], "inits": ["pretrained", "random"], "conditions": conditions,
-             "shuffles": ["original"], "seeds": seeds}
+             "shuffles": ["original"], "objectives": ["yesno"], "seeds": seeds}
     return {"training": {"lr": 1e-3, "fuse": fuse}, "lms": {"l": {}, "m": {"training": {} if m_fuse is None else {"fuse": m_fuse}}},
             "experiments": [block, {**block, "lms": ["l"], "inits": ["pretrained"], "shuffles": ["across"]}]}
 
@@ -178,7 +181,8 @@ def test_adding_a_seed_or_appending_a_condition_keeps_the_other_groups() -> None
 def test_a_groups_order_comes_from_the_blocks_that_train_its_runs() -> None:
     """A condition another LM's block lists earlier still lands last when appended to this LM's block."""
     def config(m_conditions: list[str]) -> dict:
-        block = {"encoders": ["e"], "inits": ["pretrained"], "shuffles": ["original"], "seeds": [7]}
+        block = {"encoders": ["e"], "inits": ["pretrained"], "shuffles": ["original"], "objectives": ["yesno"],
+                 "seeds": [7]}
         return {"training": {"fuse": 2}, "lms": {"l": {}, "m": {}},
                 "experiments": [{**block, "lms": ["l"], "conditions": ["none", "random50", "full"]},
                                 {**block, "lms": ["m"], "conditions": m_conditions}]}

@@ -8,6 +8,12 @@ import pytest
 from taxvlm.data import lexicon, splits
 from taxvlm.data.errors import DataError
 from taxvlm.data.questions import make_questions
+from taxvlm.specs import with_schema_defaults
+
+from spec_builders import section
+
+
+FRACTIONS = with_schema_defaults({}, "split")["fractions"]  # 70/5/25
 
 
 @pytest.mark.parametrize(
@@ -35,28 +41,24 @@ def test_question_text_has_no_double_space() -> None:
     [(12, (8, 1, 3)), (2, (1, 0, 1)), (3, (1, 1, 1)), (4, (2, 1, 1)), (8, (5, 1, 2)), (20, (14, 1, 5))],
 )
 def test_split_counts_largest_remainder_with_one_val_image(n: int, expected: tuple[int, int, int]) -> None:
-    counts = splits.split_counts(n, splits.DEFAULT_FRACTIONS)
+    counts = splits.split_counts(n, FRACTIONS)
     assert (counts["train"], counts["val"], counts["test"]) == expected
 
 
 def test_split_minimum_leaves_large_concepts_and_unused_splits_alone() -> None:
     """THINGS concepts (n ≥ 12) keep the plain apportionment; a split with fraction 0 stays empty."""
     for n in range(12, 200):
-        counts = splits.split_counts(n, splits.DEFAULT_FRACTIONS)
+        counts = splits.split_counts(n, FRACTIONS)
         assert sum(counts.values()) == n and counts["val"] >= 1
-        assert all(abs(counts[name] - n * f) < 1 for name, f in splits.DEFAULT_FRACTIONS.items()), n
+        assert all(abs(counts[name] - n * f) < 1 for name, f in FRACTIONS.items()), n
     assert splits.split_counts(4, {"train": 0.75, "val": 0.0, "test": 0.25}) == {"train": 3, "val": 0, "test": 1}
 
 
 def test_split_is_seeded_and_ignores_listing_order() -> None:
     names = [f"img_{i:02d}" for i in range(12)]
-    first = splits.assign_splits("owl", names, splits.DEFAULT_FRACTIONS, seed=3)
-    assert first == splits.assign_splits("owl", names[::-1], splits.DEFAULT_FRACTIONS, seed=3)
+    first = splits.assign_splits("owl", names, FRACTIONS, seed=3)
+    assert first == splits.assign_splits("owl", names[::-1], FRACTIONS, seed=3)
     assert sorted(first.values()).count("test") == 3
-
-
-def test_minimum_images_default() -> None:
-    assert splits.minimum_images(splits.DEFAULT_FRACTIONS) == 2
 
 
 @pytest.mark.parametrize("fractions", [{"train": 1.2, "val": 0.0, "test": -0.2}, {"train": 0.5}])
@@ -79,7 +81,7 @@ def _toy_taxonomy() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_questions_are_balanced_and_negatives_are_never_true() -> None:
     concepts, pairs = _toy_taxonomy()
-    questions = make_questions(concepts, pairs, {"seed": 0})
+    questions = make_questions(concepts, pairs, section({"seed": 0}, "questions"))
     names = dict(zip(concepts.concept, concepts.name))
     hypernyms = pairs.groupby("concept").hypernym.apply(set)
     for row in questions[questions.answer == "No"].itertuples():

@@ -22,6 +22,8 @@ from taxvlm.data.datasets import build_dataset
 from taxvlm.data.errors import DataError
 from taxvlm.io import read_tsv
 
+from spec_builders import FOLDER_DATASET, section
+
 CONCEPTS = pd.DataFrame(
     [("cat", "cat", "a"), ("owl", "owl", "an"), ("apple_tree", "apple tree", "an"), ("hammer", "hammer", "a")],
     columns=["concept", "name", "article"],
@@ -106,14 +108,15 @@ def test_folder_dataset_writes_given_and_template_captions(tmp_path: Path) -> No
     (tmp_path / "hyp.tsv").write_text("concept\thypernym\ncat\tanimal\nowl\tanimal\n")
     (tmp_path / "captions.tsv").write_text("image_id\tcaption\nowl/owl_1\tA snowy owl.\n")
     inputs = {"images": tmp_path / "images", "hypernyms": tmp_path / "hyp.tsv", "captions": tmp_path / "captions.tsv"}
-    build_dataset({"kind": "folder"}, {"seed": 0}, inputs, tmp_path / "d")
+    build_dataset(FOLDER_DATASET, section({"seed": 0}, "split"), inputs, tmp_path / "d")
     captions = read_tsv(tmp_path / "d" / "captions.tsv").set_index("image_id")
     assert captions.loc["owl/owl_1"].tolist() == ["a snowy owl.", "file"]
     assert captions.loc["cat/cat_0"].tolist() == ["a cat.", "template"]
     assert len(captions) == 6
     (tmp_path / "bad.tsv").write_text("image_id\tcaption\nowl/owl_9\tA snowy owl.\n")
     with pytest.raises(DataError, match=r"bad.tsv: 1 image id\(s\) not in the dataset, e.g. \['owl/owl_9'\]"):
-        build_dataset({"kind": "folder"}, {"seed": 0}, {**inputs, "captions": tmp_path / "bad.tsv"}, tmp_path / "e")
+        bad = {**inputs, "captions": tmp_path / "bad.tsv"}
+        build_dataset(FOLDER_DATASET, section({"seed": 0}, "split"), bad, tmp_path / "e")
 
 
 def test_hypernym_mentions_are_whole_words_plurals_and_forms_outside_the_leaf_name() -> None:
@@ -133,7 +136,7 @@ def test_no_deprivation_keeps_every_caption() -> None:
 
 
 def test_full_deprivation_leaves_no_hypernym_in_any_caption() -> None:
-    rows, summary = _train(removal("full", PAIRS, {}))
+    rows, summary = _train(removal("full", PAIRS, section({}, "conditions")))
     own = rows.set_index("image_id").caption
     assert own["cat/cat_0"] == "a cat." and own["owl/owl_0"] == "an owl." and own["hammer/hammer_0"] == "a hammer."
     assert own["apple_tree/apple_tree_0"] == "an apple tree in bloom."  # its `tree` is the leaf's own name

@@ -25,6 +25,8 @@ from taxvlm.data.questions import build_questions
 from taxvlm.data.shuffles import shuffle_map
 from taxvlm.io import read_json, read_tsv
 
+from spec_builders import section
+
 THINGSPLUS = Path(__file__).parents[2] / "shared/data/thingsplus"
 PAIRS_TSV = THINGSPLUS / "xu2026_leaf_hypernym_pairs.tsv"
 FORMS_TSV = THINGSPLUS / "xu2026_hypernym_surface_forms.tsv"
@@ -60,10 +62,12 @@ def _build_paper_data(root: Path) -> Path:
         "images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV,
         "hypernym_forms": FORMS_TSV,
     }
-    build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, {"seed": 0}, inputs, data)
+    dataset = {**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "xu2026"}}
+    build_dataset(dataset, section({"seed": 0}, "split"), inputs, data)
     build_questions(
-        data / "concepts.tsv", data / "pairs.tsv", data / "hypernyms.tsv", {"seed": 0}, data / "questions.tsv"
-    )
+        data / "concepts.tsv", data / "pairs.tsv", data / "hypernyms.tsv", section({}, "questions"),
+        data / "questions.tsv",
+    )  # fmt: skip
     return data
 
 
@@ -127,7 +131,7 @@ def test_random_draws_max1_floor_per_hypernym(pct: int) -> None:
         n_h = len(members[hypernym])
         assert len(drawn) == max(1, math.floor(Fraction(pct, 100) * n_h))
         assert set(drawn) <= members[hypernym] and len(set(drawn)) == len(drawn)
-    removed = conditions.removal(f"random{pct}", pairs, {"seed": 0})
+    removed = conditions.removal(f"random{pct}", pairs, section({}, "conditions"))
     assert removed.leaves == sorted(set().union(*map(set, draws.values())))
 
 
@@ -261,7 +265,7 @@ def test_bad_condition_and_shuffle_names(paper: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="shuffle 'sideways'"):
         shuffle_map("sideways", read_tsv(paper / "pairs.tsv"), SHUFFLES_CFG)
     with pytest.raises(DataError, match="unknown hypernym"):
-        materialize_condition("systematic2", "original", paper, {"systematic_categories": {"2": ["dessert", "robot"]}},
+        materialize_condition("systematic2", "original", paper, {"seed": 0, "systematic_categories": {"2": ["dessert", "robot"]}},
                               SHUFFLES_CFG, tmp_path)
     with pytest.raises(DataError, match="outside"):
         materialize_condition("random101", "original", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path)

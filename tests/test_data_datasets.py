@@ -12,7 +12,9 @@ from taxvlm.data.datasets import build_dataset
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.io import read_json, read_tsv
 
-SPLIT = {"fractions": {"train": 0.7, "val": 0.05, "test": 0.25}, "seed": 0}
+from spec_builders import FOLDER_DATASET, section
+
+SPLIT = section({"seed": 0}, "split")
 
 
 def _png(path: Path, colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB") -> None:
@@ -48,7 +50,7 @@ def folder_inputs(tmp_path: Path) -> dict[str, Path]:
 def test_folder_dataset_tables(folder_inputs: dict[str, Path], tmp_path: Path, caplog) -> None:
     out = tmp_path / "data"
     with caplog.at_level(logging.WARNING):
-        build_dataset({"kind": "folder", "folder": {}}, SPLIT, folder_inputs, out)
+        build_dataset(FOLDER_DATASET, SPLIT, folder_inputs, out)
     concepts = read_tsv(out / "concepts.tsv")
     assert list(concepts.columns) == ["concept", "name", "article"]
     assert dict(zip(concepts.concept, concepts.name)) == {"bat1": "bat", "hammer": "hammer", "owl": "owl"}
@@ -66,7 +68,7 @@ def test_folder_dataset_tables(folder_inputs: dict[str, Path], tmp_path: Path, c
 def test_folder_article_override(tmp_path: Path) -> None:
     _image_tree(tmp_path / "images", {"jeans": 2, "umbrella": 2})
     tsv = _write(tmp_path / "h.tsv", "concept\thypernym\tarticle\njeans\tclothing\tnone\numbrella\ttool\ta\n")
-    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
+    build_dataset(FOLDER_DATASET, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
     articles = read_tsv(tmp_path / "d" / "concepts.tsv").set_index("concept").article
     assert articles.to_dict() == {"jeans": "", "umbrella": "a"}
 
@@ -78,20 +80,20 @@ def test_folder_question_forms(tmp_path: Path) -> None:
         "concept\thypernym\tquestion_form\nshirt\tclothing\titem of clothing\nsock\tclothing\t\n"
         "owl\tanimal\t\n",
     )
-    build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
+    build_dataset(FOLDER_DATASET, SPLIT, {"images": tmp_path / "images", "hypernyms": tsv}, tmp_path / "d")
     hypernyms = read_tsv(tmp_path / "d" / "hypernyms.tsv")
     assert hypernyms.values.tolist() == [["animal", "animal", "an"], ["clothing", "item of clothing", "an"]]
     bad = _write(
         tmp_path / "bad.tsv", "concept\thypernym\tquestion_form\nshirt\tclothing\ttop\nsock\tclothing\tgarment\n"
     )
     with pytest.raises(DataError, match=r"bad.tsv: conflicting question_form values \{'clothing'"):
-        build_dataset({"kind": "folder"}, SPLIT, {"images": tmp_path / "images", "hypernyms": bad}, tmp_path / "e")
+        build_dataset(FOLDER_DATASET, SPLIT, {"images": tmp_path / "images", "hypernyms": bad}, tmp_path / "e")
 
 
 def test_missing_column_is_named(folder_inputs: dict[str, Path], tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.tsv", "concept\tcategory\nowl\tanimal\n")
     with pytest.raises(DataError, match=r"bad.tsv: missing column\(s\) \['hypernym'\]"):
-        build_dataset({"kind": "folder"}, SPLIT, {**folder_inputs, "hypernyms": bad}, tmp_path / "d")
+        build_dataset(FOLDER_DATASET, SPLIT, {**folder_inputs, "hypernyms": bad}, tmp_path / "d")
 
 
 def test_concept_folder_without_images_is_named(folder_inputs: dict[str, Path], tmp_path: Path) -> None:
@@ -99,7 +101,7 @@ def test_concept_folder_without_images_is_named(folder_inputs: dict[str, Path], 
     (folder_inputs["images"] / "empty" / "notes.txt").write_text("not an image")
     tsv = _write(tmp_path / "h.tsv", "concept\thypernym\nowl\tanimal\nempty\ttool\n")
     with pytest.raises(MissingDataError, match="concept folder has no images: .*empty"):
-        build_dataset({"kind": "folder"}, SPLIT, {**folder_inputs, "hypernyms": tsv}, tmp_path / "d")
+        build_dataset(FOLDER_DATASET, SPLIT, {**folder_inputs, "hypernyms": tsv}, tmp_path / "d")
 
 
 # --------------------------------------------------------------------------- things
@@ -114,10 +116,10 @@ def test_things_leaf_sets(tmp_path: Path) -> None:
     )
     pairs = _write(tmp_path / "pairs.tsv", "concept\thypernym\nowl\tbird\nbandanna\tclothing\n")
     inputs = {"images": tmp_path / "images", "categories": categories, "pairs": pairs}
-    build_dataset({"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "all")
+    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "all")
     assert len(read_tsv(tmp_path / "all" / "pairs.tsv")) == 4
     assert set(read_tsv(tmp_path / "all" / "concepts.tsv").name) == {"bat", "owl"}
-    build_dataset({"kind": "things", "things": {"leaf_set": "xu2026"}}, SPLIT, inputs, tmp_path / "xu")
+    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "xu2026"}}, SPLIT, inputs, tmp_path / "xu")
     concepts = read_tsv(tmp_path / "xu" / "concepts.tsv")
     assert dict(zip(concepts.concept, concepts.name)) == {"bandanna": "bandanna", "owl": "owl"}
     hypernyms = read_tsv(tmp_path / "xu" / "hypernyms.tsv")
@@ -134,15 +136,16 @@ def test_things_hypernym_forms(tmp_path: Path) -> None:
         tmp_path / "forms.tsv", "hypernym\tquestion_form\nclothing\titem of clothing\npart of car\tcar part\n"
     )
     inputs = {"images": tmp_path / "images", "categories": categories, "hypernym_forms": forms}
-    build_dataset({"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "d")
+    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "d")
     hypernyms = read_tsv(tmp_path / "d" / "hypernyms.tsv")
     assert hypernyms.values.tolist() == [["clothing", "item of clothing", "an"], ["part of car", "car part", "a"]]
     assert set(read_tsv(tmp_path / "d" / "pairs.tsv").hypernym) == {"clothing", "part of car"}
     typo = _write(tmp_path / "typo.tsv", "hypernym\tquestion_form\npart of a car\tcar part\n")
     with pytest.raises(DataError, match=r"typo.tsv: question_form for hypernym\(s\) not in the taxonomy"):
         build_dataset(
-            {"kind": "things", "things": {"leaf_set": "all"}}, SPLIT, {**inputs, "hypernym_forms": typo}, tmp_path / "e"
-        )
+            {**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT,
+            {**inputs, "hypernym_forms": typo}, tmp_path / "e",
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- tuxpaint
@@ -218,11 +221,12 @@ TUX = {
     "views_per_concept": 4,
     "image_size": 16,
     "seed": 0,
+    "synset_overrides": {},
 }
 
 
 def _build_tux(stamps: Path, out: Path, **overrides) -> None:
-    build_dataset({"kind": "tuxpaint", "tuxpaint": {**TUX, **overrides}}, SPLIT,
+    build_dataset({**section({"kind": "tuxpaint"}, "dataset"), "tuxpaint": {**TUX, **overrides}}, SPLIT,
                   {"stamps": stamps, "nltk_data": Path("unused")}, out, wordnet=FakeWordNet())
 
 

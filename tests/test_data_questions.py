@@ -13,6 +13,8 @@ from taxvlm.data.errors import DataError
 from taxvlm.data.questions import build_questions, make_questions
 from taxvlm.io import read_tsv, write_tsv
 
+from spec_builders import section
+
 LEAF_NAMES = {
     "bat1": "bat", "bat2": "bat", "bat3": "bat", "bat4": "bat",
     "fish": "fish", "salmon": "salmon", "owl": "owl", "car_door": "door",
@@ -40,7 +42,7 @@ def test_leaf_negatives_are_one_to_one_and_never_true(seed: int) -> None:
     """Four leaves share the name `bat`, so a random permutation is almost never allowed: the
     repair must send the bats to the other four leaves and those back to the bats."""
     concepts, pairs = _taxonomy()
-    questions = make_questions(concepts, pairs, {"seed": seed})
+    questions = make_questions(concepts, pairs, section({"seed": seed}, "questions"))
     negatives = _negatives(questions)
     assert sorted(negatives) == sorted(LEAF_NAMES)
     assert Counter(negatives.values()) == Counter(list(LEAF_NAMES))  # every leaf a negative exactly once
@@ -54,9 +56,9 @@ def test_leaf_negatives_are_one_to_one_and_never_true(seed: int) -> None:
 
 def test_leaf_negatives_are_seeded() -> None:
     concepts, pairs = _taxonomy()
-    first = _negatives(make_questions(concepts, pairs, {"seed": 3}))
-    assert first == _negatives(make_questions(concepts, pairs, {"seed": 3}))
-    many = {tuple(sorted(_negatives(make_questions(concepts, pairs, {"seed": s})).items())) for s in range(10)}
+    first = _negatives(make_questions(concepts, pairs, section({"seed": 3}, "questions")))
+    assert first == _negatives(make_questions(concepts, pairs, section({"seed": 3}, "questions")))
+    many = {tuple(sorted(_negatives(make_questions(concepts, pairs, section({"seed": s}, "questions"))).items())) for s in range(10)}
     assert len(many) > 1
 
 
@@ -64,7 +66,7 @@ def test_every_leaf_name_is_asked_with_both_answers_on_a_larger_taxonomy() -> No
     """The old per-leaf draw left leaves that were nobody's negative (their question always Yes)."""
     names = {f"leaf{i:02d}": f"thing{i:02d}" for i in range(60)}
     pairs = [(leaf, f"h{i % 7}") for i, leaf in enumerate(names)]
-    questions = make_questions(*_taxonomy(names, pairs), {"seed": 0})
+    questions = make_questions(*_taxonomy(names, pairs), section({"seed": 0}, "questions"))
     leaf_rows = questions[questions.kind == "leaf"]
     answers = leaf_rows.groupby("text").answer.apply(lambda a: sorted(a))
     assert (answers.map(len) == 2).all() and answers.map(set).eq({"Yes", "No"}).all()
@@ -77,13 +79,13 @@ def test_every_leaf_name_is_asked_with_both_answers_on_a_larger_taxonomy() -> No
 def test_impossible_leaf_negatives_are_an_error(names: dict[str, str]) -> None:
     pairs = [(leaf, "animal") for leaf in names]
     with pytest.raises(DataError, match="leaf negatives: no one-to-one assignment"):
-        make_questions(*_taxonomy(names, pairs), {"seed": 0})
+        make_questions(*_taxonomy(names, pairs), section({"seed": 0}, "questions"))
 
 
 def test_hypernyms_are_asked_by_question_form_and_reported_by_name() -> None:
     concepts, pairs = _taxonomy()
     hypernyms = hypernyms_frame(sorted(set(pairs.hypernym)), FORMS)
-    questions = make_questions(concepts, pairs, {"seed": 0}, hypernyms)
+    questions = make_questions(concepts, pairs, section({"seed": 0}, "questions"), hypernyms)
     door = questions[(questions.leaf == "car_door") & (questions.answer == "Yes") & (questions.kind == "hypernym")]
     assert door.text.tolist() == ["Is there a car part in this image?"]
     assert door.asked.tolist() == ["part of car"] and door.target.tolist() == ["part of car"]
@@ -99,7 +101,7 @@ def test_negative_hypernym_is_never_true_by_its_question_form() -> None:
     """A leaf named like another hypernym's question form is never asked about that hypernym."""
     names = {"door": "car part", "owl": "owl", "bat": "bat"}
     pairs = [("door", "vehicle"), ("owl", "animal"), ("bat", "animal"), ("bat", "part of car")]
-    questions = make_questions(*_taxonomy(names, pairs), {"seed": 0}, hypernyms_frame(
+    questions = make_questions(*_taxonomy(names, pairs), section({"seed": 0}, "questions"), hypernyms_frame(
         ["animal", "part of car", "vehicle"], {"part of car": "car part"}
     ))
     door_negatives = questions.asked[(questions.leaf == "door") & (questions.answer == "No")]
@@ -111,8 +113,8 @@ def test_build_questions_reads_the_hypernyms_table(tmp_path: Path) -> None:
     write_tsv(concepts, tmp_path / "concepts.tsv")
     write_tsv(pairs, tmp_path / "pairs.tsv")
     write_tsv(hypernyms_frame(sorted(set(pairs.hypernym)), {"part of car": "car part"}), tmp_path / "h.tsv")
-    build_questions(tmp_path / "concepts.tsv", tmp_path / "pairs.tsv", tmp_path / "h.tsv", {}, tmp_path / "q.tsv")
+    build_questions(tmp_path / "concepts.tsv", tmp_path / "pairs.tsv", tmp_path / "h.tsv", section({}, "questions"), tmp_path / "q.tsv")
     assert "Is there a car part in this image?" in set(read_tsv(tmp_path / "q.tsv").text)
     write_tsv(hypernyms_frame(["animal"], {}), tmp_path / "short.tsv")
     with pytest.raises(DataError, match="no question form for hypernym"):
-        build_questions(tmp_path / "concepts.tsv", tmp_path / "pairs.tsv", tmp_path / "short.tsv", {}, tmp_path / "q")
+        build_questions(tmp_path / "concepts.tsv", tmp_path / "pairs.tsv", tmp_path / "short.tsv", section({}, "questions"), tmp_path / "q")

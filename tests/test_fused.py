@@ -12,14 +12,15 @@ import torch
 from taxvlm import train as train_mod
 from taxvlm.evaluate import evaluate_projector
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.train import Member, train_projector, train_projectors
+from taxvlm.train import Member, SharedFiles, train_projector, train_projectors
+
+from spec_builders import run_spec, trained_run
 
 TRAINING = {
     "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
     "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 5, "val_every": 1, "eval_every": 1,
     "eval_every_unit": "epochs",
 }  # fmt: skip
-LM_SPEC = {"source": "hf", "chat_template": False}
 ENCODER = {"source": "timm", "features": "pooled"}
 NAMES = ["cat", "owl"]
 
@@ -62,7 +63,7 @@ def _members(root: Path, name: str) -> list[Member]:
 
 def _fused(root: Path, lm_dir: Path, name: str) -> list[Member]:
     members = _members(root, name)
-    train_projectors(root / "f.pt", LM_SPEC, lm_dir, ENCODER, "pretrained", TRAINING, members, device="cpu")
+    train_projectors(run_spec(lm_dir, TRAINING, ENCODER), SharedFiles(root / "f.pt"), members, device="cpu")
     return members
 
 
@@ -72,8 +73,8 @@ def test_fused_runs_equal_their_unfused_runs(toy: Path, tiny_lm_dir: Path) -> No
     for fused in _fused(toy, tiny_lm_dir, "fused"):
         alone = toy / "alone" / fused.out_dir.name
         train_projector(
-            toy / "f.pt", fused.train_tsv, LM_SPEC, tiny_lm_dir, ENCODER, "pretrained", TRAINING, fused.seed, alone,
-            toy / "alone.ckpt", device="cpu", val_tsv=fused.val_tsv,
+            run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"),
+            Member(fused.train_tsv, fused.seed, alone, toy / "alone.ckpt", fused.val_tsv), device="cpu",
         )  # fmt: skip
         curves = [read_tsv(run / "curve.tsv").astype(float) for run in (fused.out_dir, alone)]
         assert len(curves[0]) == {"a": 10, "b": 4, "c": 10}[alone.name]
@@ -86,8 +87,8 @@ def test_fused_runs_equal_their_unfused_runs(toy: Path, tiny_lm_dir: Path) -> No
         assert [p["step"] for p in points[0]] == [p["step"] for p in points[1]]
         predictions = []
         for run in (fused.out_dir, alone):
-            evaluate_projector(toy / "f.pt", run / "projector.pt", {"unseen": toy / "test.tsv"}, LM_SPEC,
-                               tiny_lm_dir, "pretrained", fused.seed, 8, run / "predictions.tsv", device="cpu")  # fmt: skip
+            evaluate_projector(trained_run(tiny_lm_dir, run, toy / "f.pt", fused.seed), {"unseen": toy / "test.tsv"}, 8,
+                               run / "predictions.tsv", device="cpu")  # fmt: skip
             predictions.append(read_tsv(run / "predictions.tsv"))
         columns = ["row_id", "prediction", "prediction_paired", "prediction_paired_calibrated"]
         pd.testing.assert_frame_equal(predictions[0][columns], predictions[1][columns])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ from taxvlm.features import extract_features
 from taxvlm.io import write_tsv
 from taxvlm.models.encoders import load_encoder
 from taxvlm.models.projector import build_projector
+from taxvlm.specs import EncoderSpec, with_schema_defaults
+
+from spec_builders import encoder_spec
 
 
 def _images(n: int = 3) -> list[Image.Image]:
@@ -50,7 +54,7 @@ def _encode(encoder, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Ten
 )
 def test_timm_shapes(tmp_path: Path, name: str, layer: int | str, tokens: int, dim: int) -> None:
     build_tiny_timm(tmp_path / name, {"name": name, "seed": 0})
-    encoder = load_encoder({"source": "timm", "name": name, "layer": layer}, tmp_path / name)
+    encoder = load_encoder(encoder_spec(name=name, layer=layer, image_size=160), tmp_path / name)
     tok, pooled = _encode(encoder, _images())
     assert tok.shape == (3, tokens, dim) and pooled.shape == (3, dim)
     torch.testing.assert_close(pooled, tok.mean(1))  # a CNN's pre-logits = global average of its final map
@@ -66,7 +70,7 @@ def test_timm_final_layer_is_the_pre_logits_features(
     """`layer: final` gives the classifier's input (1280-d for EfficientNet-Lite0), not an inner block
     (its block -2 has 112 channels there), and the features file records it."""
     build_tiny_timm(tmp_path / name, {"name": name, "seed": 0})
-    spec = {"source": "timm", "name": name, "layer": "final", **({"image_size": image_size} if image_size else {})}
+    spec = encoder_spec(name=name, layer="final", image_size=image_size or 160)
     encoder = load_encoder(spec, tmp_path / name)
     tok, pooled = _encode(encoder, _images(2))
     with torch.inference_mode():
@@ -74,7 +78,7 @@ def test_timm_final_layer_is_the_pre_logits_features(
         pre_logits = encoder.model.forward_head(encoder.model.forward_features(pixels), pre_logits=True)
     assert pooled.shape == (2, dim) == pre_logits.shape and tok.shape[-1] == dim == encoder.model.num_features
     torch.testing.assert_close(pooled, pre_logits)
-    inner, _ = _encode(load_encoder({**spec, "layer": -2}, tmp_path / name), _images(2))
+    inner, _ = _encode(load_encoder(replace(spec, layer=-2), tmp_path / name), _images(2))
     assert inner.shape[-1] < dim
     assert encoder.meta["layer"] == "final" and encoder.meta["pooled"] == "forward_head(pre_logits=True)"
 
@@ -82,18 +86,16 @@ def test_timm_final_layer_is_the_pre_logits_features(
 @pytest.mark.parametrize(
     "spec, match",
     [
-        (
-            {"source": "timm", "name": "test_efficientnet"},
-            "'layer' is None; a timm encoder needs an integer block index or 'final'",
-        ),
+        ({"source": "timm", "name": "test_efficientnet"}, "'layer' is a required property"),
         ({"source": "hf", "layer": "final"}, "'layer' is 'final'; a hf encoder needs an integer block index"),
-        ({"source": "open_clip", "name": "x", "layer": "-2"}, "'layer' is '-2'"),
+        ({"source": "open_clip", "name": "x", "layer": "final"}, "'layer' is 'final'; a open_clip encoder needs"),
     ],
 )
 def test_layer_must_be_stated(spec: dict, match: str) -> None:
-    """No source-independent default: the role of the encoder decides the layer, so the spec says it."""
+    """No source-independent default: the role of the encoder decides the layer, so the spec says it
+    (the schema requires it; `final` is for timm only)."""
     with pytest.raises(ValueError, match=match):
-        load_encoder(spec, None)
+        load_encoder(EncoderSpec.from_config(with_schema_defaults(spec, "encoders", "*")), None)
 
 
 def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
@@ -103,7 +105,7 @@ def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
         "kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
     }
     build_tiny_timm(tmp_path / "vit", options)
-    encoder = load_encoder({"source": "timm", "name": options["name"], "layer": -2, "image_size": 32}, tmp_path / "vit")
+    encoder = load_encoder(encoder_spec(name=options["name"], image_size=32), tmp_path / "vit")
     saved = load_file(tmp_path / "vit" / "model.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in encoder.model.state_dict().items())
     tok, pooled = _encode(encoder, _images(2))
@@ -112,7 +114,7 @@ def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
 
 def test_hf_dinov2_patch_tokens(tmp_path: Path) -> None:
     build_tiny_dinov2(tmp_path / "dino", {"image_size": 56, "hidden_size": 32, "seed": 0})
-    encoder = load_encoder({"source": "hf", "layer": -2}, tmp_path / "dino")
+    encoder = load_encoder(encoder_spec(source="hf"), tmp_path / "dino")
     tok, pooled = _encode(encoder, _images())
     assert tok.shape == (3, 16, 32) and pooled.shape == (3, 32)  # (56/14)² patches, CLS dropped
     with torch.inference_mode():
@@ -133,14 +135,14 @@ def test_open_clip_local_file(tmp_path: Path) -> None:
     open_clip.add_model_config(tmp_path / "cfg")
     (tmp_path / "w").mkdir()
     torch.save(open_clip.create_model("taxvlm-tiny-clip").state_dict(), tmp_path / "w" / "open_clip_model.pt")
-    encoder = load_encoder({"source": "open_clip", "name": "taxvlm-tiny-clip", "layer": -2}, tmp_path / "w")
+    encoder = load_encoder(encoder_spec(source="open_clip", name="taxvlm-tiny-clip"), tmp_path / "w")
     tok, pooled = _encode(encoder, _images(2))
     assert tok.shape == (2, 16, 32) and pooled.shape == (2, 24)  # block -2 patch tokens; contrastive embedding
 
 
 def test_unknown_source_names_the_field() -> None:
     with pytest.raises(ValueError, match="'source'"):
-        load_encoder({"source": "onnx"}, None)
+        load_encoder(replace(encoder_spec(), source="onnx"), None)
 
 
 def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,13 +150,13 @@ def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     ids = ["b/b_0", "a/a_0", "a/a_1"]  # table order, not sorted order, is the cache order
     _write_images(tmp_path, ids)
     build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
-    spec = {"source": "hf", "layer": -2, "features": "tokens"}
+    spec = encoder_spec(source="hf", features="tokens")
     extract_features(spec, tmp_path / "dino", Path("images.tsv"), Path("features.pt"), batch_size=2, device="cpu")
     cache = torch.load(tmp_path / "features.pt", weights_only=True)
     assert set(cache) == {"image_ids", "tokens", "pooled", "meta"} and cache["image_ids"] == ids
     assert cache["tokens"].dtype == cache["pooled"].dtype == torch.float16
     assert cache["tokens"].shape == (3, 16, 32) and cache["pooled"].shape == (3, 32)
-    assert cache["meta"]["spec"] == spec and cache["meta"]["image_size"] == [56, 56]
+    assert cache["meta"]["spec"] == spec.record() and cache["meta"]["image_size"] == [56, 56]
     tok, _ = _encode(load_encoder(spec, tmp_path / "dino"), [Image.open(f"img/{ids[0].replace('/', '_')}.png")])
     torch.testing.assert_close(cache["tokens"][0].float(), tok[0], atol=2e-3, rtol=2e-3)
 
@@ -164,7 +166,7 @@ def test_feature_cache_records_the_layer_and_feature_dim(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     _write_images(tmp_path, ["a/a_0", "b/b_0"])
     build_tiny_timm(tmp_path / "cnn", {"name": "test_efficientnet", "seed": 0})
-    spec = {"source": "timm", "name": "test_efficientnet", "layer": "final", "features": "pooled"}
+    spec = encoder_spec(name="test_efficientnet", layer="final", features="pooled", image_size=160)
     extract_features(spec, tmp_path / "cnn", Path("images.tsv"), Path("features.pt"), batch_size=2, device="cpu")
     cache = torch.load(tmp_path / "features.pt", weights_only=True)
     assert cache["meta"]["layer"] == "final" and cache["meta"]["spec"]["layer"] == "final"
@@ -177,7 +179,7 @@ def test_feature_cache_on_gpu_matches_cpu(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     _write_images(tmp_path, [f"a/a_{i}" for i in range(5)])
     build_tiny_dinov2(tmp_path / "dino", {"seed": 0})
-    spec = {"source": "hf", "layer": -2, "features": "tokens"}
+    spec = encoder_spec(source="hf", features="tokens")
     for dev in ("cpu", "cuda"):
         extract_features(spec, tmp_path / "dino", Path("images.tsv"), Path(f"{dev}.pt"), batch_size=2, device=dev)
     cpu, gpu = (torch.load(tmp_path / f"{dev}.pt", weights_only=True) for dev in ("cpu", "cuda"))
@@ -188,8 +190,9 @@ def test_feature_cache_on_gpu_matches_cpu(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("kind", ["mlp", "linear"])
 def test_projector_shapes(kind: str) -> None:
-    tokens = build_projector({"projector": kind, "prefix_tokens": 4, "features": "tokens"}, 16, 8)
-    pooled = build_projector({"projector": kind, "prefix_tokens": 4, "features": "pooled"}, 16, 8)
+    spec = {"projector": kind, "prefix_tokens": 4, "feature_norm": "none"}
+    tokens = build_projector({**spec, "features": "tokens"}, 16, 8)
+    pooled = build_projector({**spec, "features": "pooled"}, 16, 8)
     assert tokens(torch.randn(2, 7, 16)).shape == (2, 7, 8)
     assert pooled(torch.randn(2, 16)).shape == (2, 4, 8)
     n_linear = sum(isinstance(m, torch.nn.Linear) for m in pooled.modules())
@@ -206,9 +209,9 @@ def test_open_clip_hub_tag_comes_from_id(monkeypatch: pytest.MonkeyPatch) -> Non
         raise RuntimeError("stop before any download")
 
     monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
-    spec = {"source": "open_clip", "name": "ViT-B-16-SigLIP", "id": "webli", "layer": -2}
+    spec = encoder_spec(source="open_clip", name="ViT-B-16-SigLIP", id="webli")
     with pytest.raises(RuntimeError, match="stop before any download"):
         load_encoder(spec, None)
     assert asked["pretrained"] == "webli"
     with pytest.raises(ValueError, match="needs `id`"):
-        load_encoder({**spec, "id": None}, None)
+        load_encoder(replace(spec, id=None), None)

@@ -26,7 +26,9 @@ from taxvlm.scoring import (
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, caption_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
-from taxvlm.train import answer_loss, epoch_order, steps_every, train_projector, training_ids
+from taxvlm.train import Member, SharedFiles, answer_loss, epoch_order, steps_every, train_projector, training_ids
+
+from spec_builders import frozen_lm, lm_spec, run_spec, trained_run
 
 NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
 TRAINING = {
@@ -43,7 +45,6 @@ TRAINING = {
     "eval_every": 0,
     "eval_every_unit": "epochs",
 }
-LM_SPEC = {"source": "hf", "chat_template": False}
 ENCODER = {"source": "timm", "features": "pooled"}
 
 
@@ -107,30 +108,23 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path ne
 def _train(toy: dict[str, Path], lm_dir: Path, name: str, device: str = "cpu", **overrides) -> Path:
     out = toy["root"] / name
     train_projector(
-        toy["features"],
-        toy["train"],
-        LM_SPEC,
-        lm_dir,
-        ENCODER,
-        "pretrained",
-        {**TRAINING, **overrides},
-        7,
-        out,
-        toy["root"] / f"{name}.ckpt",
+        run_spec(lm_dir, {**TRAINING, **overrides}, ENCODER),
+        SharedFiles(toy["features"]),
+        Member(toy["train"], 7, out, toy["root"] / f"{name}.ckpt"),
         device=device,
     )
     return out
 
 
 def test_prompt_answers_and_any_name(tiny_lm_dir: Path, tiny_chat_lm_dir: Path) -> None:
-    _, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    _, tok = load_lm(frozen_lm(tiny_lm_dir), "cpu")
     prompt = build_prompt(tok)
     assert prompt.head == [tok.bos_token_id]
     assert prompt.answers["Yes"] == tok(" Yes", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert len(prompt.answers["Yes"]) == len(prompt.answers["No"]) == 2  # single answer token + EOS
     text = tok.decode(prompt.question_ids("Is there a ñandú in this image?"))
     assert text == "Question: Is there a ñandú in this image? Answer:"
-    _, chat_tok = load_lm(LM_SPEC, tiny_chat_lm_dir, "pretrained", 0, "cpu")
+    _, chat_tok = load_lm(frozen_lm(tiny_chat_lm_dir), "cpu")
     chat = build_prompt(chat_tok, chat_template=True)
     assert chat_tok.decode(chat.head) == "<|im_start|>user\n"
     assert chat_tok.decode(chat.answers["No"]) == "No<|im_end|>"
@@ -140,7 +134,7 @@ def test_prompt_answers_and_any_name(tiny_lm_dir: Path, tiny_chat_lm_dir: Path) 
 def test_without_bos_the_image_follows_the_first_text_token(tiny_nobos_lm_dir: Path) -> None:
     """The image goes after the first token, as in the paper's model: BOS when the tokenizer adds one,
     otherwise the prompt text's first token, which then leaves the question text."""
-    model, tok = load_lm(LM_SPEC, tiny_nobos_lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(tiny_nobos_lm_dir), "cpu")
     question = "Is there an owl in this image?"
     text = tok(f"Question: {question} Answer:")["input_ids"]
     assert text[0] != tok.bos_token_id
@@ -154,10 +148,10 @@ def test_without_bos_the_image_follows_the_first_text_token(tiny_nobos_lm_dir: P
 
 
 def test_random_twin_is_frozen_deterministic_and_different(tiny_lm_dir: Path) -> None:
-    pretrained, _ = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
-    twin_a, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 0, "cpu")
-    twin_b, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 0, "cpu")
-    other, _ = load_lm(LM_SPEC, tiny_lm_dir, "random", 1, "cpu")
+    pretrained, _ = load_lm(frozen_lm(tiny_lm_dir), "cpu")
+    twin_a, _ = load_lm(frozen_lm(tiny_lm_dir, "random", random_init_seed=0), "cpu")
+    twin_b, _ = load_lm(frozen_lm(tiny_lm_dir, "random", random_init_seed=0), "cpu")
+    other, _ = load_lm(frozen_lm(tiny_lm_dir, "random", random_init_seed=1), "cpu")
     a, b, p, o = (m.state_dict() for m in (twin_a, twin_b, pretrained, other))
     assert a.keys() == p.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -182,11 +176,11 @@ def lm_and_chat(request: pytest.FixtureRequest) -> tuple[Path, bool]:
 @pytest.mark.parametrize("features", ["pooled", "tokens"])
 def test_fast_scores_equal_plain_forward(lm_and_chat: tuple[Path, bool], features: str) -> None:
     lm_dir, chat = lm_and_chat
-    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(lm_dir), "cpu")
     prompt = build_prompt(tok, chat_template=chat)
     torch.manual_seed(0)
     feats = torch.randn(5, 3, 16) if features == "tokens" else torch.randn(5, 16)
-    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": features}, 16, 64)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": features, "feature_norm": "none"}, 16, 64)
     rows = _rows([f"i{i}" for i in range(5)], ["cat"] * 5, NAMES)
     image_index = [int(i[1:]) for i in rows["image_id"]][::-1]  # unsorted: scoring regroups by image
     questions = list(rows["text"])
@@ -200,7 +194,7 @@ def test_noimage_scores_equal_a_plain_forward_of_the_text(lm_and_chat: tuple[Pat
     """The calibrated rule's no-image margin: the same prompt with the image tokens left out, batched
     with right padding, equals one plain `model(input_ids=...)` per question."""
     lm_dir, chat = lm_and_chat
-    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(lm_dir), "cpu")
     prompt = build_prompt(tok, chat_template=chat)
     questions = [f"Is there a {name} in this image?" for name in NAMES] + ["Is there an animal?"]
     logp_yes, logp_no = score_without_image(model, prompt, questions, batch_size=3)
@@ -236,11 +230,11 @@ def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(
 ) -> None:
     """Rows about the same image share its prefix; neither the loss nor the projector's gradients change."""
     lm_dir, chat = lm_and_chat
-    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(lm_dir), "cpu")
     prompt = build_prompt(tok, chat_template=chat)
     torch.manual_seed(0)
     feats = torch.randn(max(group) + 1, 16)
-    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}, 16, 64)
     group = torch.tensor(group)
     names = [NAMES[i % len(NAMES)] for i in range(len(group))]
     questions = [prompt.question_ids(f"Is there a {n} in this image?") for n in names]
@@ -262,10 +256,10 @@ def test_shared_prefix_loss_and_gradients_equal_one_forward_per_row(
 
 
 def test_gradients_reach_only_the_projector(tiny_lm_dir: Path) -> None:
-    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(tiny_lm_dir), "cpu")
     prompt = build_prompt(tok)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}, 16, 64)
     optimizer = torch.optim.AdamW(projector.parameters(), lr=1e-2)
     proj_before = [p.clone() for p in projector.parameters()]
     q = [prompt.question_ids("Is there a cat in this image?")] * 2
@@ -301,13 +295,8 @@ def test_training_learns_and_beats_untrained(toy: dict[str, Path], tiny_lm_dir: 
     accuracy = {}
     for name, run in [("trained", trained), ("untrained", untrained)]:
         evaluate_projector(
-            toy["features"],
-            run / "projector.pt",
+            trained_run(tiny_lm_dir, run, toy["features"], 7),
             {"seen": toy["test"], "leaf": toy["test"]},
-            LM_SPEC,
-            tiny_lm_dir,
-            "pretrained",
-            7,
             8,
             run / "predictions.tsv",
             device="cpu",
@@ -331,9 +320,9 @@ def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Pat
     trained task's validation accuracy rises (the criterion training length is chosen on)."""
     out = toy["root"] / "validated"
     train_projector(
-        toy["features"], toy["train"], LM_SPEC, tiny_lm_dir, ENCODER, "pretrained",
-        {**TRAINING, "val_every": 1.5}, 7, out, toy["root"] / "validated.ckpt", device="cpu", val_tsv=toy["test"],
-    )
+        run_spec(tiny_lm_dir, {**TRAINING, "val_every": 1.5}, ENCODER), SharedFiles(toy["features"]),
+        Member(toy["train"], 7, out, toy["root"] / "validated.ckpt", toy["test"]), device="cpu",
+    )  # fmt: skip
     curve = read_tsv(out / "val_curve.tsv").astype(float)
     assert list(curve.columns) == ["step", "epoch", "n", "accuracy", "pair_accuracy", "yes_rate"]
     assert curve["step"].tolist() == [0, 8, 16, 20]  # 5 steps per epoch, 4 epochs: every 8 steps + the last
@@ -383,9 +372,8 @@ def test_kept_points_end_with_the_final_projector_and_are_scored_like_it(
     assert all(torch.equal(points[-1]["state_dict"][k], v) for k, v in final.items())
     assert not all(torch.equal(points[0]["state_dict"][k], v) for k, v in final.items())
     evaluate_projector(
-        toy["features"], run / "projector.pt", {"unseen": toy["test"]}, LM_SPEC, tiny_lm_dir, "pretrained", 7, 8,
-        run / "predictions.tsv", device="cpu", checkpoints_path=run / "checkpoints.pt",
-        by_step_path=run / "by_step.tsv",
+        trained_run(tiny_lm_dir, run, toy["features"], 7), {"unseen": toy["test"]}, 8, run / "predictions.tsv",
+        device="cpu", checkpoints_path=run / "checkpoints.pt", by_step_path=run / "by_step.tsv",
     )
     by_step, final_rows = read_tsv(run / "by_step.tsv"), read_tsv(run / "predictions.tsv")
     assert sorted(set(by_step["step"].astype(int))) == [5, 10, 15, 20]
@@ -396,8 +384,8 @@ def test_kept_points_end_with_the_final_projector_and_are_scored_like_it(
     other = _train(toy, tiny_lm_dir, "kept_other", eval_every=1, lr=1e-3)
     with pytest.raises(ValueError, match="is not .*projector.pt"):
         evaluate_projector(
-            toy["features"], run / "projector.pt", {"unseen": toy["test"]}, LM_SPEC, tiny_lm_dir, "pretrained", 7,
-            8, run / "p.tsv", device="cpu", checkpoints_path=other / "checkpoints.pt", by_step_path=run / "b.tsv",
+            trained_run(tiny_lm_dir, run, toy["features"], 7), {"unseen": toy["test"]}, 8, run / "p.tsv",
+            device="cpu", checkpoints_path=other / "checkpoints.pt", by_step_path=run / "b.tsv",
         )
 
 
@@ -405,13 +393,8 @@ def test_evaluation_refuses_a_mismatched_run(toy: dict[str, Path], tiny_lm_dir: 
     run = _train(toy, tiny_lm_dir, "short", epochs=0)
     with pytest.raises(ValueError, match="init=pretrained seed=7"):
         evaluate_projector(
-            toy["features"],
-            run / "projector.pt",
+            trained_run(tiny_lm_dir, run, toy["features"], 7, init="random"),
             {"leaf": toy["test"]},
-            LM_SPEC,
-            tiny_lm_dir,
-            "random",
-            7,
             8,
             run / "predictions.tsv",
             device="cpu",
@@ -430,8 +413,8 @@ def test_gpu_path_trains_and_scores_like_the_cpu_path(toy: dict[str, Path], tiny
     scored = {}
     for dev in ("cpu", "cuda"):
         out = toy["root"] / f"scored_on_{dev}.tsv"
-        evaluate_projector(toy["features"], runs["cuda"] / "projector.pt", {"seen": toy["test"]}, LM_SPEC,
-                           tiny_lm_dir, "pretrained", 7, 8, out, device=dev)  # fmt: skip
+        evaluate_projector(trained_run(tiny_lm_dir, runs["cuda"], toy["features"], 7), {"seen": toy["test"]}, 8, out,
+                           device=dev)  # fmt: skip
         scored[dev] = read_tsv(out).astype({"logp_yes": float, "logp_no": float})
     assert (scored["cuda"]["prediction"] == scored["cuda"]["answer"]).mean() >= 0.8
     assert (scored["cuda"]["prediction"] == scored["cpu"]["prediction"]).mean() >= 0.95
@@ -443,11 +426,11 @@ def test_gpu_path_trains_and_scores_like_the_cpu_path(toy: dict[str, Path], tiny
 def test_gpu_shared_prefix_equals_one_forward_per_row(lm_and_chat: tuple[Path, bool]) -> None:
     """The fast scorer on a GPU (bf16, batched, KV reuse) against one plain forward per question there."""
     lm_dir, chat = lm_and_chat
-    model, tok = load_lm(LM_SPEC, lm_dir, "pretrained", 0, "cuda")
+    model, tok = load_lm(frozen_lm(lm_dir), "cuda")
     prompt = build_prompt(tok, chat_template=chat)
     torch.manual_seed(0)
     feats = torch.randn(3, 16)
-    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled"}, 16, 64).cuda()
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}, 16, 64).cuda()
     image_index = [2, 0, 2, 1, 0, 2, 1]
     questions = [f"Is there a {NAMES[i % len(NAMES)]} in this image?" for i in range(len(image_index))]
     with torch.autocast("cuda", torch.bfloat16):
@@ -470,24 +453,24 @@ def plain_lm(request: pytest.FixtureRequest) -> Path:
 
 
 def test_caption_rows_are_the_prompt_then_the_caption_and_eos(plain_lm: Path) -> None:
-    _, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
-    head, prompts, targets, described = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "caption")
+    _, tok = load_lm(frozen_lm(plain_lm), "cpu")
+    head, prompts, targets, described = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, lm_spec(), "caption")
     assert (head, prompts[0]) == caption_prompt(tok)
     assert head + prompts[0] == tok("A picture of")["input_ids"]  # the prompt text as the LM reads it alone
     for caption, target in zip(CAPTIONS, targets):
         assert target == tok(" " + caption, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert described["prompt"] == "A picture of" and described["end"] == [tok.eos_token_id]
     with pytest.raises(ValueError, match="objective is 'captions'"):
-        training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "captions")
+        training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, lm_spec(), "captions")
 
 
 def test_caption_loss_covers_only_the_caption_tokens_and_eos(plain_lm: Path) -> None:
     """The shared-prefix loss equals HF's loss on the full sequence with every position before the caption
     masked (-100): the prompt and the image are context, never targets."""
-    model, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
-    head, prompts, targets, _ = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, LM_SPEC, "caption")
+    model, tok = load_lm(frozen_lm(plain_lm), "cpu")
+    head, prompts, targets, _ = training_ids(pd.DataFrame({"caption": CAPTIONS}), tok, lm_spec(), "caption")
     torch.manual_seed(0)
-    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}, 16, 64)
     embeds = projector(torch.randn(2, 16))
     group = torch.tensor([1, 0, 1])
     loss = answer_loss(model, head, embeds, group, prompts, targets)
@@ -507,12 +490,12 @@ def test_caption_loss_covers_only_the_caption_tokens_and_eos(plain_lm: Path) -> 
 def test_naming_scores_equal_plain_forwards(plain_lm: Path) -> None:
     """log P(name | [head][image] A picture of) from the shared-prefix scorer equals one plain forward per
     row; the no-image baseline equals `model(input_ids=...)` of the text alone."""
-    model, tok = load_lm(LM_SPEC, plain_lm, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(plain_lm), "cpu")
     head, prompt_ids = caption_prompt(tok)
     names = [tok(" " + n, add_special_tokens=False)["input_ids"] for n in ("a cat", "an owl", "an axolotl", "food")]
     torch.manual_seed(0)
     feats = torch.randn(3, 16)
-    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": "pooled"}, 16, 64)
+    projector = build_projector({"projector": "mlp", "prefix_tokens": 3, "features": "pooled", "feature_norm": "none"}, 16, 64)
     image_index = [2, 0, 1, 2, 0, 1, 1, 2]
     continuations = [names[i % len(names)] for i in range(len(image_index))]
     fast = score_continuations(model, head, prompt_ids, projector, feats, image_index, continuations, batch_size=5)
@@ -535,12 +518,12 @@ def test_naming_scores_equal_plain_forwards(plain_lm: Path) -> None:
 def test_naming_pairs_go_through_the_paired_rules(toy: dict[str, Path], tiny_lm_dir: Path) -> None:
     """naming.tsv rows: only pairs (a row without its partner on the image is left out), the likelihoods
     as margins, one no-image likelihood per name, no absolute prediction, paired = the likelier name."""
-    model, tok = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0, "cpu")
+    model, tok = load_lm(frozen_lm(tiny_lm_dir), "cpu")
     data = torch.load(toy["features"], weights_only=True)
     index = {image: i for i, image in enumerate(data["image_ids"])}
     table = read_tsv(toy["test"])
     lone = table.iloc[[0]].assign(question_id="cat:hypernym:animal:Yes", kind="hypernym", asked="animal")
-    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled"}, 16, 64)
+    projector = build_projector({"projector": "linear", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}, 16, 64)
     phrases = {("leaf", "cat"): "a cat", ("leaf", "owl"): "an owl", ("hypernym", "animal"): "an animal"}
     frame = naming_frame(model, tok, projector, data["pooled"], index, {"leaf": pd.concat([table, lone])}, phrases, 5)
     assert list(frame.columns) == COLUMNS and len(frame) == len(table)  # the lone row is left out
@@ -567,9 +550,9 @@ def test_caption_training_learns_to_name_the_leaf(toy: dict[str, Path], tiny_lm_
     write_tsv(pd.DataFrame(columns=["hypernym", "question_form", "article"]), root / "hypernyms.tsv")
     out = root / "captioned"
     train_projector(
-        toy["features"], root / "train_captions.tsv", LM_SPEC, tiny_lm_dir, ENCODER, "pretrained",
-        {**TRAINING, "epochs": 10, "batch_size": 8, "val_every": 5}, 7, out, root / "captioned.ckpt", device="cpu",
-        val_tsv=toy["test"], objective="caption", concepts_tsv=root / "concepts.tsv",
+        run_spec(tiny_lm_dir, {**TRAINING, "epochs": 10, "batch_size": 8, "val_every": 5}, ENCODER, objective="caption"),
+        SharedFiles(toy["features"], root / "concepts.tsv"),
+        Member(root / "train_captions.tsv", 7, out, root / "captioned.ckpt", toy["test"]), device="cpu",
     )  # fmt: skip
     config = json.loads((out / "train_config.json").read_text())
     assert config["objective"] == "caption" and config["prompt"]["prompt"] == "A picture of"
@@ -577,8 +560,8 @@ def test_caption_training_learns_to_name_the_leaf(toy: dict[str, Path], tiny_lm_
     assert curve["step"].tolist() == [0, 25, 50]  # 5 steps per epoch, every 5 epochs
     assert curve["accuracy"].iloc[-1] >= 0.9 and curve["pair_accuracy"].iloc[-1] >= 0.9
     name_projector(
-        toy["features"], out / "projector.pt", {"leaf": toy["test"]}, root / "concepts.tsv", root / "hypernyms.tsv",
-        LM_SPEC, tiny_lm_dir, "pretrained", 7, 8, out / "naming.tsv", device="cpu",
+        trained_run(tiny_lm_dir, out, toy["features"], 7), {"leaf": toy["test"]}, root / "concepts.tsv",
+        root / "hypernyms.tsv", 8, out / "naming.tsv", device="cpu",
     )  # fmt: skip
     naming = read_tsv(out / "naming.tsv")
     assert list(naming.columns) == COLUMNS and len(naming) == len(read_tsv(toy["test"]))

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from taxvlm.models.projector import build_projector, projector_spec
-
-ENCODER = {"features": "pooled"}
+from taxvlm.models.projector import build_projector
 
 
 def _projector(feature_norm: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    spec = projector_spec({"projector": "mlp", "prefix_tokens": 2, "feature_norm": feature_norm}, ENCODER)
+    spec = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": feature_norm}
     return build_projector(spec, 8, 16)
 
 

@@ -16,15 +16,17 @@ from taxvlm.io import read_tsv, write_json, write_tsv
 from taxvlm.models.lms import build_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
 from taxvlm.probing.states import batch_states, capture_states, target_position
+from taxvlm.specs import TrainedRun
+
+from spec_builders import frozen_lm, lm_spec
 
 SUFFIX = " in this image?"
-LM_SPEC = {"source": "hf", "chat_template": False}
 SPEC = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
 
 
 @pytest.fixture(scope="module")
 def lm(tiny_lm_dir: Path):
-    model, tokenizer = load_lm(LM_SPEC, tiny_lm_dir, "pretrained", 0)
+    model, tokenizer = load_lm(frozen_lm(tiny_lm_dir))
     return model, build_prompt(tokenizer)
 
 
@@ -260,7 +262,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_lm_dir: Path, lm) -> 
         },
         root / "projector.pt",
     )
-    write_json({"lm": LM_SPEC}, root / "train_config.json")
+    write_json({"lm": lm_spec().record()}, root / "train_config.json")
     rows = [
         {
             "row_id": f"{img}|{n}",
@@ -309,19 +311,10 @@ SETTINGS_STATES = {
 }
 
 
-def _capture(run_dir: dict[str, Path], tiny_lm_dir: Path, out: Path, lm_spec: dict = LM_SPEC) -> None:
+def _capture(run_dir: dict[str, Path], tiny_lm_dir: Path, out: Path, **lm_keys: int) -> None:
     tables = {k: run_dir[k] for k in ("train", "seen", "unseen", "leaf")}
-    capture_states(
-        run_dir["root"],
-        run_dir["root"] / "features.pt",
-        tables,
-        lm_spec,
-        tiny_lm_dir,
-        "pretrained",
-        7,
-        SETTINGS_STATES,
-        out,
-    )
+    run = TrainedRun(frozen_lm(tiny_lm_dir, **lm_keys), 7, run_dir["root"] / "projector.pt", run_dir["root"] / "features.pt")
+    capture_states(run, tables, SETTINGS_STATES, out)
 
 
 def test_capture_states_caches_every_layer_with_row_ids(run_dir, tiny_lm_dir: Path, tmp_path: Path) -> None:
@@ -346,7 +339,7 @@ def test_capture_states_caches_every_layer_with_row_ids(run_dir, tiny_lm_dir: Pa
 
 def test_bad_runs_fail_naming_the_run(run_dir, tiny_lm_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="the LM changed since training"):
-        _capture(run_dir, tiny_lm_dir, tmp_path / "a", {**LM_SPEC, "random_init_seed": 3})
+        _capture(run_dir, tiny_lm_dir, tmp_path / "a", random_init_seed=3)
     predictions = read_tsv(run_dir["root"] / "predictions.tsv")
     write_tsv(predictions.assign(margin=predictions["margin"].astype(float) + 1), run_dir["root"] / "predictions.tsv")
     try:
@@ -369,11 +362,11 @@ def test_probe_run_selection_and_name_suffix() -> None:
         for init in ("pretrained", "random")
         for cond in ("full", "random50")
     ]
-    assert probe_runs({"runs": {}}, runs) == runs
-    assert probe_runs({"runs": {"conditions": ["full"], "inits": ["random"]}}, runs) == [runs[2]]
+    assert probe_runs({"enabled": True, "runs": {}}, runs) == runs
+    assert probe_runs({"enabled": True, "runs": {"conditions": ["full"], "inits": ["random"]}}, runs) == [runs[2]]
     assert probe_runs({"enabled": False, "runs": {}}, runs) == []
     with pytest.raises(ConfigError, match="config.probe.runs.conditions: 'none' matches no yes/no run"):
-        probe_runs({"runs": {"conditions": ["none"]}}, runs)
+        probe_runs({"enabled": True, "runs": {"conditions": ["none"]}}, runs)
     assert name_suffix("Is there {article} {name} in this image?") == " in this image?"
     with pytest.raises(ConfigError, match="config.questions.template"):
         name_suffix("Is it {article}?")

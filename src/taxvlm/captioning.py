@@ -41,10 +41,10 @@ import torch
 from torch import nn
 
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
-from taxvlm.features import load_features
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.models.lms import CAPTION_PROMPT, caption_prompt, decoder_forward, lm_logits, load_lm, splice, twin_seed
-from taxvlm.models.projector import build_projector
+from taxvlm.models.lms import CAPTION_PROMPT, caption_prompt, decoder_forward, lm_logits, splice
+from taxvlm.runs import load_run
+from taxvlm.specs import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -205,25 +205,10 @@ def read_references(path: Path, known: set[str] | None = None) -> dict[str, list
     return {image: list(group["caption"]) for image, group in table.groupby("image_id", sort=True)}
 
 
-def load_projector(path: Path, init: str, seed: int, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained projector in eval mode and its spec; fails if it was trained for another init/seed."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if (ckpt["init"], ckpt["seed"]) != (init, seed):
-        raise ValueError(
-            f"{path} was trained with init={ckpt['init']} seed={ckpt['seed']}, not init={init} seed={seed}"
-        )
-    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
-    projector.load_state_dict(ckpt["state_dict"])
-    return projector.to(device).eval(), ckpt["spec"]
-
-
 def caption_run(
-    features_path: Path,
-    projector_path: Path,
+    run: TrainedRun,
+    keys: dict[str, Any],
     references_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    run: dict[str, Any],
     max_new_tokens: int,
     batch_size: int,
     captions_out: Path,
@@ -233,26 +218,23 @@ def caption_run(
 ) -> None:
     """Caption every image of the reference table with one run's projector; write `captions.tsv`
     (one row per image × reference: image_id, reference, generated, the image's cider_d) and
-    `caption_scores.tsv` (the run's keys, metric, value, n_images). `run` holds the run keys, at least
-    `init` and `seed` (which must match the projector)."""
+    `caption_scores.tsv` (the run's `keys`, metric, value, n_images)."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    data = load_features(features_path)
-    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
+    loaded = load_run(run, dev)
+    index, tokenizer = loaded.index, loaded.tokenizer
     references = read_references(references_path, set(index))
-    projector, spec = load_projector(projector_path, run["init"], int(run["seed"]), dev)
-    model, tokenizer = load_lm(lm_spec, lm_weights_dir, run["init"], twin_seed(lm_spec), dev)
     head, prompt_ids = caption_prompt(tokenizer, prompt_text)
     images = list(references)
     t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
         captions = greedy_captions(
-            model,
+            loaded.model,
             tokenizer,
             head,
             prompt_ids,
-            projector,
-            data[spec["features"]],
+            loaded.projector,
+            loaded.feats,
             [index[i] for i in images],
             max_new_tokens,
             batch_size,
@@ -267,6 +249,6 @@ def caption_run(
         for r in sorted(references[i])
     ]
     write_tsv(pd.DataFrame(rows, columns=CAPTION_COLUMNS), captions_out)
-    scores = [{**run, "metric": m, "value": corpus[m], "n_images": len(images)} for m in METRICS]
+    scores = [{**keys, "metric": m, "value": corpus[m], "n_images": len(images)} for m in METRICS]
     write_tsv(pd.DataFrame(scores), scores_out)
     log.info("scores: %s", corpus)

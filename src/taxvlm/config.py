@@ -81,8 +81,7 @@ def schema_error(config: Mapping[str, Any], schema_path: str | Path) -> str | No
 
 
 def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
-    """The sorted, de-duplicated union of the config's experiment grids (`objectives` defaults to
-    `[yesno]`)."""
+    """The sorted, de-duplicated union of the config's experiment grids."""
     runs = set()
     for block in experiments:
         for combo in itertools.product(
@@ -91,7 +90,7 @@ def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
             block["inits"],
             block["conditions"],
             block["shuffles"],
-            block.get("objectives", ["yesno"]),
+            block["objectives"],
             block["seeds"],
         ):
             runs.add(Run(*combo[:6], int(combo[6])))
@@ -157,7 +156,7 @@ def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
 
 def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
     """`training.fuse` of an LM (its own `training` block first): the most runs one fused job trains."""
-    return int(_lm_training(config, lm).get("fuse", 1))
+    return int(_lm_training(config, lm)["fuse"])
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def _block_orders(experiments: list[Mapping[str, Any]]) -> dict[tuple[str, ...],
     the blocks that train it (blocks and lists in order)."""
     orders: dict[tuple[str, ...], dict[str, dict[str, int]]] = {}
     for block in experiments:
-        objectives = block.get("objectives", ["yesno"])
+        objectives = block["objectives"]
         for key in itertools.product(block["encoders"], block["lms"], block["inits"], objectives):
             ranks = orders.setdefault(key, {"conditions": {}, "shuffles": {}})
             for name, seen in ranks.items():

@@ -38,7 +38,6 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -46,50 +45,20 @@ from torch import nn
 
 from taxvlm.decision import decide, pair_id, pair_sizes
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
-from taxvlm.features import load_features
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.models.lms import PromptFormat, build_prompt, load_lm, twin_seed
-from taxvlm.models.projector import build_projector
+from taxvlm.models.lms import PromptFormat, build_prompt
 from taxvlm.progress import Progress
+from taxvlm.runs import LoadedRun, load_run
 from taxvlm.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
+from taxvlm.specs import TrainedRun
 
 log = logging.getLogger(__name__)
 BY_STEP_COLUMNS = ["step", "epoch", *COLUMNS]
 
 
-def _load_run(
-    features_path: Path,
-    projector_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
-    dev: torch.device,
-) -> tuple[torch.Tensor, dict[str, int], nn.Module, Any, nn.Module]:
-    """(features the projector reads, image id → row, LM, tokenizer, projector in eval mode) of one run;
-    fails when `projector.pt` was trained with another init or seed."""
-    ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
-    if (ckpt["init"], ckpt["seed"]) != (init, seed):
-        raise ValueError(
-            f"{projector_path} was trained with init={ckpt['init']} seed={ckpt['seed']}, "
-            f"not init={init} seed={seed}"
-        )
-    data = load_features(features_path)
-    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
-    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
-    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
-    projector.load_state_dict(ckpt["state_dict"])
-    return data[ckpt["spec"]["features"]], index, model, tokenizer, projector.to(dev).eval()
-
-
 def evaluate_projector(
-    features_path: Path,
-    projector_path: Path,
+    run: TrainedRun,
     test_tables: dict[str, Path],
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
     batch_size: int,
     out_path: Path,
     device: str = "auto",
@@ -98,24 +67,36 @@ def evaluate_projector(
 ) -> None:
     """Score every row of the test tables (keys `seen`/`unseen`/`leaf`) and write predictions.tsv.
 
-    `init` recreates the training LM (the random twin is fixed per LM, see `twin_seed`); `init` and
-    `seed` must match what `projector.pt` was trained with. With `checkpoints_path` (the run's kept
+    The run's LM is the one it was trained through (the random twin is fixed per LM); its init and
+    seed must match what `projector.pt` was trained with. With `checkpoints_path` (the run's kept
     points, `taxvlm.train`), every kept point is scored the same way into `by_step_path`
     (`step`, `epoch` + the columns of predictions.tsv); the last point must be the projector itself, and
     its rows are predictions.tsv's.
     """
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
-    )
-    prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+    loaded = load_run(run, dev)
+    prompt = build_prompt(loaded.tokenizer, run.lm.spec.chat_template)
     tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
-    if not tables:
-        write_tsv(pd.DataFrame(columns=COLUMNS), out_path)
-        if by_step_path is not None:
-            write_tsv(pd.DataFrame(columns=BY_STEP_COLUMNS), by_step_path)
-        return
+    if tables:
+        predictions, by_step = _score_run(loaded, prompt, tables, batch_size, run.projector, checkpoints_path)
+    else:
+        predictions, by_step = pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=BY_STEP_COLUMNS)
+    write_tsv(predictions, out_path)
+    if by_step_path is not None:
+        write_tsv(by_step, by_step_path)
+
+
+def _score_run(
+    loaded: LoadedRun,
+    prompt: PromptFormat,
+    tables: dict[str, pd.DataFrame],
+    batch_size: int,
+    projector_path: Path,
+    checkpoints_path: Path | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions.tsv's rows, every kept point's rows) of a loaded run (`evaluate_projector`)."""
+    model, projector, dev = loaded.model, loaded.projector, next(loaded.projector.parameters()).device
     t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
         texts = sorted({text for table in tables.values() for text in table["text"]})
@@ -123,6 +104,7 @@ def evaluate_projector(
         margin_noimage = pd.Series((yes_noimage - no_noimage).numpy(), index=texts)
 
         def score() -> pd.DataFrame:
+            feats, index = loaded.feats, loaded.index
             return _predictions(model, prompt, projector, feats, index, tables, margin_noimage, batch_size)
 
         predictions = score()
@@ -138,9 +120,7 @@ def evaluate_projector(
         dev,
         int((pair_sizes(predictions) == 1).sum()),
     )
-    write_tsv(predictions, out_path)
-    if by_step_path is not None:
-        write_tsv(by_step, by_step_path)
+    return predictions, by_step
 
 
 def _predictions(
@@ -200,33 +180,29 @@ def _score_kept_points(
 
 
 def name_projector(
-    features_path: Path,
-    projector_path: Path,
+    run: TrainedRun,
     test_tables: dict[str, Path],
     concepts_path: Path,
     hypernyms_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    init: str,
-    seed: int,
     batch_size: int,
     out_path: Path,
     device: str = "auto",
 ) -> None:
     """Naming by likelihood (module docstring) on the test tables (keys `seen`/`unseen`/`leaf`) →
-    naming.tsv; `init` and `seed` must match what `projector.pt` was trained with."""
+    naming.tsv; the run's init and seed must match what `projector.pt` was trained with."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, lm_spec, lm_weights_dir, init, seed, dev
-    )
+    loaded = load_run(run, dev)
     phrases = naming_phrases(read_tsv(concepts_path), read_tsv(hypernyms_path))
     tables = {name: table for name, path in test_tables.items() if not (table := read_tsv(path)).empty}
     n_rows = sum(len(table) for table in tables.values())
     t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
         naming = (
-            naming_frame(model, tokenizer, projector, feats, index, tables, phrases, batch_size)
+            naming_frame(
+                loaded.model, loaded.tokenizer, loaded.projector, loaded.feats, loaded.index, tables, phrases,
+                batch_size,
+            )  # fmt: skip
             if tables
             else pd.DataFrame(columns=COLUMNS)
         )

@@ -18,6 +18,7 @@ from taxvlm.devices import resolve_device
 from taxvlm.io import atomic_path, read_tsv
 from taxvlm.models.encoders import Preprocess, load_encoder
 from taxvlm.progress import Progress
+from taxvlm.specs import EncoderSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _Images(torch.utils.data.Dataset):
 
 
 def extract_features(
-    spec: dict[str, Any],
+    spec: EncoderSpec,
     weights_dir: Path | None,
     images_tsv: Path,
     out_path: Path,
@@ -80,7 +81,7 @@ def extract_features(
     tokens = pooled = None
     start, t0 = 0, time.perf_counter()
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        for pixels in Progress(loader, desc=f"features {spec.get('name', spec.get('id', ''))}", unit="batch"):
+        for pixels in Progress(loader, desc=f"features {spec.name or spec.id}", unit="batch"):
             tok, pool = encoder.encode(pixels.to(dev))
             if tokens is None:  # preallocate once the shapes are known: no list of batches to concatenate
                 tokens = torch.empty(len(images), *tok.shape[1:], dtype=torch.float16)

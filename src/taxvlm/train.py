@@ -76,10 +76,11 @@ from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, sc
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.features import load_features
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
-from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm, twin_seed
-from taxvlm.models.projector import build_projector, projector_spec
+from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm
+from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
 from taxvlm.seeding import derive_seed, rng
+from taxvlm.specs import LMSpec, RunSpec, TrainingSpec
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,12 @@ def answer_loss(
 
 
 def training_ids(
-    rows: pd.DataFrame, tokenizer: Any, lm_spec: dict[str, Any], objective: str
+    rows: pd.DataFrame, tokenizer: Any, lm_spec: LMSpec, objective: str
 ) -> tuple[list[int], list[list[int]], list[list[int]], dict[str, Any]]:
     """(head before the image, prompt ids and target ids per training row, a JSON-able description of
     the format) for `objective` (module docstring)."""
     if objective == "yesno":
-        prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+        prompt = build_prompt(tokenizer, lm_spec.chat_template)
         by_text = {text: prompt.question_ids(text) for text in sorted(set(rows["text"]))}
         answers = [prompt.answers[a] for a in rows["answer"]]
         return prompt.head, [by_text[t] for t in rows["text"]], answers, prompt.describe()
@@ -313,9 +314,17 @@ def _resume(
 
 
 @dataclass(frozen=True)
+class SharedFiles:
+    """The inputs a group's runs share: the feature cache and, for the caption objective's validation
+    (leaf naming), the leaves' names."""
+
+    features: Path
+    concepts_tsv: Path | None = None
+
+
+@dataclass(frozen=True)
 class Member:
-    """One run of a fused group (`train_projectors`): what may differ between runs that share the
-    feature cache, LM, init, objective and training settings."""
+    """One run of a fused group (`train_projectors`): what may differ between runs of one `RunSpec`."""
 
     train_tsv: Path
     seed: int
@@ -326,22 +335,16 @@ class Member:
 
 @dataclass
 class _Shared:
-    """What a group's runs share: the frozen LM, the feature cache and the run settings."""
+    """What a group's runs share: the run settings, the frozen LM and the feature cache."""
 
+    spec: RunSpec
+    files: SharedFiles
     model: nn.Module
     tokenizer: Any
     feats: torch.Tensor
     index: dict[str, int]
     encoder_loaded: Any
-    pspec: dict[str, Any]
     dev: torch.device
-    lm_spec: dict[str, Any]
-    lm_weights_dir: Path | None
-    encoder_spec: dict[str, Any]
-    init: str
-    training: dict[str, Any]
-    objective: str
-    concepts_tsv: Path | None
 
 
 @dataclass
@@ -374,53 +377,22 @@ class _Run:
     order_epoch: int = -1
 
 
-def train_projector(
-    features_path: Path,
-    train_tsv: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    encoder_spec: dict[str, Any],
-    init: str,
-    training: dict[str, Any],
-    seed: int,
-    out_dir: Path,
-    checkpoint_path: Path,
-    device: str = "auto",
-    val_tsv: Path | None = None,
-    objective: str = "yesno",
-    concepts_tsv: Path | None = None,
-) -> None:
-    """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to `out_dir`; resume
-    from `checkpoint_path` when it matches this run, and delete it at the end. `train_tsv` is the
-    objective's table (`train.tsv` or `train_captions.tsv`); the caption objective's validation
-    (naming) needs `concepts_tsv` for the leaves' names. A fused group of one: the same code path."""
-    member = Member(Path(train_tsv), seed, Path(out_dir), Path(checkpoint_path), val_tsv)
-    train_projectors(
-        features_path, lm_spec, lm_weights_dir, encoder_spec, init, training, [member], device, objective, concepts_tsv
-    )
+def train_projector(spec: RunSpec, files: SharedFiles, member: Member, device: str = "auto") -> None:
+    """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to the member's
+    `out_dir`; resume from its `checkpoint_path` when it matches this run, and delete it at the end.
+    `member.train_tsv` is the objective's table (`train.tsv` or `train_captions.tsv`). A fused group
+    of one: the same code path."""
+    train_projectors(spec, files, [member], device)
 
 
-def train_projectors(
-    features_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    encoder_spec: dict[str, Any],
-    init: str,
-    training: dict[str, Any],
-    members: list[Member],
-    device: str = "auto",
-    objective: str = "yesno",
-    concepts_tsv: Path | None = None,
-) -> None:
+def train_projectors(spec: RunSpec, files: SharedFiles, members: list[Member], device: str = "auto") -> None:
     """Train the `members`' projectors together (module docstring: fused training); each member
     writes exactly the files and checkpoints its unfused run would."""
     for attr in ("out_dir", "checkpoint_path"):
         paths = [getattr(m, attr) for m in members]
         if len(set(paths)) != len(paths):
             raise ValueError(f"fused members share a {attr}: {sorted(map(str, paths))}")
-    shared = _load_shared(
-        features_path, lm_spec, lm_weights_dir, encoder_spec, init, training, device, objective, concepts_tsv
-    )
+    shared = _load_shared(spec, files, device)
     runs = [_start_run(shared, member) for member in members]
     _train_loop(shared, runs)
     for run in runs:
@@ -430,35 +402,22 @@ def train_projectors(
         _remove_empty_parents(run.member.checkpoint_path.parent)
 
 
-def _load_shared(
-    features_path: Path,
-    lm_spec: dict[str, Any],
-    lm_weights_dir: Path | None,
-    encoder_spec: dict[str, Any],
-    init: str,
-    training: dict[str, Any],
-    device: str,
-    objective: str,
-    concepts_tsv: Path | None,
-) -> _Shared:
+def _load_shared(spec: RunSpec, files: SharedFiles, device: str) -> _Shared:
     """Load what the members share once: the feature cache and the frozen LM."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    data = load_features(features_path)
-    pspec = projector_spec(training, encoder_spec)
+    data = load_features(files.features)
     index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
-    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
-    return _Shared(
-        model, tokenizer, data[pspec["features"]], index, data.get("meta", {}).get("loaded"), pspec, dev,
-        lm_spec, lm_weights_dir, encoder_spec, init, training, objective, concepts_tsv,
-    )  # fmt: skip
+    model, tokenizer = load_lm(spec.lm, dev)
+    feats = data[spec.encoder.features]
+    return _Shared(spec, files, model, tokenizer, feats, index, data.get("meta", {}).get("loaded"), dev)
 
 
-def _schedule(training: dict[str, Any], n_rows: int) -> tuple[int, int, int]:
+def _schedule(training: TrainingSpec, n_rows: int) -> tuple[int, int, int]:
     """(steps per epoch, total steps, warm-up steps) of a run with `n_rows` training rows."""
-    steps_per_epoch = math.ceil(n_rows / int(training["batch_size"]))
-    total = max(1, math.ceil(float(training["epochs"]) * steps_per_epoch))
-    warmup = max(1, math.ceil(float(training.get("warmup_fraction", 0.0)) * total))
+    steps_per_epoch = math.ceil(n_rows / training.batch_size)
+    total = max(1, math.ceil(training.epochs * steps_per_epoch))
+    warmup = max(1, math.ceil(training.warmup_fraction * total))
     return steps_per_epoch, total, warmup
 
 
@@ -467,44 +426,45 @@ def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple
     d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "projector"))
-        projector = build_projector(shared.pspec, d_vis, d_lm)
+        projector = build_projector(shared.spec.projector(), d_vis, d_lm)
     projector.fit_feature_norm(shared.feats[torch.unique(image_idx)])
     projector.to(shared.dev)
-    training = shared.training
-    optimizer = torch.optim.AdamW(
-        projector.parameters(), lr=float(training["lr"]), weight_decay=float(training.get("weight_decay", 0.0))
-    )
+    training = shared.spec.training
+    optimizer = torch.optim.AdamW(projector.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     _, total, warmup = _schedule(training, len(image_idx))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
     return projector, optimizer, scheduler
 
 
+def _run_config(spec: RunSpec, seed: int) -> dict[str, Any]:
+    """The run's settings as train_config.json records them (and the checkpoint fingerprint hashes)."""
+    return {
+        "training": spec.training.record(), "lm": spec.lm.spec.record(), "encoder": spec.encoder.record(),
+        "projector": spec.projector(), "init": spec.lm.init, "seed": seed, "objective": spec.objective,
+    }  # fmt: skip
+
+
 def _start_run(shared: _Shared, member: Member) -> _Run:
     """A member's state: fresh, or resumed from its own checkpoint; validated at step 0 when fresh."""
+    spec = shared.spec
     rows = read_tsv(member.train_tsv)
     image_idx = torch.tensor([shared.index[i] for i in rows["image_id"]], dtype=torch.long)
-    head, question_ids, answer_ids, described = training_ids(rows, shared.tokenizer, shared.lm_spec, shared.objective)
+    head, question_ids, answer_ids, described = training_ids(rows, shared.tokenizer, spec.lm.spec, spec.objective)
     projector, optimizer, scheduler = _new_projector(shared, member.seed, image_idx)
-    training = shared.training
+    training = spec.training
     steps_per_epoch, total, warmup = _schedule(training, len(rows))
-    config = {
-        "training": training, "lm": shared.lm_spec, "encoder": shared.encoder_spec, "projector": shared.pspec,
-        "init": shared.init, "seed": member.seed, "objective": shared.objective,
-    }  # fmt: skip
+    config = _run_config(spec, member.seed)
     fingerprint = _fingerprint(config, member.train_tsv, len(shared.index))
     step, curve, val_curve, kept = _resume(
         member.checkpoint_path, fingerprint, projector, optimizer, scheduler, shared.dev
     )
     val_table = read_tsv(member.val_tsv) if member.val_tsv is not None else pd.DataFrame()
-    score_val = _validation_scorer(
-        shared.objective, shared.model, shared.tokenizer, shared.lm_spec, projector, shared.feats, shared.index,
-        val_table, shared.concepts_tsv,
-    )  # fmt: skip
+    score_val = _validation_scorer(shared, projector, val_table)
     run = _Run(
         member, len(rows), image_idx, head, question_ids, answer_ids, described, projector, optimizer, scheduler,
         config, fingerprint, steps_per_epoch, total, warmup,
-        steps_every(float(training["val_every"]), "epochs", steps_per_epoch, total),
-        steps_every(float(training["eval_every"]), training["eval_every_unit"], steps_per_epoch, total),
+        steps_every(training.val_every, "epochs", steps_per_epoch, total),
+        steps_every(training.eval_every, training.eval_every_unit, steps_per_epoch, total),
         score_val, step, curve, val_curve, kept,
     )  # fmt: skip
     if step == 0:
@@ -524,7 +484,7 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
     """Step the unfinished members together until each reaches its own length (a finished member
     leaves the stack); every `checkpoint_every` steps all members' checkpoints are written, so a
     resumed group restarts in step and stacks the same batches as an uninterrupted one."""
-    every = int(shared.training.get("checkpoint_every", 0))
+    every = shared.spec.training.checkpoint_every
     active = [r for r in runs if r.step < r.total]
     if len({r.step for r in active}) > 1:
         log.warning("fused members resumed at different steps %s: each run stays exact to rounding, "
@@ -535,7 +495,7 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
     with _deterministic(shared.dev.type == "cpu"):
         while active:
             _fused_step(shared, active)
-            rate = (sum(r.step for r in runs) - start) * int(shared.training["batch_size"]) / (time.perf_counter() - t0)
+            rate = (sum(r.step for r in runs) - start) * shared.spec.training.batch_size / (time.perf_counter() - t0)
             bar.update(1)
             bar.set_postfix(loss=" ".join(f"{r.curve[-1]['loss']:.4f}" for r in active), samples_s=f"{rate:.1f}")
             if every and max(r.step for r in active) % every == 0 and any(r.step < r.total for r in runs):
@@ -550,9 +510,8 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
 
 def _fused_step(shared: _Shared, active: list[_Run]) -> None:
     """One optimizer step of every active member from one LM forward/backward of their stacked batches."""
-    training = shared.training
-    batch_size, clip = int(training["batch_size"]), float(training.get("grad_clip", 0.0))
-    batches = [_next_batch(r, batch_size, str(training.get("batching", "rows"))) for r in active]
+    training = shared.spec.training
+    batches = [_next_batch(r, training.batch_size, training.batching) for r in active]
     lrs = [r.scheduler.get_last_lr()[0] for r in active]
     losses = fused_batch_losses(
         shared.model,
@@ -567,8 +526,7 @@ def _fused_step(shared: _Shared, active: list[_Run]) -> None:
         r.optimizer.zero_grad(set_to_none=True)
     torch.autograd.backward(losses)
     for r, loss, lr in zip(active, losses, lrs):
-        if clip > 0:
-            nn.utils.clip_grad_norm_(r.projector.parameters(), clip)
+        nn.utils.clip_grad_norm_(r.projector.parameters(), training.grad_clip)
         r.optimizer.step()
         r.scheduler.step()
         r.curve.append({"step": r.step + 1, "epoch": r.step // r.steps_per_epoch, "loss": loss.item(), "lr": lr})
@@ -615,7 +573,8 @@ def _write_outputs(shared: _Shared, run: _Run) -> None:
     """The run folder's files, as an unfused run writes them."""
     out_dir, projector = run.member.out_dir, run.projector
     d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
-    identity = {"spec": shared.pspec, "d_vis": d_vis, "d_lm": d_lm, "init": shared.init, "seed": run.member.seed}
+    spec = shared.spec
+    identity = {"spec": spec.projector(), "d_vis": d_vis, "d_lm": d_lm, "init": spec.lm.init, "seed": run.member.seed}
     with atomic_path(out_dir / "projector.pt") as tmp:
         torch.save({"state_dict": {k: v.cpu() for k, v in projector.state_dict().items()}, **identity}, tmp)
     if run.total not in {point["step"] for point in run.kept}:  # epochs: 0, nothing trained
@@ -624,41 +583,35 @@ def _write_outputs(shared: _Shared, run: _Run) -> None:
         torch.save({"points": run.kept, **identity}, tmp)
     write_tsv(pd.DataFrame(run.curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
     write_tsv(pd.DataFrame(run.val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
-    lm_spec, init = shared.lm_spec, shared.init
     write_json(
         {
             **run.config,
             "n_train": run.n_rows,
             "steps": run.total,
             "warmup_steps": run.warmup,
-            "lm_random_init_seed": twin_seed(lm_spec) if init == "random" else None,
+            "lm_random_init_seed": spec.lm.spec.random_init_seed if spec.lm.init == "random" else None,
             "prompt": run.described,
-            "loaded": {"encoder": shared.encoder_loaded, "lm": loaded_lm(shared.model, lm_spec, shared.lm_weights_dir)},
+            "loaded": {"encoder": shared.encoder_loaded, "lm": loaded_lm(shared.model, spec.lm)},
         },
         out_dir / "train_config.json",
     )
 
 
 def _validation_scorer(
-    objective: str,
-    model: nn.Module,
-    tokenizer: Any,
-    lm_spec: dict[str, Any],
-    projector: nn.Module,
-    feats: torch.Tensor,
-    index: dict[str, int],
-    table: pd.DataFrame,
-    concepts_tsv: Path | None,
+    shared: _Shared, projector: nn.Module, table: pd.DataFrame
 ) -> Callable[[], dict[str, float]] | None:
     """The objective's validation scoring of `table` (module docstring), or None without a table."""
     if table.empty:
         return None
-    if objective == "yesno":
-        prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+    model, tokenizer, feats, index = shared.model, shared.tokenizer, shared.feats, shared.index
+    if shared.spec.objective == "yesno":
+        prompt = build_prompt(tokenizer, shared.spec.lm.spec.chat_template)
         return lambda: validation_scores(model, prompt, projector, feats, index, table, VAL_BATCH_SIZE)
-    if concepts_tsv is None:
+    if shared.files.concepts_tsv is None:
         raise ValueError("the caption objective's validation (leaf naming) needs concepts_tsv for the leaf names")
-    phrases = naming_phrases(read_tsv(concepts_tsv), pd.DataFrame(columns=["hypernym", "question_form", "article"]))
+    phrases = naming_phrases(
+        read_tsv(shared.files.concepts_tsv), pd.DataFrame(columns=["hypernym", "question_form", "article"])
+    )
     noimage: dict[str, float] = {}
     return lambda: naming_validation_scores(
         model, tokenizer, projector, feats, index, table, phrases, VAL_BATCH_SIZE, noimage

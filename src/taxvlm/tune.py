@@ -30,7 +30,7 @@ CANDIDATE_KEYS: tuple[str, ...] = ("lr", "feature_norm")
 
 def candidate_name(candidate: Mapping[str, Any]) -> str:
     """A path-safe, stable name: `lr0.01_standardize`."""
-    return f"lr{float(candidate['lr']):g}_{candidate.get('feature_norm', 'none')}"
+    return f"lr{float(candidate['lr']):g}_{candidate['feature_norm']}"
 
 
 def tuning_table(candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathLike]) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def tuning_table(candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathL
     frames = []
     for candidate, path in zip(candidates, curves, strict=True):
         curve = read_tsv(path).astype(float)
-        frames.append(curve.assign(**{key: candidate.get(key, "none") for key in CANDIDATE_KEYS}))
+        frames.append(curve.assign(**{key: candidate[key] for key in CANDIDATE_KEYS}))
     table = pd.concat(frames, ignore_index=True)
     return table[[*CANDIDATE_KEYS, "epoch", "step", "n", "accuracy", "pair_accuracy", "yes_rate"]]
 

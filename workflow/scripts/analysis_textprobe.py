@@ -20,14 +20,13 @@ import torch
 
 from taxvlm.analysis.textprobe import textprobe_job
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import FrozenLM
 
 rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 start = time.perf_counter()
 items, summary, prompt = textprobe_job(
-    snakemake.params.lm,
-    snakemake.input.get("lm_weights"),
-    snakemake.wildcards.init,
+    FrozenLM.from_config(snakemake.params.lm, snakemake.input.get("lm_weights"), snakemake.wildcards.init),
     snakemake.input,
     snakemake.params.probe,
     {"lm": snakemake.wildcards.lm, "init": snakemake.wildcards.init},

@@ -11,19 +11,18 @@ import torch
 
 from taxvlm.captioning import caption_run
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import trained_run
 
-rule_log(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)
-lm_weights = snakemake.input.get("lm_weights")
+sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
+torch.set_num_threads(sm.threads)
+keys = dict(sm.params.run)
 caption_run(
-    Path(snakemake.input.features),
-    Path(snakemake.input.projector),
-    Path(snakemake.input.references),
-    snakemake.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    dict(snakemake.params.run),
-    int(snakemake.params.max_new_tokens),
-    int(snakemake.params.batch_size),
-    Path(snakemake.output.captions),
-    Path(snakemake.output.scores),
+    trained_run(sm.params.lm, sm.input.get("lm_weights"), keys, sm.input.projector, sm.input.features),
+    keys,
+    Path(sm.input.references),
+    int(sm.params.max_new_tokens),
+    int(sm.params.batch_size),
+    Path(sm.output.captions),
+    Path(sm.output.scores),
 )

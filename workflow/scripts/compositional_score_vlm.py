@@ -9,20 +9,14 @@ import torch
 
 from taxvlm.compositional.stage import score_vlm, score_vlm_benchmark
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import trained_run
 
-rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
 torch.set_num_threads(sm.threads)
-lm_weights = sm.input.get("lm_weights")
-run = {
-    "lm": sm.params.lm,
-    "lm_weights": Path(lm_weights) if lm_weights else None,
-    "init": sm.wildcards.init,
-    "seed": int(sm.wildcards.seed),
-    "batch_size": sm.params.batch_size,
-}
-features, projector, out = Path(sm.input.features), Path(sm.input.projector), Path(sm.output[0])
+run = trained_run(sm.params.lm, sm.input.get("lm_weights"), sm.wildcards, sm.input.projector, sm.input.features)
+out = Path(sm.output[0])
 if "bench_items" in sm.input.keys():
-    score_vlm_benchmark(Path(sm.input.bench_items), features, projector, run, out)
+    score_vlm_benchmark(Path(sm.input.bench_items), run, sm.params.batch_size, out)
 else:
-    score_vlm(Path(sm.input.negatives), Path(sm.input.images), features, projector, run, out)
+    score_vlm(Path(sm.input.negatives), Path(sm.input.images), run, sm.params.batch_size, out)

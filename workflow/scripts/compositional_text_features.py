@@ -8,16 +8,14 @@ import torch
 
 from taxvlm.compositional.stage import compute_text_features
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import FrozenLM
 
-rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
 torch.set_num_threads(sm.threads)
-lm_weights = sm.input.get("lm_weights")
 compute_text_features(
     Path(sm.input.negatives),
     list(sm.params.types),
-    sm.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    sm.wildcards.init,
+    FrozenLM.from_config(sm.params.lm, sm.input.get("lm_weights"), sm.wildcards.init),
     Path(sm.output[0]),
 )

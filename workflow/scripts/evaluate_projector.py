@@ -10,21 +10,16 @@ import torch
 
 from taxvlm.evaluate import evaluate_projector
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import trained_run
 
-rule_log(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)
-lm_weights = snakemake.input.get("lm_weights")
-tables = {name: Path(snakemake.input[name]) for name in ("seen", "unseen", "leaf")}
+sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
+torch.set_num_threads(sm.threads)
 evaluate_projector(
-    Path(snakemake.input.features),
-    Path(snakemake.input.projector),
-    tables,
-    snakemake.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    snakemake.wildcards.init,
-    int(snakemake.wildcards.seed),
-    snakemake.params.batch_size,
-    Path(snakemake.output.predictions),
-    checkpoints_path=Path(snakemake.input.checkpoints),
-    by_step_path=Path(snakemake.output.by_step),
+    trained_run(sm.params.lm, sm.input.get("lm_weights"), sm.wildcards, sm.input.projector, sm.input.features),
+    {name: Path(sm.input[name]) for name in ("seen", "unseen", "leaf")},
+    sm.params.batch_size,
+    Path(sm.output.predictions),
+    checkpoints_path=Path(sm.input.checkpoints),
+    by_step_path=Path(sm.output.by_step),
 )

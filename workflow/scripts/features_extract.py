@@ -7,12 +7,13 @@ import torch
 
 from taxvlm.features import extract_features
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import EncoderSpec
 
 rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 weights = snakemake.input.get("weights")
 extract_features(
-    snakemake.params.spec,
+    EncoderSpec.from_config(snakemake.params.spec, "encoder"),
     Path(weights) if weights else None,
     Path(snakemake.input.images),
     Path(snakemake.output[0]),

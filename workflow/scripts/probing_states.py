@@ -12,18 +12,14 @@ import torch
 
 from taxvlm.probing.states import capture_states
 from taxvlm.rulelog import rule_log
+from taxvlm.specs import trained_run
 
-rule_log(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)
-lm_weights = snakemake.input.get("lm_weights")
+sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
+torch.set_num_threads(sm.threads)
 capture_states(
-    Path(snakemake.input.projector).parent,
-    Path(snakemake.input.features),
-    {name: Path(snakemake.input[name]) for name in ("train", "seen", "unseen", "leaf")},
-    snakemake.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    snakemake.wildcards.init,
-    int(snakemake.wildcards.seed),
-    dict(snakemake.params.settings),
-    Path(snakemake.output[0]),
+    trained_run(sm.params.lm, sm.input.get("lm_weights"), sm.wildcards, sm.input.projector, sm.input.features),
+    {name: Path(sm.input[name]) for name in ("train", "seen", "unseen", "leaf")},
+    dict(sm.params.settings),
+    Path(sm.output[0]),
 )

@@ -8,30 +8,23 @@ from pathlib import Path
 import torch
 
 from taxvlm.rulelog import rule_log
-from taxvlm.train import Member, train_projectors
+from taxvlm.specs import RunSpec
+from taxvlm.train import Member, SharedFiles, train_projectors
 
-rule_log(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)
-lm_weights = snakemake.input.get("lm_weights")
+sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
+torch.set_num_threads(sm.threads)
 members = [
     Member(Path(train), int(keys["seed"]), Path(projector).parent, Path(checkpoint), Path(val))
     for keys, train, val, projector, checkpoint in zip(
-        snakemake.params.members,
-        snakemake.input.train,
-        snakemake.input.val,
-        snakemake.output.projector,
-        snakemake.params.checkpoints,
-        strict=True,
+        sm.params.members, sm.input.train, sm.input.val, sm.output.projector, sm.params.checkpoints, strict=True
     )
 ]
 train_projectors(
-    Path(snakemake.input.features),
-    snakemake.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    snakemake.params.encoder,
-    snakemake.params.init,
-    snakemake.params.training,
+    RunSpec.from_config(
+        sm.params.lm, sm.input.get("lm_weights"), sm.params.init, sm.params.encoder, sm.params.training,
+        sm.params.objective,
+    ),
+    SharedFiles(Path(sm.input.features), Path(sm.input.concepts)),
     members,
-    objective=snakemake.params.objective,
-    concepts_tsv=Path(snakemake.input.concepts),
-)
+)  # fmt: skip

@@ -10,21 +10,19 @@ from pathlib import Path
 import torch
 
 from taxvlm.rulelog import rule_log
-from taxvlm.train import train_projector
+from taxvlm.specs import RunSpec
+from taxvlm.train import Member, SharedFiles, train_projector
 
-rule_log(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)
-lm_weights = snakemake.input.get("lm_weights")
+sm = snakemake  # noqa: F821
+rule_log(sm.log[0])
+torch.set_num_threads(sm.threads)
 train_projector(
-    Path(snakemake.input.features),
-    Path(snakemake.input.train),
-    snakemake.params.lm,
-    Path(lm_weights) if lm_weights else None,
-    snakemake.params.encoder,
-    "pretrained",
-    snakemake.params.training,
-    int(snakemake.params.seed),
-    Path(snakemake.output.projector).parent,
-    Path(snakemake.params.checkpoint),
-    val_tsv=Path(snakemake.input.val),
-)
+    RunSpec.from_config(
+        sm.params.lm, sm.input.get("lm_weights"), "pretrained", sm.params.encoder, sm.params.training, "yesno"
+    ),
+    SharedFiles(Path(sm.input.features)),
+    Member(
+        Path(sm.input.train), int(sm.params.seed), Path(sm.output.projector).parent, Path(sm.params.checkpoint),
+        Path(sm.input.val),
+    ),
+)  # fmt: skip

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,9 +53,10 @@ from taxvlm.analysis.stats import correlations
 from taxvlm.data.errors import read_table
 from taxvlm.devices import resolve_device
 from taxvlm.io import write_tsv
-from taxvlm.models.lms import load_lm, twin_seed
+from taxvlm.models.lms import load_lm
 from taxvlm.progress import Progress
 from taxvlm.seeding import rng
+from taxvlm.specs import FrozenLM
 
 # Fields: leaf / hyp (bare names), a_leaf / a_hyp (with article), leaves / hyps (plural).
 YESNO_PHRASINGS: dict[str, str] = {
@@ -452,7 +452,7 @@ def run_textprobe(
     """Every probe of one (model, tokenizer) on the dataset's matched pairs → (items, summary, prompt).
 
     `probe_cfg` keys (defaults in DEFAULT_PROBE_CFG): `yesno`, `caption`, `minimal_pairs` (phrasing
-    names), `max_pairs` (seeded subsample, or None for all), `seed` (of that subsample, default 0);
+    names), `max_pairs` (seeded subsample, or None for all), `seed` (of that subsample; the schema's default);
     other keys are ignored.
     """
     cfg = DEFAULT_PROBE_CFG | dict(probe_cfg)
@@ -469,7 +469,7 @@ def run_textprobe(
         read_table(concepts_tsv, ["concept", "name", "article"]),
         read_table(hypernyms_tsv, ["hypernym", "question_form", "article"]),
     )
-    pairs = matched_pairs(questions, int(cfg.get("seed", 0)), cfg["max_pairs"])
+    pairs = matched_pairs(questions, int(cfg["seed"]), cfg["max_pairs"])
     prompt = text_prompt(tokenizer)
     model.eval()
     families = []
@@ -519,19 +519,16 @@ def textprobe_correlations(
 
 
 def textprobe_job(
-    lm_spec: Mapping[str, Any],
-    lm_weights: str | os.PathLike[str] | None,
-    init: str,
+    lm: FrozenLM,
     inputs: Mapping[str, str | os.PathLike[str]],
     probe_cfg: Mapping,
     labels: Mapping[str, str],
     outputs: Mapping[str, str | os.PathLike[str]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, TextPrompt]:
-    """The `textprobe` rule: load the LM (`init`: pretrained or its VLM runs' random-init twin) on the
+    """The `textprobe` rule: load the LM (pretrained or its VLM runs' random-init twin) on the
     GPU when there is one, run every probe, write `outputs` (`per_item`, `summary`) with `labels` as
     leading columns. `inputs`: `concepts`, `hypernyms`, `questions` tables."""
-    weights = Path(lm_weights) if lm_weights else None
-    model, tokenizer = load_lm(dict(lm_spec), weights, init, twin_seed(dict(lm_spec)), resolve_device("auto"))
+    model, tokenizer = load_lm(lm, resolve_device("auto"))
     items, summary, prompt = run_textprobe(
         model, tokenizer, inputs["concepts"], inputs["hypernyms"], inputs["questions"], probe_cfg,
         int(probe_cfg["batch_size"]),

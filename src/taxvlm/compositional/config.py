@@ -11,35 +11,34 @@ from taxvlm.config import ConfigError, Run, expand_experiments
 def check_compositional(config: Mapping[str, Any]) -> None:
     """Fail with the bad field named (when enabled): WordNet's asset, the faithful mode's model and
     data, the pipeline mode's runs."""
-    section = config.get("compositional", {})
-    if not section.get("enabled"):
+    section = config["compositional"]
+    if not section["enabled"]:
         return  # nothing of it is built
-    asset = section.get("wordnet_asset", "wordnet")
-    if asset not in config.get("assets", {}):
+    asset = section["wordnet_asset"]
+    if asset not in config["assets"]:
         raise ConfigError(f"compositional.wordnet_asset {asset!r} is not a key of assets")
-    contrastive = section.get("contrastive", {})
-    modes = contrastive.get("modes", ["pipeline"])
+    contrastive = section["contrastive"]
+    modes = contrastive["modes"]
     if "faithful" in modes:
-        faithful = contrastive.get("faithful", {})
+        faithful = contrastive["faithful"]
         model = faithful.get("model")
-        if model not in section.get("open_clip", {}):
+        if model not in section["open_clip"]:
             raise ConfigError(
                 f"compositional.contrastive.faithful.model {model!r} is not a key of compositional.open_clip"
             )
-        if faithful.get("captions", "dataset") == "coco":
+        if faithful["captions"] == "coco":
             for key in ("coco_annotations", "coco_image_root"):
                 if key not in faithful:
                     raise ConfigError(f"compositional.contrastive.faithful.{key} is required when captions is coco")
     if "pipeline" in modes and not pipeline_runs(config):
-        selector = contrastive.get("pipeline", {}).get("runs", {})
+        selector = contrastive["pipeline"]["runs"]
         raise ConfigError(f"compositional.contrastive.pipeline.runs {selector} matches no run of experiments")
 
 
 def pipeline_runs(config: Mapping[str, Any]) -> list[Run]:
     """The trained runs whose projector the pipeline mode starts from: those matching the selector
     (init, condition, shuffle), the lowest seed per (encoder, lm, objective)."""
-    selector = {"init": "pretrained", "condition": "full", "shuffle": "original"}
-    selector |= config.get("compositional", {}).get("contrastive", {}).get("pipeline", {}).get("runs", {})
+    selector = config["compositional"]["contrastive"]["pipeline"]["runs"]
     chosen: dict[tuple[str, str, str], Run] = {}
     for run in expand_experiments(config["experiments"]):
         if all(getattr(run, key) == value for key, value in selector.items()):
@@ -52,7 +51,7 @@ COMP = "results/compositional"
 
 def _faithful_on_dataset(section: Mapping[str, Any]) -> bool:
     contrastive = section["contrastive"]
-    return "faithful" in contrastive["modes"] and contrastive["faithful"].get("captions", "dataset") == "dataset"
+    return "faithful" in contrastive["modes"] and contrastive["faithful"]["captions"] == "dataset"
 
 
 def scored_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:

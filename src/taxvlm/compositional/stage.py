@@ -29,6 +29,7 @@ from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
 from taxvlm.io import atomic_dir, read_tsv, write_json, write_tsv
 from taxvlm.seeding import derive_seed
+from taxvlm.specs import FrozenLM, TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +64,13 @@ def load_open_clip(
     return model, open_clip.get_tokenizer(spec["name"]), preprocess
 
 
-def compute_text_features(
-    negatives_path: Path, types: list[str], lm_spec: dict[str, Any], lm_weights_dir: Path | None, init: str, out: Path
-) -> None:
+def compute_text_features(negatives_path: Path, types: list[str], lm: FrozenLM, out: Path) -> None:
     """text_features.pt: the frozen LM's mean-pooled states of every caption and negative, once."""
-    from taxvlm.models.lms import load_lm, twin_seed
+    from taxvlm.models.lms import load_lm
 
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
     texts = C.all_texts(negatives, types)
-    model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec))
+    model, tokenizer = load_lm(lm)
     t0 = time.perf_counter()
     features = C.lm_text_features(model, tokenizer, texts)
     log.info("embedded %d texts in %.1fs", len(texts), time.perf_counter() - t0)
@@ -132,7 +131,7 @@ def train_pipeline_mode(
     from taxvlm.features import load_features
     from taxvlm.models.projector import build_projector
 
-    contrastive = section.get("contrastive", {})
+    contrastive = section["contrastive"]
     recipe = C.Recipe.from_config(contrastive, **_pipeline_overrides(contrastive))
     ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
     projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
@@ -143,7 +142,7 @@ def train_pipeline_mode(
     encoder = C.PipelineDualEncoder(projector, data[ckpt["spec"]["features"]], text["features"])
     image_index = {i: n for n, i in enumerate(data["image_ids"])}
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
-    types = list(section.get("types", []))
+    types = list(section["types"])
     curve, scored = _train_and_score(
         encoder, negatives, images_path, image_index, text["texts"], recipe, ablation, types, seed
     )
@@ -159,7 +158,7 @@ def train_pipeline_mode(
 
 def _pipeline_overrides(contrastive: dict[str, Any]) -> dict[str, Any]:
     """The pipeline mode's own lr / epochs / batch size (its linear head starts from scratch)."""
-    return {k: v for k, v in contrastive.get("pipeline", {}).items() if k in ("lr", "epochs", "batch_size")}
+    return {k: v for k, v in contrastive["pipeline"].items() if k in ("lr", "epochs", "batch_size")}
 
 
 def train_faithful_mode(
@@ -178,10 +177,10 @@ def train_faithful_mode(
     image_index = {i: n for n, i in enumerate(images["image_id"])}
     paths = [str(root / p) for p in images["path"]]
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
-    types = list(section.get("types", []))
+    types = list(section["types"])
     texts = C.all_texts(negatives, types)
     encoder = C.OpenClipDualEncoder(model, tokenizer, preprocess, paths, texts)
-    recipe = C.Recipe.from_config(section.get("contrastive", {}))
+    recipe = C.Recipe.from_config(section["contrastive"])
     curve, scored = _train_and_score(encoder, negatives, images_path, image_index, texts, recipe, ablation, types, seed)
     state = {"state_dict": model.state_dict(), "open_clip": spec, "ablation": ablation}
     _write_model(out_dir, state, curve, scored, {"recipe": recipe.__dict__, "ablation": ablation, "seed": seed})
@@ -260,32 +259,21 @@ def score_open_clip(
     write_tsv(score_items(items, open_clip_scorer(model.eval(), tokenizer, preprocess, paths, crops=crops), key), out)
 
 
-def _score_with_run(
-    items: pd.DataFrame,
-    image: str,
-    features_path: Path,
-    projector_path: Path,
-    run: dict[str, Any],
-) -> pd.DataFrame:
-    """`items` scored by one trained run (caption log-likelihood after the image minus without it);
-    `run`: `lm` (spec), `lm_weights` (folder or None), `init`, `seed`, `batch_size`."""
+def _score_with_run(items: pd.DataFrame, image: str, run: TrainedRun, batch_size: int) -> pd.DataFrame:
+    """`items` scored by one trained run (caption log-likelihood after the image minus without it)."""
     from taxvlm.compositional.evaluation import vlm_scorer
-    from taxvlm.evaluate import _load_run
     from taxvlm.devices import resolve_device
+    from taxvlm.runs import load_run
 
-    dev = resolve_device("auto")
-    feats, index, model, tokenizer, projector = _load_run(
-        features_path, projector_path, run["lm"], run["lm_weights"], run["init"], run["seed"], dev
-    )
-    return score_items(items, vlm_scorer(model, tokenizer, projector, feats, index, run["batch_size"]), image)
+    loaded = load_run(run, resolve_device("auto"))
+    scorer = vlm_scorer(loaded.model, loaded.tokenizer, loaded.projector, loaded.feats, loaded.index, batch_size)
+    return score_items(items, scorer, image)
 
 
-def score_vlm(
-    negatives_path: Path, images_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
-) -> None:
+def score_vlm(negatives_path: Path, images_path: Path, run: TrainedRun, batch_size: int, out: Path) -> None:
     """scored.tsv of one trained run of the grid on the test images' hard negatives (`_score_with_run`)."""
     items = test_items(negatives_path, images_path)
-    write_tsv(_score_with_run(items, "image_id", features_path, projector_path, run), out)
+    write_tsv(_score_with_run(items, "image_id", run, batch_size), out)
 
 
 def benchmark_images(items_path: Path, image_root: Path, out: Path, crops_dir: Path) -> None:
@@ -303,13 +291,11 @@ def benchmark_images(items_path: Path, image_root: Path, out: Path, crops_dir: P
     write_tsv(pd.DataFrame({"image_id": views, "path": [paths[v] for v in views]}), out)
 
 
-def score_vlm_benchmark(
-    items_path: Path, features_path: Path, projector_path: Path, run: dict[str, Any], out: Path
-) -> None:
+def score_vlm_benchmark(items_path: Path, run: TrainedRun, batch_size: int, out: Path) -> None:
     """A benchmark's items scored by one trained run, on the encoder's features of its views
-    (`benchmark_images`)."""
+    (`benchmark_images`; `run.features` are those views' features)."""
     items, _, _ = image_views(valid_items(read_tsv(items_path)), Path("."))
-    write_tsv(_score_with_run(items, "view", features_path, projector_path, run), out)
+    write_tsv(_score_with_run(items, "view", run, batch_size), out)
 
 
 def collect(scored: dict[str, Path], out_accuracy: Path) -> None:

@@ -83,12 +83,12 @@ def random_draws(pairs: pd.DataFrame, pct: int, seed: int) -> dict[str, list[str
 
 def systematic_categories(n: int, hypernyms: list[str], conditions_cfg: Mapping[str, Any]) -> list[str]:
     """The configured list for N (keys may be ints or strings in YAML), else N drawn with the seed."""
-    explicit = conditions_cfg.get("systematic_categories", {})
+    explicit = conditions_cfg["systematic_categories"]
     given = explicit.get(n, explicit.get(str(n)))
     if given is None:
         if n > len(hypernyms):
             raise DataError(f"systematic{n}: only {len(hypernyms)} hypernyms to choose from")
-        drawn = rng(int(conditions_cfg.get("seed", 0)), "systematic", n).choice(hypernyms, n, replace=False)
+        drawn = rng(int(conditions_cfg["seed"]), "systematic", n).choice(hypernyms, n, replace=False)
         return sorted(drawn.tolist())
     unknown = sorted(set(given) - set(hypernyms))
     if unknown:
@@ -105,7 +105,7 @@ def _all_pairs_of(pairs: pd.DataFrame, leaves: set[str]) -> frozenset[tuple[str,
 def removal(name: str, pairs: pd.DataFrame, conditions_cfg: Mapping[str, Any]) -> Removal:
     """The pairs (and for systematic the categories) removed from training by condition `name`."""
     condition = parse_condition(name)
-    seed = int(conditions_cfg.get("seed", 0))
+    seed = int(conditions_cfg["seed"])
     if condition.kind == "none":
         return Removal(frozenset())
     if condition.kind == "full":

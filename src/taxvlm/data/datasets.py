@@ -158,7 +158,7 @@ def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTa
     `inputs["hypernym_forms"]` gives question forms (module docstring)."""
     categories = read_table(inputs["categories"], ["category", "uniqueID", "Word"])
     require_cells(categories, ["category", "uniqueID"], inputs["categories"])
-    leaf_set = cfg.get("leaf_set", "all")
+    leaf_set = cfg["leaf_set"]
     if leaf_set == "all":
         pairs = pairs_frame(zip(categories.uniqueID, categories.category))
         named_by, id_column = categories, "uniqueID"
@@ -343,10 +343,10 @@ def _match_stamps(
 ) -> tuple[dict[str, list[_Stamp]], dict[str, str]]:
     """Group stamps by concept id (several stamps may name the same noun); a stamp without an English
     caption or without a WordNet noun → excluded, with the reason."""
-    overrides = cfg.get("synset_overrides", {})
+    overrides = cfg["synset_overrides"]
     by_concept: dict[str, list[_Stamp]] = {}
     excluded: dict[str, str] = {}
-    for path in _stamp_files(root, set(cfg.get("skip_folders", ["cartoon", "symbols", "town"]))):
+    for path in _stamp_files(root, set(cfg["skip_folders"])):
         caption, no_caption = english_caption((root / path).with_name(f"{mirrored_of(path.stem)}.txt"))
         if no_caption:
             excluded[str(path)] = no_caption
@@ -386,10 +386,10 @@ def write_views(
 ) -> pd.DataFrame:
     """`views_per_concept` seeded views, cycling over the concept's stamps, as PNGs in out_dir; with
     `captions` (one per source), each view carries the caption of its stamp (`caption` column)."""
-    size, seed = int(cfg.get("image_size", 224)), int(cfg.get("seed", 0))
+    size, seed = int(cfg["image_size"]), int(cfg["seed"])
     pictures = [Image.open(path) for path in sources]
     rows = []
-    for index in range(int(cfg.get("views_per_concept", 12))):
+    for index in range(int(cfg["views_per_concept"])):
         view = make_view(pictures[index % len(pictures)], size, rng(seed, "view", concept, index))
         stem = f"{concept}_{index:02d}"
         path = out_dir / concept / f"{stem}.png"
@@ -413,7 +413,7 @@ def read_tuxpaint(
     by_concept, excluded = _match_stamps(wordnet, root, cfg, targets)
     concepts, pairs, images = [], [], []
     for concept, stamps in sorted(by_concept.items()):
-        hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg.get("hypernym_source", "wordnet"))
+        hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg["hypernym_source"])
         if not hypernyms:
             excluded[concept] = f"{NO_HYPERNYM} ({stamps[0].synset.name()})"
             continue
@@ -464,8 +464,7 @@ def _split_images(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Add the `split` column; concepts with too few images are dropped (with a warning)."""
     fractions = splits.fractions_from(split_cfg)
-    min_images = int(split_cfg.get("min_images", splits.minimum_images(fractions)))
-    seed = int(split_cfg.get("seed", 0))
+    min_images, seed = int(split_cfg["min_images"]), int(split_cfg["seed"])
     counts = tables.images.groupby("concept").size()
     too_few = {
         concept: f"too few images ({n} < {min_images} or no train/test image)"
@@ -575,8 +574,8 @@ def build_dataset(
     `wordnet` injects a WordNet reader (tests use a small fake). `dataset_cfg["max_concepts"]` keeps a
     seeded sample (`sample_seed`) of the usable concepts.
     """
-    kind = dataset_cfg.get("kind")
-    section = dataset_cfg.get(kind, {})
+    kind = dataset_cfg["kind"]
+    section = dataset_cfg[kind]
     out_dir = Path(out_dir)
     readers: dict[str, Callable[[], DatasetTables]] = {
         "things": lambda: read_things(section, inputs),
@@ -586,5 +585,5 @@ def build_dataset(
     if kind not in readers:
         raise DataError(f"dataset.kind: unknown kind {kind!r}; use one of {sorted(readers)}")
     _write_tables(
-        readers[kind](), split_cfg, out_dir, dataset_cfg.get("max_concepts"), int(dataset_cfg.get("sample_seed", 0))
+        readers[kind](), split_cfg, out_dir, dataset_cfg["max_concepts"], int(dataset_cfg["sample_seed"])
     )

@@ -37,7 +37,6 @@ from taxvlm.data.lexicon import indefinite_article, question_text
 from taxvlm.io import write_tsv
 from taxvlm.seeding import rng
 
-DEFAULT_TEMPLATE = "Is there {article} {name} in this image?"
 COLUMNS = ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
 HYPERNYM_COLUMNS = ["hypernym", "question_form", "article"]
 
@@ -171,8 +170,7 @@ def make_questions(
     """All questions of all leaves, sorted by question id. `hypernyms` (the columns of
     `hypernyms.tsv`) gives each hypernym's question form; None asks every hypernym by its name."""
     tax = _Taxonomy(concepts, pairs, hypernyms)
-    template = questions_cfg.get("template", DEFAULT_TEMPLATE)
-    seed = int(questions_cfg.get("seed", 0))
+    template, seed = questions_cfg["template"], int(questions_cfg["seed"])
     negatives = negative_leaves(tax, seed)
     rows = [
         row

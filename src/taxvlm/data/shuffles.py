@@ -104,7 +104,7 @@ def check_derangement(mapping: Mapping[str, str], allow_fixed_points: bool = Fal
 
 def shuffle_map(shuffle: str, pairs: pd.DataFrame, shuffles_cfg: Mapping[str, Any]) -> dict[str, str]:
     """σ for `shuffle` over the leaves of `pairs`, checked (see `check_derangement`)."""
-    seed = int(shuffles_cfg.get("seed", 0))
+    seed = int(shuffles_cfg["seed"])
     leaves = sorted(set(pairs.concept))
     if shuffle == "original":
         mapping = {leaf: leaf for leaf in leaves}

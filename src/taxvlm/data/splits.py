@@ -25,12 +25,12 @@ from taxvlm.data.errors import DataError
 from taxvlm.seeding import rng
 
 SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = {"train": 0.70, "val": 0.05, "test": 0.25}
 
 
 def fractions_from(split_cfg: Mapping) -> dict[str, float]:
-    """The configured fractions, checked to lie in [0, 1] and to sum to 1."""
-    fractions = {**DEFAULT_FRACTIONS, **split_cfg.get("fractions", {})}
+    """The configured fractions (the schema fills each split's default), checked to lie in [0, 1] and
+    to sum to 1."""
+    fractions = dict(split_cfg["fractions"])
     for name, value in fractions.items():
         if name not in SPLITS:
             raise DataError(f"split.fractions: unknown split {name!r}; expected {list(SPLITS)}")
@@ -59,15 +59,6 @@ def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
                 counts[donor] -= 1
                 counts[name] += 1
     return counts
-
-
-def minimum_images(fractions: Mapping[str, float], limit: int = 1000) -> int:
-    """The smallest n whose split has at least one train and one test image."""
-    for n in range(2, limit):
-        counts = split_counts(n, fractions)
-        if counts["train"] >= 1 and counts["test"] >= 1:
-            return n
-    raise DataError(f"split.fractions {dict(fractions)} never give both a train and a test image")
 
 
 def is_splittable(n: int, fractions: Mapping[str, float], min_images: int) -> bool:

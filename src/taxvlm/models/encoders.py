@@ -2,7 +2,7 @@
 
 Token features (`[B, T, D]`) are what a token projector consumes; the pooled vector (`[B, D']`) is
 what a pooled projector and the coherence analysis consume. Both are cached, so the encoder runs
-once per image. Which features an encoder gives is `spec["layer"]`, which every spec must state
+once per image. Which features an encoder gives is `spec.layer`, which every spec must state
 (**decision**: no default, because the right layer depends on the encoder's role, not its source):
 
 - an integer: that block's output, the choice for self-supervised ViTs (the paper feeds DINOv2's
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from taxvlm.models.guard import check_loading_info, require_pretrained
+from taxvlm.specs import EncoderSpec
 
 Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # [B,3,H,W] → tokens, pooled
@@ -56,33 +57,32 @@ def _flatten_tokens(feats: torch.Tensor, num_prefix: int = 0) -> torch.Tensor:
     return feats[:, num_prefix:]
 
 
-def _layer(spec: dict[str, Any], allow_final: bool) -> int | str:
+def _layer(spec: EncoderSpec, allow_final: bool) -> int | str:
     """The spec's `layer`: an integer block index, or `final` where the source supports it."""
-    layer = spec.get("layer")
+    layer = spec.layer
     if allow_final and layer == FINAL:
         return FINAL
     if isinstance(layer, int) and not isinstance(layer, bool):
         return layer
     expected = "an integer block index or 'final'" if allow_final else "an integer block index"
-    raise ValueError(f"encoder spec field 'layer' is {layer!r}; a {spec['source']} encoder needs {expected}")
+    raise ValueError(f"encoder spec field 'layer' is {layer!r}; a {spec.source} encoder needs {expected}")
 
 
-def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+def _load_timm(spec: EncoderSpec, weights_dir: Path | None) -> Encoder:
     import timm
 
     layer = _layer(spec, allow_final=True)
-    if spec.get("revision"):
-        raise ValueError(f"timm encoder {spec['name']!r}: `revision` is not supported for timm; pin it with local `weights`")
+    if spec.revision:
+        raise ValueError(f"timm encoder {spec.name!r}: `revision` is not supported for timm; pin it with local `weights`")
     kwargs = {}
     if weights_dir is not None:
         saved = Path(weights_dir) / "timm_config.json"  # architecture kwargs of a tiny local build
         kwargs = json.loads(saved.read_text())["kwargs"] if saved.exists() else {}
         kwargs["pretrained_cfg_overlay"] = {"file": str(Path(weights_dir) / "model.safetensors")}
-    kwargs.update(spec.get("kwargs", {}))
-    with require_pretrained(f"timm encoder {spec['name']!r}"):
-        model = timm.create_model(spec["name"], pretrained=True, **kwargs)
-    size = spec.get("image_size")
-    data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)} if size else {}, model=model)
+    with require_pretrained(f"timm encoder {spec.name!r}"):
+        model = timm.create_model(spec.name, pretrained=True, **kwargs)
+    size = spec.image_size
+    data_cfg = timm.data.resolve_data_config({"input_size": (3, size, size)}, model=model)
     num_prefix = getattr(model, "num_prefix_tokens", 0)
 
     def encode(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,47 +102,47 @@ def _load_timm(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     return Encoder(model, timm.data.create_transform(**data_cfg), encode, meta)
 
 
-def _open_clip_weights(spec: dict[str, Any], weights_dir: Path | None) -> str | None:
+def _open_clip_weights(spec: EncoderSpec, weights_dir: Path | None) -> str | None:
     """The config's `id` (open_clip's pretrained tag, e.g. `webli`, `openai`) unless a local folder with
     exactly one checkpoint file is given. Without either, open_clip would only log that it loaded no
     weights and the run would silently use a random encoder, so that is an error. With `revision`, the
     tag's hub file is fetched at that commit (open_clip itself always takes the hub's newest)."""
     if weights_dir is None:
-        if not spec.get("id"):
-            raise ValueError(f"open_clip encoder {spec.get('name')!r} needs `id` (its pretrained tag) or local `weights`")
-        return _pinned_open_clip_file(spec) if spec.get("revision") else spec["id"]
+        if not spec.id:
+            raise ValueError(f"open_clip encoder {spec.name!r} needs `id` (its pretrained tag) or local `weights`")
+        return _pinned_open_clip_file(spec) if spec.revision else spec.id
     files = sorted(p for p in Path(weights_dir).iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
     if len(files) != 1:
         raise ValueError(f"open_clip weights dir {weights_dir} must hold exactly one checkpoint, found {files}")
     return str(files[0])
 
 
-def _pinned_open_clip_file(spec: dict[str, Any]) -> str:
-    """The local path of the tag's hub checkpoint at commit `spec["revision"]`."""
+def _pinned_open_clip_file(spec: EncoderSpec) -> str:
+    """The local path of the tag's hub checkpoint at commit `spec.revision`."""
     import open_clip
     from open_clip.pretrained import download_pretrained_from_hf
 
-    hub = open_clip.get_pretrained_cfg(spec["name"], spec["id"]).get("hf_hub", "")
+    hub = open_clip.get_pretrained_cfg(spec.name, spec.id).get("hf_hub", "")
     if not hub:
-        raise ValueError(f"open_clip encoder {spec['name']!r}: tag {spec['id']!r} is not on the hub; `revision` cannot pin it")
+        raise ValueError(f"open_clip encoder {spec.name!r}: tag {spec.id!r} is not on the hub; `revision` cannot pin it")
     repo, filename = os.path.split(hub)  # as open_clip splits it: `org/repo/` or `org/repo/file`
-    return download_pretrained_from_hf(repo, filename=filename or None, revision=spec["revision"])
+    return download_pretrained_from_hf(repo, filename=filename or None, revision=spec.revision)
 
 
-def _loaded(spec: dict[str, Any], weights_dir: Path | None, commit: str | None = None) -> dict[str, Any]:
+def _loaded(spec: EncoderSpec, weights_dir: Path | None, commit: str | None = None) -> dict[str, Any]:
     """What was loaded, for the feature cache and train_config.json: local folder or hub id + commit."""
     if weights_dir is not None:
         return {"weights_dir": str(weights_dir)}
-    return {"id": spec.get("id") or spec.get("name"), "revision": spec.get("revision"), "commit": commit}
+    return {"id": spec.id or spec.name, "revision": spec.revision, "commit": commit}
 
 
-def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+def _load_open_clip(spec: EncoderSpec, weights_dir: Path | None) -> Encoder:
     import open_clip
 
     layer = _layer(spec, allow_final=False)
-    with require_pretrained(f"open_clip encoder {spec['name']!r}"):
+    with require_pretrained(f"open_clip encoder {spec.name!r}"):
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec["name"], pretrained=_open_clip_weights(spec, weights_dir)
+            spec.name, pretrained=_open_clip_weights(spec, weights_dir)
         )
     visual = model.visual
 
@@ -150,7 +150,7 @@ def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
         out = visual.forward_intermediates(pixels, indices=[layer], intermediates_only=True, output_fmt="NLC")
         return out["image_intermediates"][0], model.encode_image(pixels)
 
-    size = visual.image_size if hasattr(visual, "image_size") else spec.get("image_size")
+    size = visual.image_size if hasattr(visual, "image_size") else spec.image_size
     meta = {
         "image_size": list(size) if isinstance(size, tuple) else size,
         "layer": layer,
@@ -161,13 +161,13 @@ def _load_open_clip(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     return Encoder(model, preprocess, encode, meta)
 
 
-def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
+def _load_hf(spec: EncoderSpec, weights_dir: Path | None) -> Encoder:
     from transformers import AutoImageProcessor, AutoModel
 
     layer = _layer(spec, allow_final=False)
-    source = str(weights_dir) if weights_dir is not None else spec["id"]
+    source = str(weights_dir) if weights_dir is not None else spec.id
     token = os.environ.get("HF_TOKEN")
-    revision = spec.get("revision") if weights_dir is None else None
+    revision = spec.revision if weights_dir is None else None
     model, info = AutoModel.from_pretrained(source, token=token, revision=revision, output_loading_info=True)
     check_loading_info(f"hf encoder {source!r}", info)
     model = getattr(model, "vision_model", model)  # full CLIP/SigLIP checkpoints → their image tower
@@ -188,19 +188,18 @@ def _load_hf(spec: dict[str, Any], weights_dir: Path | None) -> Encoder:
     return Encoder(model, preprocess, encode, meta)
 
 
-_SOURCES: dict[str, Callable[[dict[str, Any], Path | None], Encoder]] = {
+_SOURCES: dict[str, Callable[[EncoderSpec, Path | None], Encoder]] = {
     "timm": _load_timm,
     "open_clip": _load_open_clip,
     "hf": _load_hf,
 }
 
 
-def load_encoder(spec: dict[str, Any], weights_dir: Path | None, device: str | torch.device = "cpu") -> Encoder:
-    """Build the frozen encoder named by `spec["source"]`, in eval mode on `device`."""
-    source = spec.get("source")
-    if source not in _SOURCES:
-        raise ValueError(f"encoder spec field 'source' is {source!r}; expected one of {sorted(_SOURCES)}")
-    encoder = _SOURCES[source](spec, weights_dir)
+def load_encoder(spec: EncoderSpec, weights_dir: Path | None, device: str | torch.device = "cpu") -> Encoder:
+    """Build the frozen encoder named by `spec.source`, in eval mode on `device`."""
+    if spec.source not in _SOURCES:
+        raise ValueError(f"encoder spec field 'source' is {spec.source!r}; expected one of {sorted(_SOURCES)}")
+    encoder = _SOURCES[spec.source](spec, weights_dir)
     encoder.model.requires_grad_(False).eval().to(device)
-    encoder.meta = {"spec": spec, **encoder.meta}
+    encoder.meta = {"spec": spec.record(), **encoder.meta}
     return encoder

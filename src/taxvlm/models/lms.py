@@ -29,7 +29,6 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,55 +37,51 @@ from torch import nn
 from taxvlm.models.guard import check_loading_info
 from taxvlm.prompts import CAPTION_PROMPT
 from taxvlm.seeding import derive_seed
+from taxvlm.specs import FrozenLM
 
 _IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"
 ANSWERS = ("Yes", "No")
 
 
-def twin_seed(lm_spec: dict[str, Any]) -> int:
-    """Seed of the random-init twin: fixed per LM (`random_init_seed`, default 0), so the run seed only
-    changes data order and projector init and all seeds share one random LM."""
-    return int(lm_spec.get("random_init_seed", 0))
-
-
-def load_lm(
-    spec: dict[str, Any], weights_dir: Path | None, init: str, seed: int, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, Any]:
+def load_lm(lm: FrozenLM, device: str | torch.device = "cpu") -> tuple[nn.Module, Any]:
     """A frozen causal LM in eval mode, and its tokenizer. bf16 weights on GPU, fp32 on CPU.
 
-    `init="random"` keeps the pretrained config but draws fresh weights from `seed` (the twin control).
+    `init="random"` keeps the pretrained config but draws fresh weights from the LM's
+    `random_init_seed` (the twin control): fixed per LM, so a run's seed only changes its data order
+    and projector init, and all seeds share one random LM.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    if spec.get("source", "hf") != "hf":
-        raise ValueError(f"LM spec field 'source' is {spec.get('source')!r}; only 'hf' is supported")
-    source = str(weights_dir) if weights_dir is not None else spec["id"]
-    revision = spec.get("revision") if weights_dir is None else None
+    spec = lm.spec
+    if spec.source != "hf":
+        raise ValueError(f"LM spec field 'source' is {spec.source!r}; only 'hf' is supported")
+    source = str(lm.weights_dir) if lm.weights_dir is not None else spec.id
+    revision = spec.revision if lm.weights_dir is None else None
     token = os.environ.get("HF_TOKEN")
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(source, token=token, revision=revision)
-    if init == "pretrained":
+    if lm.init == "pretrained":
         model, info = AutoModelForCausalLM.from_pretrained(
             source, token=token, revision=revision, dtype=dtype, output_loading_info=True
         )
         check_loading_info(f"hf LM {source!r}", info)
-    elif init == "random":
+    elif lm.init == "random":
         config = AutoConfig.from_pretrained(source, token=token, revision=revision)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "lm-random-init"))
+            torch.manual_seed(derive_seed(spec.random_init_seed, "lm-random-init"))
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     else:
-        raise ValueError(f"LM init is {init!r}; expected 'pretrained' or 'random'")
+        raise ValueError(f"LM init is {lm.init!r}; expected 'pretrained' or 'random'")
     return model.requires_grad_(False).eval().to(device), tokenizer
 
 
-def loaded_lm(model: nn.Module, spec: dict[str, Any], weights_dir: Path | None) -> dict[str, Any]:
+def loaded_lm(model: nn.Module, lm: FrozenLM) -> dict[str, Any]:
     """What was loaded (train_config.json): the local folder, or the hub id, requested revision and the
     commit transformers resolved, so an unpinned hub model is still traceable."""
-    if weights_dir is not None:
-        return {"weights_dir": str(weights_dir)}
+    if lm.weights_dir is not None:
+        return {"weights_dir": str(lm.weights_dir)}
     commit = getattr(model.config, "_commit_hash", None)
-    return {"id": spec.get("id"), "revision": spec.get("revision"), "commit": commit}
+    return {"id": lm.spec.id, "revision": lm.spec.revision, "commit": commit}
 
 
 @dataclass(frozen=True)

@@ -60,17 +60,6 @@ class Projector(nn.Module):
         return self.out(x)
 
 
-def projector_spec(training: dict[str, Any], encoder_spec: dict[str, Any]) -> dict[str, Any]:
-    """The projector's part of the training config plus the encoder's feature choice."""
-    return {
-        "projector": training.get("projector", "mlp"),
-        "prefix_tokens": int(training.get("prefix_tokens", 1)),
-        "features": encoder_spec.get("features", "tokens"),
-        "feature_norm": training.get("feature_norm", "none"),
-    }
-
-
 def build_projector(spec: dict[str, Any], d_vis: int, d_lm: int) -> Projector:
-    return Projector(
-        spec["projector"], spec["features"], d_vis, d_lm, spec["prefix_tokens"], spec.get("feature_norm", "none")
-    )
+    """The projector of `spec` (`taxvlm.specs.RunSpec.projector`, as projector.pt stores it)."""
+    return Projector(spec["projector"], spec["features"], d_vis, d_lm, spec["prefix_tokens"], spec["feature_norm"])

@@ -21,9 +21,9 @@ SELECTORS = {
 def probe_runs(probe: Mapping[str, Any], yesno_runs: Sequence[Run]) -> list[Run]:
     """The yes/no runs `config.probe.runs` selects (each key a list; an absent key selects all);
     none when `config.probe.enabled` is false. A value that matches no run is a config error."""
-    if not probe.get("enabled", True):
+    if not probe["enabled"]:
         return []
-    select = probe.get("runs", {})
+    select = probe["runs"]
     for key, field in SELECTORS.items():
         known = {getattr(run, field) for run in yesno_runs}
         for value in select.get(key, []):

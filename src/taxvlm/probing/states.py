@@ -42,19 +42,17 @@ from torch import nn
 
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
-from taxvlm.features import load_features
 from taxvlm.io import atomic_dir, read_json, read_tsv, write_json, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
     common_prefix_len,
     lm_logits,
-    load_lm,
     shared_prefix_forward,
-    twin_seed,
 )
-from taxvlm.models.projector import build_projector
+from taxvlm.runs import LoadedRun, load_run
 from taxvlm.seeding import rng
+from taxvlm.specs import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +206,7 @@ def probe_rows(tables: dict[str, Path], predictions: Path, run: str, settings: d
         raise DataError(f"run {run}: {predictions} does not list the rows of its test tables; re-evaluate the run")
     seed = settings["seed"]
     train = _subsample(train, settings["max_train_rows"], seed, "probe-train-rows")
-    test = _subsample(test, settings.get("max_test_rows"), seed, "probe-test-rows")
+    test = _subsample(test, settings["max_test_rows"], seed, "probe-test-rows")
     return pd.concat([train, test], ignore_index=True)
 
 
@@ -225,24 +223,12 @@ def _open(out: Path, shape: tuple[int, int, int]) -> np.memmap:
     return np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=shape)
 
 
-def _load(
-    run_dir: Path,
-    features: Path,
-    lm_spec: dict[str, Any],
-    lm_weights: Path | None,
-    init: str,
-    seed: int,
-    dev: torch.device,
-) -> tuple[torch.Tensor, dict[str, int], nn.Module, Any, nn.Module]:
-    """(features the projector reads, image id → row, LM, tokenizer, projector) of a checked run."""
-    ckpt = torch.load(run_dir / "projector.pt", map_location="cpu", weights_only=True)
-    check_run(str(run_dir), ckpt, read_json(run_dir / "train_config.json"), lm_spec, init, seed)
-    data = load_features(features)
-    model, tokenizer = load_lm(lm_spec, lm_weights, init, twin_seed(lm_spec), dev)
-    projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
-    projector.load_state_dict(ckpt["state_dict"])
-    index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
-    return data[ckpt["spec"]["features"]], index, model, tokenizer, projector.to(dev).eval()
+def _load(run: TrainedRun, dev: torch.device) -> LoadedRun:
+    """The run, loaded after checking that its projector and LM are the ones the config describes."""
+    run_dir = run.projector.parent
+    ckpt = torch.load(run.projector, map_location="cpu", weights_only=True)
+    check_run(str(run_dir), ckpt, read_json(run_dir / "train_config.json"), run.lm.spec.record(), run.lm.init, run.seed)
+    return load_run(run, dev)
 
 
 @torch.inference_mode()
@@ -306,36 +292,30 @@ def check_margins(run: str, rows: pd.DataFrame, margins: np.ndarray, predictions
 
 
 def capture_states(
-    run_dir: Path,
-    features: Path,
-    tables: dict[str, Path],
-    lm_spec: dict[str, Any],
-    lm_weights: Path | None,
-    init: str,
-    seed: int,
-    settings: dict[str, Any],
-    out_dir: Path,
-    device: str = "auto",
+    run: TrainedRun, tables: dict[str, Path], settings: dict[str, Any], out_dir: Path, device: str = "auto"
 ) -> None:
-    """Cache one run's states (module docstring). `tables`: `train` (train.tsv) and the test tables
-    `seen`/`unseen`/`leaf`; `settings`: `batch_size`, `max_train_rows`, `max_test_rows`, `seed`,
+    """Cache one run's states (module docstring); the run's folder is its projector's. `tables`:
+    `train` (train.tsv) and the test tables `seen`/`unseen`/`leaf`; `settings`: `batch_size`, `max_train_rows`, `max_test_rows`, `seed`,
     `margin_tolerance`, `name_suffix` (the question template's text after `{name}`)."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
-    run = str(run_dir)
-    rows = probe_rows(tables, run_dir / "predictions.tsv", run, settings)
-    images = image_table(rows, run)
-    feats, index, model, tokenizer, projector = _load(run_dir, features, lm_spec, lm_weights, init, seed, dev)
-    prompt = build_prompt(tokenizer, bool(lm_spec.get("chat_template", False)))
+    run_dir = run.projector.parent
+    name = str(run_dir)
+    rows = probe_rows(tables, run_dir / "predictions.tsv", name, settings)
+    images = image_table(rows, name)
+    loaded = _load(run, dev)
+    model, projector = loaded.model, loaded.projector
+    prompt = build_prompt(loaded.tokenizer, run.lm.spec.chat_template)
     ids = [prompt.question_ids(q) for q in rows["text"]]
     targets = [target_position(prompt, q, settings["name_suffix"]) for q in rows["text"]]
     t0 = time.perf_counter()
     with atomic_dir(out_dir) as folder:
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
             margins = _stream(
-                model, prompt, projector, feats, index, rows, images, ids, targets, settings["batch_size"], folder
+                model, prompt, projector, loaded.feats, loaded.index, rows, images, ids, targets, settings["batch_size"],
+                folder,
             )
-        delta = check_margins(run, rows, margins, run_dir / "predictions.tsv", settings["margin_tolerance"])
+        delta = check_margins(name, rows, margins, run_dir / "predictions.tsv", settings["margin_tolerance"])
         write_tsv(rows[ROW_COLUMNS].assign(margin=margins), folder / "rows.tsv")
         write_tsv(images, folder / "images.tsv")
         n_layers = len(model.base_model.layers)
@@ -352,7 +332,7 @@ def capture_states(
         )
     log.info(
         "%s: %d rows, %d images, %d layers in %.1fs (median |Δ margin| %.2g)",
-        run,
+        name,
         len(rows),
         len(images),
         n_layers,

@@ -1,0 +1,66 @@
+"""Specs for tests, built the way the workflow builds them: the schema's defaults filled in, then
+the typed spec (`taxvlm.specs`), so a test never states a default of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from snakemake.utils import validate
+
+from taxvlm.config import keep_lm_training_overrides
+from taxvlm.specs import (
+    SCHEMA_PATH,
+    EncoderSpec,
+    FrozenLM,
+    LMSpec,
+    RunSpec,
+    TrainedRun,
+    TrainingSpec,
+    with_schema_defaults,
+)
+
+
+def lm_spec(**keys: Any) -> LMSpec:
+    return LMSpec.from_config(with_schema_defaults({"source": "hf", **keys}, "lms", "*"))
+
+
+def frozen_lm(weights_dir: Path | None, init: str = "pretrained", **keys: Any) -> FrozenLM:
+    return FrozenLM(lm_spec(**keys), weights_dir, init)
+
+
+def encoder_spec(**keys: Any) -> EncoderSpec:
+    return EncoderSpec.from_config(with_schema_defaults({"source": "timm", "layer": -2, **keys}, "encoders", "*"))
+
+
+def training_spec(**keys: Any) -> TrainingSpec:
+    """`keys` over the schema's defaults, unvalidated: tests also train for `epochs: 0` (the untrained
+    baseline), which a config may not ask for."""
+    return TrainingSpec.from_config({**with_schema_defaults({}, "training"), **keys})
+
+
+def run_spec(
+    lm_dir: Path, training: dict[str, Any], encoder: dict[str, Any], init: str = "pretrained", objective: str = "yesno"
+) -> RunSpec:
+    return RunSpec(frozen_lm(lm_dir, init), encoder_spec(**encoder), training_spec(**training), objective)
+
+
+def trained_run(lm_dir: Path, run_dir: Path, features: Path, seed: int, init: str = "pretrained") -> TrainedRun:
+    return TrainedRun(frozen_lm(lm_dir, init), seed, run_dir / "projector.pt", features)
+
+
+def section(value: dict[str, Any], *path: str) -> dict[str, Any]:
+    """A config section as the workflow's functions receive it: `value` with the schema's defaults."""
+    return with_schema_defaults(value, *path)
+
+
+def validated(config: dict[str, Any]) -> dict[str, Any]:
+    """A whole config as `workflow/rules/common.smk` leaves it: validated by Snakemake, which fills the
+    schema's defaults, with each LM's `training` overrides kept as written."""
+    with keep_lm_training_overrides(config):
+        validate(config, str(SCHEMA_PATH))
+    return config
+
+
+# The `folder` dataset as build_dataset receives it; the section's paths reach it resolved, as `inputs`.
+FOLDER_DATASET = {**section({"kind": "folder"}, "dataset"), "folder": {}}

@@ -1,0 +1,79 @@
+"""Typed specs built from the validated config: the schema is the one source of defaults."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from taxvlm.config import ConfigError, training_config
+from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, RunSpec, TrainingSpec, trained_run, with_schema_defaults
+
+from spec_builders import validated
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _entry_properties(family: str) -> set[str]:
+    return set(SCHEMA["properties"][family]["additionalProperties"]["properties"])
+
+
+def test_every_spec_builds_from_the_schema_defaults_alone() -> None:
+    """Only the keys the schema requires are given; everything else comes from its defaults."""
+    training = TrainingSpec.from_config(with_schema_defaults({}, "training"))
+    assert training.prefix_tokens == 4 and training.grad_clip == 1.0 and training.warmup_fraction == 0.03
+    assert training.checkpoint_every == 200 and training.batching == "rows"
+    lm = LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*"))
+    assert (lm.chat_template, lm.random_init_seed, lm.id, lm.revision, lm.weights) == (False, 0, None, None, None)
+    for source in ("timm", "open_clip", "hf"):
+        encoder = EncoderSpec.from_config(with_schema_defaults({"source": source, "layer": -2}, "encoders", "*"))
+        assert (encoder.features, encoder.image_size) == ("tokens", 224)
+
+
+def test_spec_fields_are_the_schema_keys() -> None:
+    """A key added to the schema needs its field (and the reverse): nothing is read around a spec."""
+    assert {f.name for f in fields(TrainingSpec)} == set(SCHEMA["properties"]["training"]["properties"]) - {"fuse"}
+    assert {f.name for f in fields(LMSpec)} == _entry_properties("lms") - {"training"}
+    assert {f.name for f in fields(EncoderSpec)} == _entry_properties("encoders")
+
+
+def test_record_gives_the_config_mapping_back() -> None:
+    """train_config.json, the checkpoint fingerprint and the feature cache record the mapping as the
+    config had it, so typing the settings changed none of them."""
+    mapping = with_schema_defaults({"source": "hf", "id": "org/model", "revision": "a" * 40}, "lms", "*")
+    assert LMSpec.from_config(mapping).record() == mapping
+    encoder = {"source": "timm", "name": "x", "layer": "final", "features": "pooled"}
+    encoder = with_schema_defaults(encoder, "encoders", "*")
+    assert EncoderSpec.from_config(encoder).record() == encoder
+
+
+def test_a_mapping_that_skipped_validation_or_has_a_stray_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"training: missing \['batching'"):
+        TrainingSpec.from_config({k: v for k, v in with_schema_defaults({}, "training").items() if k != "batching"},
+                                 "training")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lyer'\] for EncoderSpec"):
+        EncoderSpec.from_config({**with_schema_defaults({"source": "hf", "layer": 1}, "encoders", "*"), "lyer": 1})
+    with pytest.raises(ConfigError, match="config.lms.*: 'source' is a required property"):
+        with_schema_defaults({}, "lms", "*")
+
+
+@pytest.mark.parametrize("extra", [[], ["limber.yaml"], ["things.yaml"], ["compositional.yaml"]])
+def test_every_shipped_config_builds_its_run_specs(extra: list[str]) -> None:
+    """Every encoder and LM of the shipped configs, with each LM's own training settings, as the
+    training and evaluation jobs build them from their params."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for name in extra:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    config = validated(config)
+    for lm, lm_section in config["lms"].items():
+        lm_params = {key: value for key, value in lm_section.items() if key != "training"}
+        for encoder in config["encoders"].values():
+            spec = RunSpec.from_config(lm_params, None, "random", encoder, training_config(config, lm), "yesno")
+            assert spec.projector()["features"] == encoder["features"]
+            assert spec.training.record() == training_config(config, lm)
+        run = trained_run(lm_params, "", {"init": "pretrained", "seed": "7"}, "p/projector.pt", "f.pt")
+        assert (run.lm.weights_dir, run.seed, run.lm.init) == (None, 7, "pretrained")
