@@ -27,7 +27,7 @@ SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
 def default_config() -> dict:
-    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+    return validated(yaml.safe_load((REPO / "config/config.yaml").read_text()))
 
 
 def test_grid_is_the_sorted_union_of_blocks() -> None:

@@ -99,9 +99,9 @@ def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
 
 def check_references(config: Mapping[str, Any]) -> None:
     """Fail on names that point nowhere, before any job starts."""
-    assets = config.get("assets", {})
+    assets = config["assets"]
     for family in ("encoders", "lms"):
-        for name, spec in config.get(family, {}).items():
+        for name, spec in config[family].items():
             named = (spec.get("weights") or {}).get("asset", [])
             for asset in [named] if isinstance(named, str) else named:
                 if asset not in assets:
@@ -112,18 +112,18 @@ def check_references(config: Mapping[str, Any]) -> None:
     for index, block in enumerate(config["experiments"]):
         for family, key in (("encoders", "encoders"), ("lms", "lms")):
             for name in block[key]:
-                if name not in config.get(family, {}):
-                    known = ", ".join(sorted(config.get(family, {}))) or "none"
+                if name not in config[family]:
+                    known = ", ".join(sorted(config[family])) or "none"
                     raise ConfigError(
                         f"config.experiments[{index}].{key}: '{name}' is not defined under config.{family} "
                         f"(known: {known})"
                     )
-    tuning = config.get("tuning", {})
+    tuning = config["tuning"]
     for family, key in (("encoders", "encoder"), ("lms", "lm")):
-        if key in tuning and tuning[key] not in config.get(family, {}):
+        if tuning[key] not in config[family]:
             raise ConfigError(f"config.tuning.{key}: '{tuning[key]}' is not defined under config.{family}")
-    for name in config.get("analysis", {}).get("textprobe", {}).get("lms", []):
-        if name not in config.get("lms", {}):
+    for name in config["analysis"]["textprobe"].get("lms", []):
+        if name not in config["lms"]:
             raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")
     dataset = config["dataset"]
     kind = dataset["kind"]
@@ -228,6 +228,6 @@ def unpinned_models(config: Mapping[str, Any]) -> list[str]:
     return [
         f"{family}.{name}"
         for family in ("encoders", "lms")
-        for name, spec in sorted(config.get(family, {}).items())
+        for name, spec in sorted(config[family].items())
         if not spec.get("weights") and not spec.get("revision")
     ]
