@@ -103,20 +103,14 @@ def packed_continuation_logits(
     one packed pass (module docstring); only for an LM `packing_refusal` accepts."""
     shared = common_prefix_len(prompt_ids)
     suffixes = [q[shared:] + a[:-1] for q, a in zip(prompt_ids, target_ids)]
-    n_images, dev = len(image_embeds), image_embeds.device
     prefix = len(head) + image_embeds.shape[1] + shared
-    layout = _layout(prefix, group.tolist(), [len(s) for s in suffixes], n_images)
-    rest = torch.zeros((n_images, layout.segment.shape[1] - prefix), dtype=torch.long)
-    for g, start, suffix in zip(group.tolist(), layout.starts, suffixes):
-        rest[g, start - prefix : start - prefix + len(suffix)] = torch.tensor(suffix, dtype=torch.long)
-    common = torch.tensor(prompt_ids[0][:shared], dtype=torch.long).expand(n_images, shared)
-    prefix_embeds = splice(model, head, image_embeds, common)
-    embeds = torch.cat([prefix_embeds, model.get_input_embeddings()(rest.to(dev))], dim=1)
-    config = model.config
-    types = layer_types(config)
-    window = getattr(config, "sliding_window", None) if SLIDING in types else None
+    layout = _layout(prefix, group.tolist(), [len(s) for s in suffixes], len(image_embeds))
+    embeds = _packed_embeds(model, head, image_embeds, prompt_ids[0][:shared], group.tolist(), suffixes, layout)
+    types, dev = layer_types(model.config), image_embeds.device
+    window = getattr(model.config, "sliding_window", None) if SLIDING in types else None
     mask = _mask_argument(_allowed(layout, window), types, embeds.dtype, dev)
-    out = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=layout.position.to(dev), use_cache=False)
+    positions = layout.position.to(dev)
+    out = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False)
     seqs, cols, targets = [], [], []
     for g, start, q, a in zip(group.tolist(), layout.starts, prompt_ids, target_ids):
         first = start + len(q) - shared - 1  # the packed position that predicts the first target token
@@ -126,6 +120,25 @@ def packed_continuation_logits(
     hidden = out.last_hidden_state[torch.tensor(seqs, device=dev), torch.tensor(cols, device=dev)]
     rows = torch.repeat_interleave(torch.arange(len(target_ids)), torch.tensor([len(a) for a in target_ids]))
     return lm_logits(model, hidden), rows.to(dev), torch.tensor(targets, device=dev)
+
+
+def _packed_embeds(
+    model: nn.Module,
+    head: list[int],
+    image_embeds: torch.Tensor,
+    common: list[int],
+    group: list[int],
+    suffixes: list[list[int]],
+    layout: _Layout,
+) -> torch.Tensor:
+    """`[G, L, d]` input embeddings: each image's `[head] [image] [common]`, then its rows' suffixes."""
+    n_images, prefix = len(image_embeds), len(head) + image_embeds.shape[1] + len(common)
+    rest = torch.zeros((n_images, layout.segment.shape[1] - prefix), dtype=torch.long)
+    for g, start, suffix in zip(group, layout.starts, suffixes):
+        rest[g, start - prefix : start - prefix + len(suffix)] = torch.tensor(suffix, dtype=torch.long)
+    common_ids = torch.tensor(common, dtype=torch.long).expand(n_images, len(common))
+    text = model.get_input_embeddings()(rest.to(image_embeds.device))
+    return torch.cat([splice(model, head, image_embeds, common_ids), text], dim=1)
 
 
 def packing_refusal(model: nn.Module) -> str | None:
