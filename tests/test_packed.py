@@ -185,3 +185,13 @@ def test_probe_catches_a_mask_that_misses_the_sliding_layers(
     one_mask = packed_mod._mask_argument
     monkeypatch.setattr(packed_mod, "_mask_argument", lambda allowed, _, *rest: one_mask(allowed, [FULL], *rest))
     assert "does not reach its sliding_attention layers" in packing_refusal(model)
+
+
+def test_tiny_gemma3_takes_the_benchmarks_head_dim() -> None:
+    """`benchmarks/packed.py` builds Gemma-3-270m's shape: head_dim 256 with 640 hidden / 4 heads."""
+    from taxvlm.assets.tiny import _tiny_lm_config, build_tiny_tokenizer
+
+    options = {"architecture": "gemma3", "hidden_size": 640, "num_attention_heads": 4, "head_dim": 256}
+    config = _tiny_lm_config(options, build_tiny_tokenizer({}))
+    assert config.head_dim == config.query_pre_attn_scalar == 256
+    assert _tiny_lm_config({"architecture": "gemma3"}, build_tiny_tokenizer({})).head_dim == 16  # 64 / 4
