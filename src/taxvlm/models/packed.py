@@ -172,7 +172,8 @@ def _ignored_mask(model: nn.Module, types: list[str]) -> str | None:
         allowed = {t: itself if t == blocked else causal for t in (FULL, SLIDING)}
         mask = _mask_argument(allowed, types, embeds.dtype, dev)
         positions = torch.arange(3, device=dev)[None]
-        return model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
+        out = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False)
+        return out.last_hidden_state
 
     reference = last_hidden(None)
     return next((t for t in sorted(set(types)) if torch.equal(last_hidden(t), reference)), None)
