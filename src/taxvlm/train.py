@@ -3,9 +3,13 @@
 Fast paths: the encoder never runs (features are cached), the LM's weights get no gradients
 (`requires_grad=False`; only activations are back-propagated to the projector), the LM head is
 applied only at the answer positions instead of producing full-vocabulary logits everywhere, and rows
-about the same image share one prefix computation (which pays off with `batching: images`, where a
-batch holds a few images with all their questions, when FLOPs bound the step: on a CPU, or a large LM
-on a GPU; the default `rows` keeps i.i.d. row batches, which run in one pass).
+about the same image share one prefix computation. Batching (`training.batching`): the default `rows`
+keeps i.i.d. row batches, which run in one pass; `images` puts a few images with all their rows in a
+batch and runs it packed (`taxvlm.models.packed`: one sequence per image, its prefix followed by all
+its rows' suffixes under a block mask, one decoder pass instead of the two-pass shared prefix that
+scoring keeps). An LM whose attention cannot take that mask (`packing_refusal`, decided once per job)
+trains with `rows` instead, with one warning naming the LM and the reason; `train_config.json`
+records the batching that ran (`batching`).
 
 Objectives (a run's `objective`; one loop, one loss): a training row is (prompt ids after the image,
 target ids), and the loss is the mean next-token cross-entropy over the target tokens only (the
@@ -77,6 +81,7 @@ from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.features import load_features
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm
+from taxvlm.models.packed import packed_continuation_logits, training_batching
 from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
 from taxvlm.seeding import derive_seed, rng
@@ -93,10 +98,13 @@ def answer_losses(
     question_ids: list[list[int]],
     answer_ids: list[list[int]],
     sizes: list[int],
+    packed: bool = False,
 ) -> list[torch.Tensor]:
     """`answer_loss` of consecutive blocks of `sizes` rows (the members of a fused step) from one LM
-    pass: each block's mean over its own target tokens, so each member's gradient is its unfused one."""
-    logits, _, targets = continuation_logits(model, head, image_embeds, group, question_ids, answer_ids)
+    pass: each block's mean over its own target tokens, so each member's gradient is its unfused one.
+    `packed`: one packed pass (`batching: images`) instead of the two-pass shared prefix; same logits."""
+    forward = packed_continuation_logits if packed else continuation_logits
+    logits, _, targets = forward(model, head, image_embeds, group, question_ids, answer_ids)
     tokens = [sum(len(a) for a in block) for block in _blocks(answer_ids, sizes)]
     return [F.cross_entropy(lg.float(), t) for lg, t in zip(logits.split(tokens), targets.split(tokens))]
 
@@ -170,10 +178,11 @@ def fused_batch_losses(
     image_idx: list[torch.Tensor],
     question_ids: list[list[list[int]]],
     answer_ids: list[list[list[int]]],
+    packed: bool = False,
 ) -> list[torch.Tensor]:
     """`batch_loss` of G projectors' batches (member g: `projectors[g]` on its rows `image_idx[g]`,
     `question_ids[g]`, `answer_ids[g]`) stacked along the batch dimension into one LM forward; one
-    backward of the sum serves all, since the projectors share no parameter."""
+    backward of the sum serves all, since the projectors share no parameter. `packed`: `answer_losses`."""
     dev = next(projectors[0].parameters()).device
     embeds, groups, offset = [], [], 0
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
@@ -185,7 +194,7 @@ def fused_batch_losses(
         flat_q = [q for member in question_ids for q in member]
         flat_a = [a for member in answer_ids for a in member]
         sizes = [len(member) for member in question_ids]
-        return answer_losses(model, head, torch.cat(embeds), torch.cat(groups), flat_q, flat_a, sizes)
+        return answer_losses(model, head, torch.cat(embeds), torch.cat(groups), flat_q, flat_a, sizes, packed)
 
 
 VAL_BATCH_SIZE = 64
@@ -345,6 +354,7 @@ class _Shared:
     index: dict[str, int]
     encoder_loaded: Any
     dev: torch.device
+    batching: str  # what runs: training.batching, or rows where the LM cannot run packed
 
 
 @dataclass
@@ -409,8 +419,9 @@ def _load_shared(spec: RunSpec, files: SharedFiles, device: str) -> _Shared:
     data = load_features(files.features)
     index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
     model, tokenizer = load_lm(spec.lm, dev)
-    feats = data[spec.encoder.features]
-    return _Shared(spec, files, model, tokenizer, feats, index, data.get("meta", {}).get("loaded"), dev)
+    feats, loaded = data[spec.encoder.features], data.get("meta", {}).get("loaded")
+    batching = training_batching(spec.training.batching, model)
+    return _Shared(spec, files, model, tokenizer, feats, index, loaded, dev, batching)
 
 
 def _schedule(training: TrainingSpec, n_rows: int) -> tuple[int, int, int]:
@@ -436,11 +447,13 @@ def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple
     return projector, optimizer, scheduler
 
 
-def _run_config(spec: RunSpec, seed: int) -> dict[str, Any]:
-    """The run's settings as train_config.json records them (and the checkpoint fingerprint hashes)."""
+def _run_config(spec: RunSpec, seed: int, batching: str) -> dict[str, Any]:
+    """The run's settings as train_config.json records them (and the checkpoint fingerprint hashes),
+    with the batching that ran (`rows` where the LM cannot run `images` packed)."""
     return {
         "training": spec.training.record(), "lm": spec.lm.spec.record(), "encoder": spec.encoder.record(),
         "projector": spec.projector(), "init": spec.lm.init, "seed": seed, "objective": spec.objective,
+        "batching": batching,
     }  # fmt: skip
 
 
@@ -453,7 +466,7 @@ def _start_run(shared: _Shared, member: Member) -> _Run:
     projector, optimizer, scheduler = _new_projector(shared, member.seed, image_idx)
     training = spec.training
     steps_per_epoch, total, warmup = _schedule(training, len(rows))
-    config = _run_config(spec, member.seed)
+    config = _run_config(spec, member.seed, shared.batching)
     fingerprint = _fingerprint(config, member.train_tsv, len(shared.index))
     step, curve, val_curve, kept = _resume(
         member.checkpoint_path, fingerprint, projector, optimizer, scheduler, shared.dev
@@ -511,7 +524,7 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
 def _fused_step(shared: _Shared, active: list[_Run]) -> None:
     """One optimizer step of every active member from one LM forward/backward of their stacked batches."""
     training = shared.spec.training
-    batches = [_next_batch(r, training.batch_size, training.batching) for r in active]
+    batches = [_next_batch(r, training.batch_size, shared.batching) for r in active]
     lrs = [r.scheduler.get_last_lr()[0] for r in active]
     losses = fused_batch_losses(
         shared.model,
@@ -521,6 +534,7 @@ def _fused_step(shared: _Shared, active: list[_Run]) -> None:
         [r.image_idx[b] for r, b in zip(active, batches)],
         [[r.question_ids[i] for i in b] for r, b in zip(active, batches)],
         [[r.answer_ids[i] for i in b] for r, b in zip(active, batches)],
+        packed=shared.batching == "images",
     )
     for r in active:
         r.optimizer.zero_grad(set_to_none=True)

@@ -72,7 +72,8 @@ def build_tiny_tokenizer(options: dict[str, Any]):
 
 def _tiny_lm_config(options: dict[str, Any], tokenizer: Any):
     """A Llama (default) or Gemma-3 (`architecture: gemma3`: sliding-window layers, scaled embeddings,
-    logit soft-capping, as in the real Gemma-3-270m) config sized by `options`."""
+    logit soft-capping, as in the real Gemma-3-270m; `head_dim` defaults to hidden / heads) config sized by
+    `options`."""
     from transformers import Gemma3TextConfig, LlamaConfig
 
     heads = int(options.get("num_attention_heads", 4))
@@ -95,7 +96,7 @@ def _tiny_lm_config(options: dict[str, Any], tokenizer: Any):
     if architecture == "llama":
         return LlamaConfig(**common)
     if architecture == "gemma3":
-        head_dim = common["hidden_size"] // heads
+        head_dim = int(options.get("head_dim", common["hidden_size"] // heads))
         return Gemma3TextConfig(
             **common,
             head_dim=head_dim,
