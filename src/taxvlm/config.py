@@ -144,7 +144,8 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     settings changed.
     """
     merged = _lm_training(config, lm)
-    merged.pop("fuse", None)  # how runs are scheduled, not what a run is: never part of its identity
+    for key in ("fuse", "fuse_memory_gib"):
+        merged.pop(key, None)  # how runs are scheduled, not what a run is: never part of its identity
     return merged
 
 
@@ -158,6 +159,12 @@ def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
 def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
     """`training.fuse` of an LM (its own `training` block first): the most runs one fused job trains."""
     return int(_lm_training(config, lm).get("fuse", 1))
+
+
+def fuse_memory_gib(config: Mapping[str, Any], lm: str) -> float | None:
+    """`training.fuse_memory_gib` of an LM (its own `training` block first): the activation budget of
+    one LM pass of its fused jobs (`taxvlm.memory`); None: no limit."""
+    return _lm_training(config, lm)["fuse_memory_gib"]
 
 
 @dataclass(frozen=True)

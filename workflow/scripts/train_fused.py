@@ -1,6 +1,7 @@
 """Train one fused group of projectors. Snakemake: input.features, input.train and input.val (one
 per member), input.concepts, input.lm_weights (optional folder); params.lm, params.encoder,
-params.training, params.init, params.objective, params.members (run keys), params.checkpoints;
+params.training, params.init, params.objective, params.memory_gib, params.members (run keys),
+params.checkpoints;
 output.projector (one per member: its run folder)."""
 
 from pathlib import Path
@@ -34,4 +35,5 @@ train_projectors(
     members,
     objective=snakemake.params.objective,
     concepts_tsv=Path(snakemake.input.concepts),
+    memory_gib=snakemake.params.memory_gib,
 )
