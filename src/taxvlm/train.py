@@ -539,8 +539,8 @@ def _stack_size(shared: _Shared, runs: list[_Run], memory_gib: float | None) -> 
 
 def _train_loop(shared: _Shared, runs: list[_Run], stack: int) -> None:
     """Step the unfinished members together, `stack` per LM pass, until each reaches its own length
-    (a finished member leaves the stack); every `checkpoint_every` steps all members' checkpoints are written, so a
-    resumed group restarts in step and stacks the same batches as an uninterrupted one."""
+    (a finished member leaves the stack); every `checkpoint_every` steps all members' checkpoints are
+    written, so a resumed group restarts in step and stacks the same batches as an uninterrupted one."""
     every = int(shared.training.get("checkpoint_every", 0))
     active = [r for r in runs if r.step < r.total]
     if len({r.step for r in active}) > 1:
