@@ -396,7 +396,8 @@ def test_killed_fused_group_resumes_to_the_uninterrupted_groups_projectors(base_
     assert not any((workdir / run).exists() for run in LONG_FUSED_RUNS)
 
     snakemake("--unlock", *args, cwd=workdir)
-    plan = job_table(snakemake("-n", *args, cwd=workdir).stdout)
+    dry = snakemake("-n", *args, cwd=workdir)
+    plan = job_table(dry.stdout + dry.stderr)
     assert len(plan) == 1 and next(iter(plan)).startswith("train_fused_") and sum(plan.values()) == 1, plan
     snakemake(*args, "--rerun-incomplete", cwd=workdir)
     log = (workdir / "logs/train_fused" / f"{next(iter(plan))}.log").read_text()
