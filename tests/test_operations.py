@@ -364,9 +364,10 @@ def test_killed_training_resumes_from_its_checkpoint(base_run, tmp_path: Path) -
 
 
 
-# tiny_llama_b's two runs as one fused group, long enough to be caught mid-run (as above)
+# tiny_llama_b's two runs as one fused group, long enough to be caught mid-run: checkpoints every 10
+# steps, 200 steps in all (its `none` run; `full` has 80), a quarter of the unfused test's length.
 LONG_FUSED_OVERRIDE = OPS_OVERRIDE.replace(
-    "    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2, epochs: 40, checkpoint_every: 10}\n")
+    "    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2, epochs: 10, checkpoint_every: 10}\n")
 LONG_FUSED_RUNS = [f"results/runs/tiny_vit/tiny_llama_b/pretrained/{c}/original/yesno/seed7/projector.pt"
                    for c in ("none", "full")]
 

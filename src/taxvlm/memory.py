@@ -77,9 +77,9 @@ def fused_stack_size(
     size = stack_size(memory_gib, estimate, len(lengths))
     budget = "no limit" if memory_gib is None else f"{float(memory_gib):g} GiB"
     log.info(
-        "fused stack: %d of %d member(s) per LM pass (estimated activations %.3f GiB per member: %d rows of "
+        "fused stack: %d of %d member(s) per LM pass (estimated activations %.1f MiB per member: %d rows of "
         "at most %d positions; training.fuse_memory_gib: %s)",
-        size, len(lengths), estimate / 2**30, rows, length, budget,
+        size, len(lengths), estimate / 2**20, rows, length, budget,
     )  # fmt: skip
     return size
 
