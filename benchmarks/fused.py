@@ -8,7 +8,11 @@ of one seed) trained two ways, side by side in one process:
   `train_projector` runs them), interleaved rep by rep, medians; plus the largest |Δ loss| between
   the two on the same batches;
 - end to end: `train_projectors` on the G members vs G calls of `train_projector` (each loads the LM
-  and the features once), wall time of short runs, peak resident memory of each way.
+  and the features once), wall time of short runs, peak resident memory of each way;
+- memory: `taxvlm.memory`'s activation estimate (what `training.fuse_memory_gib` sizes sub-stacks
+  by) vs the measured peak of one fused forward+backward of G = 1, 2, 4 members, above the memory
+  held before it: on a GPU torch's allocator peak; on a CPU the kernel's resident high-water mark
+  (VmHWM, reset through /proc/self/clear_refs after `malloc_trim` returned freed heap to the system).
 
 Shapes (the embedded default, config/config.yaml): SmolLM2-135M (`--models DIR` with
 `lms/smollm2_135m`, else its architecture with random weights and a small tokenizer, which changes
@@ -23,8 +27,8 @@ Run: `.venv/bin/python benchmarks/fused.py [--quick] [--device cpu|cuda] [--grou
 from __future__ import annotations
 
 import argparse
+import ctypes
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -39,6 +43,7 @@ from torch import nn
 from taxvlm.assets.tiny import build_tiny_causal_lm
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path, write_tsv
+from taxvlm.memory import member_activation_bytes, peak_memory
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
 from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, RunSpec, TrainingSpec, with_schema_defaults
@@ -63,6 +68,7 @@ TRAINING = {"projector": "mlp", "prefix_tokens": 4, "feature_norm": "standardize
 ENCODER = {"source": "timm", "layer": "final", "features": "pooled"}
 NAMES = ["cat", "dog", "owl", "duck", "apple", "banana", "car", "boat", "chair", "table"]
 D_VIS, ROWS_PER_IMAGE = 1280, 5
+MEMORY_SIZES = [1, 2, 4]  # G of the estimate-vs-measured table
 
 
 def frozen_lm(lm_dir: Path) -> FrozenLM:
@@ -195,14 +201,69 @@ def bench_end_to_end(lm_dir: Path, root: Path, groups: int, steps: int, dev: tor
     return {"fused": fused, "unfused": time.perf_counter() - t0}
 
 
-def peak_memory(dev: torch.device) -> str:
-    """The process's peak: activations scale with G x batch, so this is what bounds G."""
+def _resident_kib(field: str) -> int:
+    """A `VmRSS`/`VmHWM` line of /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} line")
+
+
+def peak_above_baseline(fn: Callable[[], None], dev: torch.device) -> int:
+    """Bytes at the peak of `fn()` above what was held before it (module docstring: memory)."""
     if dev.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB allocated on the GPU"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB resident (the process's peak)"
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        fn()
+        torch.cuda.synchronize(dev)
+        return torch.cuda.max_memory_allocated(dev) - before
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark restarts at the current RSS
+    before = _resident_kib("VmRSS")
+    fn()
+    return (_resident_kib("VmHWM") - before) * 1024
 
 
-def report(args: argparse.Namespace, what: str, step: dict[str, float], e2e: dict[str, float], memory: str) -> str:
+def bench_memory(lm_dir: Path, root: Path, sizes: list[int], dev: torch.device) -> list[dict[str, float]]:
+    """Per G in `sizes`: the estimate of G members' activations and the measured peak of their fused
+    forward+backward (the projectors' gradients allocated by a warm-up step, kept at zero)."""
+    model, head, setup = step_members(lm_dir, root, max(sizes), dev)
+    feats, members = setup["feats"], setup["members"]
+
+    def step(g: int) -> None:
+        stack = members[:g]
+        out = fused_batch_losses(model, head, [m["projector"] for m in stack], feats, [m["idx"] for m in stack],
+                                 [m["q"] for m in stack], [m["a"] for m in stack])  # fmt: skip
+        torch.autograd.backward(out)
+        for m in stack:
+            m["optimizer"].zero_grad(set_to_none=False)
+
+    step(max(sizes))
+    rows = [(q, a) for m in members for q, a in zip(m["q"], m["a"])]
+    length = len(head) + TRAINING["prefix_tokens"] + max(len(q) + len(a) for q, a in rows) - 1
+    answers = max(sum(len(a) for a in m["a"]) for m in members)
+    dtype_bytes = next(model.parameters()).element_size()
+    member = member_activation_bytes(model.config, dtype_bytes, TRAINING["batch_size"], length, answers)
+    return [{"g": g, "estimate": g * member, "measured": peak_above_baseline(lambda: step(g), dev)} for g in sizes]
+
+
+def memory_table(rows: list[dict[str, float]], dev: torch.device) -> list[str]:
+    """Markdown lines: estimate vs measured peak per G."""
+    what = "allocator peak on the GPU" if dev.type == "cuda" else "resident high-water mark (VmHWM)"
+    lines = ["", f"Activation memory of one fused forward+backward: `taxvlm.memory`'s estimate (what "
+             f"`training.fuse_memory_gib` sizes sub-stacks by) vs the measured {what} above the memory held before it.",
+             "", "| G | estimated (MiB) | measured (MiB) | measured / estimated |", "|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        ratio = row["measured"] / row["estimate"]
+        lines.append(f"| {row['g']} | {row['estimate'] / 2**20:.1f} | {row['measured'] / 2**20:.1f} | {ratio:.2f} |")
+    return lines
+
+
+def report(
+    args: argparse.Namespace, what: str, step: dict[str, float], e2e: dict[str, float], memory: str,
+    activations: list[dict[str, float]],
+) -> str:  # fmt: skip
     """The markdown results file (numbers only from this run)."""
     g, bs = args.groups, TRAINING["batch_size"]
     return "\n".join([
@@ -220,7 +281,7 @@ def report(args: argparse.Namespace, what: str, step: dict[str, float], e2e: dic
         f"| {g} runs of {args.steps} steps end to end, LM loads included (s) | {e2e['unfused']:.1f} | "
         f"{e2e['fused']:.1f} | {e2e['unfused'] / e2e['fused']:.2f} |",
         "", f"Largest |Δ loss| fused vs unfused on the same batches: {step['max_dloss']:.2e}. Peak memory: {memory}.",
-        "",
+        *memory_table(activations, torch.device(args.device)), "",
     ])  # fmt: skip
 
 
@@ -242,12 +303,14 @@ def main() -> None:
     flush_denormals_on_cpu(dev)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        lm_dir, what = build_inputs(root, args.groups, 64 if args.quick else 1024, args.models, args.quick)
+        lm_dir, what = build_inputs(root, max(args.groups, *MEMORY_SIZES), 64 if args.quick else 1024, args.models, args.quick)
         step = bench_step(lm_dir, root, args.groups, args.reps, dev)
         print(f"step done: {step}", file=sys.stderr)
         e2e = bench_end_to_end(lm_dir, root, args.groups, args.steps, dev)
         print(f"end to end done: {e2e}", file=sys.stderr)
-    text = report(args, what, step, e2e, peak_memory(dev))
+        activations = bench_memory(lm_dir, root, MEMORY_SIZES, dev)
+        print(f"memory done: {activations}", file=sys.stderr)
+    text = report(args, what, step, e2e, peak_memory(dev), activations)
     with atomic_path(out) as tmp_out:
         tmp_out.write_text(text, encoding="utf-8")
     print(text)

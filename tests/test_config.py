@@ -14,6 +14,7 @@ from taxvlm.config import (
     check_references,
     expand_experiments,
     fuse_limit,
+    fuse_memory_gib,
     fused_groups,
     schema_error,
     training_config,
@@ -189,3 +190,11 @@ def test_a_groups_order_comes_from_the_blocks_that_train_its_runs() -> None:
 
     before, after = _members(config(["none", "full"])), _members(config(["none", "full", "random50"]))
     assert set(before) < set(after) and len(after) == len(before) + 1
+
+
+def test_fuse_memory_budget_is_scheduling_not_a_runs_identity() -> None:
+    """`fuse_memory_gib` reaches the fused jobs (an LM's own block first) and never a run's settings."""
+    config = {"training": {"lr": 1e-3, "fuse_memory_gib": None},
+              "lms": {"l": {}, "m": {"training": {"fuse_memory_gib": 2.5}}}}  # fmt: skip
+    assert fuse_memory_gib(config, "l") is None and fuse_memory_gib(config, "m") == 2.5
+    assert training_config(config, "m") == training_config(config, "l") == {"lr": 1e-3}

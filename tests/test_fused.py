@@ -3,6 +3,7 @@ each run what its unfused training gives, finish at their own lengths and resume
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import torch
 from taxvlm import train as train_mod
 from taxvlm.evaluate import evaluate_projector
 from taxvlm.io import read_tsv, write_tsv
+from taxvlm.memory import member_activation_bytes
 from taxvlm.train import Member, SharedFiles, train_projector, train_projectors
 
 from spec_builders import run_spec, trained_run
@@ -126,3 +128,34 @@ def test_killed_fused_group_resumes_to_the_same_projectors(
             assert all(torch.equal(s[k], t[k]) for s, t in states for k in s)
         for name in ("curve.tsv", "val_curve.tsv"):
             assert (a.out_dir / name).read_bytes() == (b.out_dir / name).read_bytes()
+
+
+def test_sub_stacked_group_trains_the_projectors_of_one_stack(
+    toy: Path, tiny_lm_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A budget of 2.5 members' estimated activations steps the three members two per LM pass (and
+    alone once the shorter run left); each run's losses and projector equal the one stack's."""
+    one_stack = _fused(toy, tiny_lm_dir, "one_stack")
+    caplog.set_level(logging.INFO, logger="taxvlm.memory")
+    members = _members(toy, "sub_stacks")
+    train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu",
+                     memory_gib=2.5 * _member_estimate(tiny_lm_dir) / 2**30)  # fmt: skip
+    assert "fused stack: 2 of 3 member(s) per LM pass" in caplog.text
+    for a, b in zip(one_stack, members):
+        curves = [read_tsv(m.out_dir / "curve.tsv").astype(float) for m in (a, b)]
+        assert (curves[0]["loss"] - curves[1]["loss"]).abs().max() < 1e-5
+        states = [torch.load(m.out_dir / "projector.pt", weights_only=True)["state_dict"] for m in (a, b)]
+        assert all(torch.allclose(states[0][k], states[1][k], rtol=0, atol=1e-5) for k in states[0])
+
+
+def _member_estimate(lm_dir: Path) -> int:
+    """`taxvlm.memory`'s estimate for one member of the toy group (8 rows of the longest toy row)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from taxvlm.models.lms import build_prompt
+
+    prompt = build_prompt(AutoTokenizer.from_pretrained(lm_dir))
+    length = len(prompt.head) + TRAINING["prefix_tokens"] + len(prompt.question_ids("Is there a cat in this image?"))
+    answer = len(prompt.answers["Yes"])
+    rows = TRAINING["batch_size"]
+    return member_activation_bytes(AutoConfig.from_pretrained(lm_dir), 4, rows, length + answer - 1, rows * answer)

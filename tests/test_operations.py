@@ -363,6 +363,59 @@ def test_killed_training_resumes_from_its_checkpoint(base_run, tmp_path: Path) -
         (reference / TRAIN_TARGET).with_name("curve.tsv").read_text()
 
 
+
+# tiny_llama_b's two runs as one fused group, long enough to be caught mid-run: checkpoints every 10
+# steps, 200 steps in all (its `none` run; `full` has 80), a quarter of the unfused test's length.
+LONG_FUSED_OVERRIDE = OPS_OVERRIDE.replace(
+    "    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2, epochs: 10, checkpoint_every: 10}\n")
+LONG_FUSED_RUNS = [f"results/runs/tiny_vit/tiny_llama_b/pretrained/{c}/original/yesno/seed7/projector.pt"
+                   for c in ("none", "full")]
+
+
+@pytest.mark.workflow
+def test_killed_fused_group_resumes_to_the_uninterrupted_groups_projectors(base_run, tmp_path: Path) -> None:
+    """The `train_fused_<hash>` job killed after its members' first checkpoints: the rerun resumes
+    both and ends bit-identical (projectors, loss curves) to the group run without interruption."""
+    workdir = clone_run(base_run[0], tmp_path / "resume_fused")
+    (workdir / "fused.yaml").write_text(LONG_FUSED_OVERRIDE)
+    args = ["--configfile", ".test/config/config.yaml", "fused.yaml", "--cores", "1", *LONG_FUSED_RUNS]
+    checkpoints = [workdir / run.replace("results/runs", "results/checkpoints").replace("projector.pt", "checkpoint.pt")
+                   for run in LONG_FUSED_RUNS]  # fmt: skip
+    proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, env=env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not all(c.exists() for c in checkpoints) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(c.exists() for c in checkpoints), \
+            f"no checkpoints appeared:\n{proc.communicate(timeout=60)[0] if proc.poll() is not None else ''}"
+        assert proc.poll() is None, "training finished before it could be interrupted"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert not any((workdir / run).exists() for run in LONG_FUSED_RUNS)
+
+    snakemake("--unlock", *args, cwd=workdir)
+    dry = snakemake("-n", *args, cwd=workdir)
+    plan = job_table(dry.stdout + dry.stderr)
+    assert len(plan) == 1 and next(iter(plan)).startswith("train_fused_") and sum(plan.values()) == 1, plan
+    snakemake(*args, "--rerun-incomplete", cwd=workdir)
+    log = (workdir / "logs/train_fused" / f"{next(iter(plan))}.log").read_text()
+    assert len(re.findall(r"resumed from", log)) == 2, log
+    assert not any(c.exists() for c in checkpoints)
+
+    reference = clone_run(base_run[0], tmp_path / "reference_fused")
+    (reference / "fused.yaml").write_text(LONG_FUSED_OVERRIDE)
+    snakemake(*args, cwd=reference)
+    import torch
+
+    for run in LONG_FUSED_RUNS:
+        resumed, uninterrupted = (torch.load(root / run, map_location="cpu", weights_only=False)
+                                  for root in (workdir, reference))  # fmt: skip
+        assert_same(resumed, uninterrupted, run)
+        assert (workdir / run).with_name("curve.tsv").read_text() == (reference / run).with_name("curve.tsv").read_text()
+
 def assert_same(a, b, where: str = "projector") -> None:
     import torch
 

@@ -136,6 +136,10 @@ def check_references(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"config.dataset.{kind}.{key}: '{name}' is not defined under config.assets")
 
 
+# Training keys that say how runs are scheduled, not what a run is: never part of a run's identity.
+SCHEDULING_KEYS: tuple[str, ...] = ("fuse", "fuse_memory_gib")
+
+
 def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     """Global training settings overridden by the LM's own `training:` block.
 
@@ -143,8 +147,7 @@ def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
     settings changed.
     """
     merged = _lm_training(config, lm)
-    merged.pop("fuse", None)  # how runs are scheduled, not what a run is: never part of its identity
-    return merged
+    return {key: value for key, value in merged.items() if key not in SCHEDULING_KEYS}
 
 
 def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
@@ -157,6 +160,12 @@ def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
 def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
     """`training.fuse` of an LM (its own `training` block first): the most runs one fused job trains."""
     return int(_lm_training(config, lm)["fuse"])
+
+
+def fuse_memory_gib(config: Mapping[str, Any], lm: str) -> float | None:
+    """`training.fuse_memory_gib` of an LM (its own `training` block first): the activation budget of
+    one LM pass of its fused jobs (`taxvlm.memory`); None: no limit."""
+    return _lm_training(config, lm)["fuse_memory_gib"]
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ checkpoint and outputs, identical to an unfused run's up to float rounding (the 
 padded to its longest row). A member that reaches its own length leaves the stack. The group
 writes all its members' checkpoints at the same step (a finished member's holds its end), so a
 resumed group stacks the same batches as an uninterrupted one and ends bit-identical to it.
+Under a memory budget (`training.fuse_memory_gib`) the members are stepped in sub-stacks of a size
+estimated from the config (`taxvlm.memory`), which again changes nothing beyond float rounding.
 `train_projector` is the group of one.
 """
 
@@ -80,6 +82,7 @@ from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, sc
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.features import load_features
 from taxvlm.io import atomic_path, read_tsv, sha256_file, write_json, write_tsv
+from taxvlm.memory import fused_stack_size, peak_memory
 from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, caption_prompt, load_lm, loaded_lm
 from taxvlm.models.packed import packed_continuation_logits, training_batching
 from taxvlm.models.projector import build_projector
@@ -395,16 +398,19 @@ def train_projector(spec: RunSpec, files: SharedFiles, member: Member, device: s
     train_projectors(spec, files, [member], device)
 
 
-def train_projectors(spec: RunSpec, files: SharedFiles, members: list[Member], device: str = "auto") -> None:
+def train_projectors(
+    spec: RunSpec, files: SharedFiles, members: list[Member], device: str = "auto", memory_gib: float | None = None
+) -> None:
     """Train the `members`' projectors together (module docstring: fused training); each member
-    writes exactly the files and checkpoints its unfused run would."""
+    writes exactly the files and checkpoints its unfused run would. `memory_gib` bounds the members
+    stacked per LM pass (`taxvlm.memory`; `training.fuse_memory_gib`, None: all)."""
     for attr in ("out_dir", "checkpoint_path"):
         paths = [getattr(m, attr) for m in members]
         if len(set(paths)) != len(paths):
             raise ValueError(f"fused members share a {attr}: {sorted(map(str, paths))}")
     shared = _load_shared(spec, files, device)
     runs = [_start_run(shared, member) for member in members]
-    _train_loop(shared, runs)
+    _train_loop(shared, runs, _stack_size(shared, runs, memory_gib))
     for run in runs:
         _write_outputs(shared, run)
     for run in runs:
@@ -493,10 +499,23 @@ def _validate(run: _Run) -> None:
         log.info("validation of %s at step %d: %s", run.member.out_dir, run.step, scores)
 
 
-def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
-    """Step the unfinished members together until each reaches its own length (a finished member
-    leaves the stack); every `checkpoint_every` steps all members' checkpoints are written, so a
-    resumed group restarts in step and stacks the same batches as an uninterrupted one."""
+def _stack_size(shared: _Shared, runs: list[_Run], memory_gib: float | None) -> int:
+    """Members per LM pass under `memory_gib` (`taxvlm.memory.fused_stack_size`), from each row's
+    positions before its first target token (head, image tokens, prompt) and its target tokens."""
+    with torch.no_grad():
+        image_tokens = runs[0].projector(shared.feats[:1].to(shared.dev).float()).shape[1]
+    lengths = [
+        [(len(r.head) + image_tokens + len(q), len(a)) for q, a in zip(r.question_ids, r.answer_ids)] for r in runs
+    ]
+    dtype_bytes = next(shared.model.parameters()).element_size()
+    batch_size = shared.spec.training.batch_size
+    return fused_stack_size(shared.model.config, dtype_bytes, memory_gib, batch_size, lengths)
+
+
+def _train_loop(shared: _Shared, runs: list[_Run], stack: int) -> None:
+    """Step the unfinished members together, `stack` per LM pass, until each reaches its own length
+    (a finished member leaves the stack); every `checkpoint_every` steps all members' checkpoints are
+    written, so a resumed group restarts in step and stacks the same batches as an uninterrupted one."""
     every = shared.spec.training.checkpoint_every
     active = [r for r in runs if r.step < r.total]
     if len({r.step for r in active}) > 1:
@@ -507,7 +526,8 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
     bar = Progress(total=max(r.total for r in runs), initial=min(r.step for r in runs), desc="train", unit="step")
     with _deterministic(shared.dev.type == "cpu"):
         while active:
-            _fused_step(shared, active)
+            for first in range(0, len(active), stack):
+                _fused_step(shared, active[first : first + stack])
             rate = (sum(r.step for r in runs) - start) * shared.spec.training.batch_size / (time.perf_counter() - t0)
             bar.update(1)
             bar.set_postfix(loss=" ".join(f"{r.curve[-1]['loss']:.4f}" for r in active), samples_s=f"{rate:.1f}")
@@ -518,7 +538,7 @@ def _train_loop(shared: _Shared, runs: list[_Run]) -> None:
     bar.close()
     if sum(r.step for r in runs) > start:
         log.info("trained %d projector(s) at %.1f samples/s on %s; peak memory %s", len(runs), rate, shared.dev,
-                 _peak_memory(shared.dev))  # fmt: skip
+                 peak_memory(shared.dev))  # fmt: skip
 
 
 def _fused_step(shared: _Shared, active: list[_Run]) -> None:
@@ -557,15 +577,6 @@ def _next_batch(run: _Run, batch_size: int, batching: str) -> list[int]:
     if epoch != run.order_epoch:
         run.order, run.order_epoch = epoch_order(run.image_idx, run.member.seed, epoch, batching), epoch
     return run.order[pos * batch_size : (pos + 1) * batch_size].tolist()
-
-
-def _peak_memory(dev: torch.device) -> str:
-    """Peak memory of the process: allocated on a GPU, resident set on a CPU (activations scale with G x batch)."""
-    if dev.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB allocated on the GPU"
-    import resource
-
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB resident"
 
 
 def _checkpoint_state(run: _Run) -> dict[str, Any]:

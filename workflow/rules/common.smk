@@ -18,6 +18,7 @@ from taxvlm.config import (
     ConfigError,
     check_references,
     expand_experiments,
+    fuse_memory_gib,
     fused_groups,
     keep_lm_training_overrides,
     schema_error,

@@ -65,6 +65,7 @@ for group in FUSED_GROUPS:
             training=training_config(config, group.runs[0].lm),
             init=group.runs[0].init,
             objective=group.runs[0].objective,
+            memory_gib=fuse_memory_gib(config, group.runs[0].lm),
             members=[r.keys() for r in group.runs],
             checkpoints=[
                 f"results/checkpoints/{r.path}/checkpoint.pt" for r in group.runs

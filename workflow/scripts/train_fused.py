@@ -1,6 +1,7 @@
 """Train one fused group of projectors. Snakemake: input.features, input.train and input.val (one
 per member), input.concepts, input.lm_weights (optional folder); params.lm, params.encoder,
-params.training, params.init, params.objective, params.members (run keys), params.checkpoints;
+params.training, params.init, params.objective, params.memory_gib, params.members (run keys),
+params.checkpoints;
 output.projector (one per member: its run folder)."""
 
 from pathlib import Path
@@ -27,4 +28,5 @@ train_projectors(
     ),
     SharedFiles(Path(sm.input.features), Path(sm.input.concepts)),
     members,
+    memory_gib=sm.params.memory_gib,
 )  # fmt: skip
