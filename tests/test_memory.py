@@ -13,15 +13,17 @@ from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
 from taxvlm.train import fused_batch_losses
 
+from spec_builders import frozen_lm
+
 PREFIX, ROWS = 4, 8
 
 
 def _saved_bytes(lm_dir: Path, members: int) -> tuple[int, int]:
     """(bytes of the distinct non-parameter tensors autograd saves in one fused step of `members`
     members of ROWS rows each, the estimate of `member_activation_bytes` for one member)."""
-    model, tokenizer = load_lm({"source": "hf"}, lm_dir, "pretrained", 0, "cpu")
+    model, tokenizer = load_lm(frozen_lm(lm_dir), "cpu")
     prompt = build_prompt(tokenizer)
-    spec = {"projector": "mlp", "prefix_tokens": PREFIX, "features": "pooled"}
+    spec = {"projector": "mlp", "prefix_tokens": PREFIX, "features": "pooled", "feature_norm": "none"}
     torch.manual_seed(0)
     projectors = [build_projector(spec, 16, model.config.hidden_size) for _ in range(members)]
     question = prompt.question_ids("Is there a cat in this image?")
