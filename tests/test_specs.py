@@ -53,7 +53,7 @@ def test_record_gives_the_config_mapping_back() -> None:
 
 
 def test_a_mapping_that_skipped_validation_or_has_a_stray_key_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"training: missing \['batching'"):
+    with pytest.raises(ConfigError, match=r"training: missing \['batching'\]; the schema requires these"):
         TrainingSpec.from_config({k: v for k, v in with_schema_defaults({}, "training").items() if k != "batching"},
                                  "training")  # fmt: skip
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lyer'\] for EncoderSpec"):

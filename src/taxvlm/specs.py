@@ -41,7 +41,8 @@ class _Spec:
         missing = sorted(required - set(section))
         if missing:
             raise ConfigError(
-                f"{where}: missing {missing}; the schema fills these defaults, so this mapping was not validated"
+                f"{where}: missing {missing}; the schema requires these or fills their defaults, so this mapping "
+                "was not validated"
             )
         return cls(**copy.deepcopy(dict(section)))
 
