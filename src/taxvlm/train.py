@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taxvlm.compile import maybe_compiled
 from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
@@ -448,6 +449,7 @@ def _load_shared(
     pspec = projector_spec(training, encoder_spec)
     index = {image_id: i for i, image_id in enumerate(data["image_ids"])}
     model, tokenizer = load_lm(lm_spec, lm_weights_dir, init, twin_seed(lm_spec), dev)
+    model = maybe_compiled(model, training["compile"], int(training["batch_size"]))
     return _Shared(
         model, tokenizer, data[pspec["features"]], index, data.get("meta", {}).get("loaded"), pspec, dev,
         lm_spec, lm_weights_dir, encoder_spec, init, training, objective, concepts_tsv,
