@@ -42,6 +42,7 @@ test: env browser
 bench: env
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/fused.py
+	$(BIN)/python benchmarks/compile.py
 
 lint: env
 	$(BIN)/snakemake --lint

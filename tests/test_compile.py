@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import torch._inductor.config
 from torch._dynamo.utils import counters
 
 from taxvlm import compile as compile_mod
@@ -152,10 +153,11 @@ def _cpp_compiler() -> str | None:
 
 
 @pytest.mark.skipif(_cpp_compiler() is None, reason="inductor on a CPU needs a C++ compiler (g++/c++/clang++)")
-def test_inductor_training_step_equals_eager(tmp_path: Path) -> None:
+def test_inductor_training_step_equals_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One training step's loss and projector gradients through the inductor-compiled forward
-    (`training.compile: default`) equal eager's (a one-layer LM: inductor's compile time is the
-    test's time)."""
+    (`training.compile: default`) equal eager's (a one-layer LM, and kernels compiled in this
+    process rather than a worker pool that would import torch again: compile time is this test's)."""
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)
     build_tiny_causal_lm(tmp_path / "lm", {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                            "intermediate_size": 64, "seed": 0})  # fmt: skip
     model, tok = load_lm(LM_SPEC, tmp_path / "lm", "pretrained", 0, "cpu")

@@ -42,6 +42,7 @@ TRAINING = {
     "val_every": 1,
     "eval_every": 0,
     "eval_every_unit": "epochs",
+    "compile": "none",
 }
 LM_SPEC = {"source": "hf", "chat_template": False}
 ENCODER = {"source": "timm", "features": "pooled"}

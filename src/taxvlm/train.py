@@ -48,6 +48,13 @@ padded to its longest row). A member that reaches its own length leaves the stac
 writes all its members' checkpoints at the same step (a finished member's holds its end), so a
 resumed group stacks the same batches as an uninterrupted one and ends bit-identical to it.
 `train_projector` is the group of one.
+
+Launch overhead (`training.compile`, `taxvlm.compile`): with `default` or `reduce-overhead` the frozen
+LM's decoder forward in the training step and its validation scoring runs compiled on padded, fixed
+shapes (rows right-padded to a multiple of 16 tokens, the batch padded with zero rows to its largest
+size), so a job compiles a few times and then reuses the graph; every row runs in one pass (no shared
+prefix). Eager (`none`) is the reference: compiled losses equal it up to float rounding, and the key
+is in the run's identity (`train_config.json`, fingerprint).
 """
 
 from __future__ import annotations
