@@ -28,7 +28,7 @@ from torch import nn
 
 from taxvlm.assets.tiny import build_tiny_causal_lm
 from taxvlm.compile import CompiledLM
-from taxvlm.features import flush_denormals_on_cpu
+from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path
 from taxvlm.train import batch_loss
 

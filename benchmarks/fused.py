@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from taxvlm.assets.tiny import build_tiny_causal_lm
-from taxvlm.features import flush_denormals_on_cpu
+from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path, write_tsv
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
