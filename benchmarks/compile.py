@@ -2,7 +2,8 @@
 
 One process, per LM shape: the same projector and batch stepped (loss, backward, clip, AdamW) through
 the eager LM and through `CompiledLM` (inductor, `default` mode, bucketed shapes), interleaved rep
-by rep, medians; plus the first compiled call's time (compilation, backward included) and the
+by rep, medians; plus the first compiled call's time (compilation, backward included, with an
+empty inductor cache folder per shape) and the
 largest |Δ loss| between the two on the same batch.
 
 Shapes: small random LMs, where a step is bound by per-kernel overhead rather than FLOPs (what
@@ -84,7 +85,7 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, float]]) -> st
         f"- {args.reps} timed reps after a warm-up, interleaved; medians. GPU (CUDA graphs, "
         "`reduce-overhead`): not measured",
         "", "| LM | eager step (ms) | compiled step (ms) | eager / compiled | first compiled step, compiling (s) "
-        "| |Δ loss| |", "|---|---|---|---|---|---|", *rows, "",
+        "| \\|Δ loss\\| |", "|---|---|---|---|---|---|", *rows, "",
     ])  # fmt: skip
 
 
@@ -101,6 +102,7 @@ def main() -> None:
         root = Path(tmp)
         build_inputs(root, 1, 64, None, quick=True)
         for name, shape in SHAPES.items():
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / "inductor" / name)  # cold, as a fresh job's
             build_tiny_causal_lm(root / name, shape)
             results[name] = bench_shape(root / name, root, args.reps)
             print(f"{name}: {results[name]}", file=sys.stderr)
