@@ -43,6 +43,7 @@ bench: env
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/fused.py
 	$(BIN)/python benchmarks/packed.py
+	$(BIN)/python benchmarks/compile.py
 
 lint: env
 	$(BIN)/snakemake --lint

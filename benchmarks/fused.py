@@ -64,7 +64,8 @@ SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_hea
 TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "seed": 0}
 TRAINING = {"projector": "mlp", "prefix_tokens": 4, "feature_norm": "standardize", "lr": 1e-2, "weight_decay": 0.0,
             "warmup_fraction": 0.03, "batch_size": 16, "grad_clip": 1.0, "checkpoint_every": 10_000, "val_every": 0,
-            "eval_every": 0, "eval_every_unit": "epochs", "batching": "rows"}  # fmt: skip  # config/config.yaml
+            "eval_every": 0, "eval_every_unit": "epochs", "batching": "rows",
+            "compile": "none"}  # fmt: skip  # config/config.yaml
 ENCODER = {"source": "timm", "layer": "final", "features": "pooled"}
 NAMES = ["cat", "dog", "owl", "duck", "apple", "banana", "car", "boat", "chair", "table"]
 D_VIS, ROWS_PER_IMAGE = 1280, 5

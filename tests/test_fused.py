@@ -21,7 +21,7 @@ from spec_builders import run_spec, trained_run
 TRAINING = {
     "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
     "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 5, "val_every": 1, "eval_every": 1,
-    "eval_every_unit": "epochs",
+    "eval_every_unit": "epochs", "compile": "none",
 }  # fmt: skip
 ENCODER = {"source": "timm", "features": "pooled"}
 NAMES = ["cat", "owl"]

@@ -44,6 +44,7 @@ TRAINING = {
     "val_every": 1,
     "eval_every": 0,
     "eval_every_unit": "epochs",
+    "compile": "none",
 }
 ENCODER = {"source": "timm", "features": "pooled"}
 

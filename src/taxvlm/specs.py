@@ -101,6 +101,7 @@ class TrainingSpec(_Spec):
     eval_every: float
     eval_every_unit: str
     batching: str
+    compile: str
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], where: str = "config") -> Self:

@@ -54,6 +54,14 @@ resumed group stacks the same batches as an uninterrupted one and ends bit-ident
 Under a memory budget (`training.fuse_memory_gib`) the members are stepped in sub-stacks of a size
 estimated from the config (`taxvlm.memory`), which again changes nothing beyond float rounding.
 `train_projector` is the group of one.
+
+Launch overhead (`training.compile`, `taxvlm.compile`): with `default` or `reduce-overhead` the frozen
+LM's decoder forward in the training step and its validation scoring runs compiled on padded, fixed
+shapes (rows right-padded to a multiple of 16 tokens, the batch padded with zero rows to its largest
+size), so a job compiles a few times and then reuses the graph; every row runs in one pass (no shared
+prefix). Eager (`none`) is the reference: compiled losses equal it up to float rounding, and the key
+is in the run's identity (`train_config.json`, fingerprint). Packed `images` batches pass their block
+mask to the LM itself, so they run eager whatever `compile` says: compiling serves `rows` batching.
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taxvlm.compile import maybe_compiled
 from taxvlm.config import OBJECTIVES
 from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
@@ -427,6 +436,7 @@ def _load_shared(spec: RunSpec, files: SharedFiles, device: str) -> _Shared:
     model, tokenizer = load_lm(spec.lm, dev)
     feats, loaded = data[spec.encoder.features], data.get("meta", {}).get("loaded")
     batching = training_batching(spec.training.batching, model)
+    model = maybe_compiled(model, spec.training.compile, spec.training.batch_size)
     return _Shared(spec, files, model, tokenizer, feats, index, loaded, dev, batching)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from taxvlm.compile import CompiledLM
 from taxvlm.models.guard import check_loading_info
 from taxvlm.prompts import CAPTION_PROMPT
 from taxvlm.seeding import derive_seed
@@ -164,8 +165,11 @@ def decoder_forward(
     """Final hidden states `[B, L, d]` of the decoder (no LM head), and the KV cache when asked.
 
     No attention mask: sequences are right-padded, so causal attention alone keeps every real
-    position independent of the padding after it.
+    position independent of the padding after it. A compiled LM (`taxvlm.compile`) runs the
+    cache-free forward compiled; a forward with a cache stays eager.
     """
+    if isinstance(model, CompiledLM) and cache is None and not use_cache:
+        return model.hidden(embeds), None
     base = model.base_model
     kwarg = _cache_kwarg(base)
     out = base(inputs_embeds=embeds, use_cache=use_cache or cache is not None, **{kwarg: cache})
@@ -200,10 +204,11 @@ def shared_prefix_forward(
     (summed over the rows that share an image). Cost: G prefixes + B suffixes instead of B full rows.
     When no image repeats (G = B, as in i.i.d. batches from a large dataset) sharing saves nothing,
     and the rows run as one pass: a second decoder pass would only add its kernel launches, which
-    bound the step on a GPU.
+    bound the step on a GPU. A compiled LM (`taxvlm.compile`) always runs one pass: its captured
+    graph holds no KV cache.
     """
     n_images, dev = len(image_embeds), image_embeds.device
-    if n_images == len(group):
+    if n_images == len(group) or isinstance(model, CompiledLM):
         text, lengths = pad_right([common + s for s in suffixes])
         hidden, _ = decoder_forward(model, splice(model, head, image_embeds[group.to(dev)], text))
         return hidden[:, len(head) + image_embeds.shape[1] + len(common) :], lengths - len(common)
