@@ -30,6 +30,7 @@ from taxvlm.models.projector import build_projector
 from taxvlm.train import Member, SharedFiles, batch_loss, train_projectors
 
 from spec_builders import frozen_lm, run_spec
+from toy_runs import separable_toy
 
 ENCODER = {"source": "timm", "features": "pooled"}
 TRAINING = {
@@ -37,7 +38,6 @@ TRAINING = {
     "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 50, "val_every": 1, "eval_every": 0,
     "eval_every_unit": "epochs", "compile": "none",
 }  # fmt: skip
-NAMES = ["cat", "owl"]
 
 
 def _graphs() -> int:
@@ -84,21 +84,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two separable concepts; two training tables of 40 and 16 rows (5 and 2 steps per epoch, so
     one member leaves the stack early) and a validation table."""
     root = tmp_path_factory.mktemp("compile")
-    g = torch.Generator().manual_seed(0)
-    n = 24
-    pooled = torch.randn(2, 16, generator=g)[torch.arange(n) % 2] * 2 + 0.3 * torch.randn(n, 16, generator=g)
-    image_ids = [f"img{i:02d}" for i in range(n)]
-    torch.save({"image_ids": image_ids, "tokens": pooled[:, None].half(), "pooled": pooled.half()}, root / "f.pt")
-    rows = pd.DataFrame(
-        {
-            "row_id": f"{image}:{name}", "image_id": image, "image_concept": NAMES[i % 2],
-            "question_id": f"{NAMES[i % 2]}:leaf:{NAMES[i % 2]}:{'Yes' if name == NAMES[i % 2] else 'No'}",
-            "leaf": NAMES[i % 2], "kind": "leaf", "asked": name,
-            "answer": "Yes" if name == NAMES[i % 2] else "No", "text": f"Is there a {name} in this image?",
-        }
-        for i, image in enumerate(image_ids)
-        for name in NAMES
-    )  # fmt: skip
+    rows = separable_toy(root, 24)
     train = rows[rows.image_id < "img20"]
     write_tsv(train, root / "a.tsv")
     write_tsv(train.iloc[:16], root / "b.tsv")

@@ -17,6 +17,7 @@ from taxvlm.memory import member_activation_bytes
 from taxvlm.train import Member, SharedFiles, train_projector, train_projectors
 
 from spec_builders import run_spec, trained_run
+from toy_runs import separable_toy
 
 TRAINING = {
     "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
@@ -24,7 +25,6 @@ TRAINING = {
     "eval_every_unit": "epochs", "compile": "none",
 }  # fmt: skip
 ENCODER = {"source": "timm", "features": "pooled"}
-NAMES = ["cat", "owl"]
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +32,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two separable concepts; three training tables of different lengths (40, 16 and 40 rows: 5, 2
     and 5 steps per epoch) standing for the conditions of one group."""
     root = tmp_path_factory.mktemp("fused")
-    g = torch.Generator().manual_seed(0)
-    n = 32
-    pooled = torch.randn(2, 16, generator=g)[torch.arange(n) % 2] * 2 + 0.3 * torch.randn(n, 16, generator=g)
-    image_ids = [f"img{i:02d}" for i in range(n)]
-    torch.save({"image_ids": image_ids, "tokens": pooled[:, None].half(), "pooled": pooled.half()}, root / "f.pt")
-    rows = pd.DataFrame(
-        {
-            "row_id": f"{image}:{name}", "image_id": image, "image_concept": NAMES[i % 2],
-            "question_id": f"{NAMES[i % 2]}:leaf:{NAMES[i % 2]}:{'Yes' if name == NAMES[i % 2] else 'No'}",
-            "leaf": NAMES[i % 2], "kind": "leaf", "asked": name,
-            "answer": "Yes" if name == NAMES[i % 2] else "No", "text": f"Is there a {name} in this image?",
-        }
-        for i, image in enumerate(image_ids)
-        for name in NAMES
-    )  # fmt: skip
+    rows = separable_toy(root, 32)
     train = rows[rows.image_id < "img20"]
     write_tsv(train, root / "a.tsv")
     write_tsv(train.iloc[:16], root / "b.tsv")

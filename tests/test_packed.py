@@ -22,6 +22,7 @@ from taxvlm.scoring import continuation_logits
 from taxvlm.train import Member, SharedFiles, fused_batch_losses, train_projector, train_projectors
 
 from spec_builders import frozen_lm, run_spec
+from toy_runs import separable_toy
 
 ENCODER = {"source": "timm", "features": "pooled"}
 TRAINING = {
@@ -114,21 +115,7 @@ def test_refusals_name_the_reason() -> None:
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two concepts, 12 training images x 2 questions (3 steps of 8 rows), 4 validation images."""
     root = tmp_path_factory.mktemp("packed")
-    g = torch.Generator().manual_seed(0)
-    pooled = torch.randn(2, 16, generator=g)[torch.arange(16) % 2] * 2 + 0.3 * torch.randn(16, 16, generator=g)
-    image_ids = [f"img{i:02d}" for i in range(16)]
-    torch.save({"image_ids": image_ids, "tokens": pooled[:, None].half(), "pooled": pooled.half()}, root / "f.pt")
-    concept = ["cat", "owl"]
-    rows = pd.DataFrame(
-        {
-            "row_id": f"{image}:{name}", "image_id": image, "image_concept": concept[i % 2],
-            "question_id": f"{concept[i % 2]}:leaf:{concept[i % 2]}:{'Yes' if name == concept[i % 2] else 'No'}",
-            "leaf": concept[i % 2], "kind": "leaf", "asked": name,
-            "answer": "Yes" if name == concept[i % 2] else "No", "text": f"Is there a {name} in this image?",
-        }
-        for i, image in enumerate(image_ids)
-        for name in concept
-    )  # fmt: skip
+    rows = separable_toy(root, 16)
     write_tsv(rows[rows.image_id < "img12"], root / "a.tsv")
     write_tsv(rows[rows.image_id < "img12"].iloc[::-1], root / "b.tsv")
     write_tsv(rows[rows.image_id >= "img12"], root / "val.tsv")
