@@ -30,14 +30,10 @@ from taxvlm.models.projector import build_projector
 from taxvlm.train import Member, SharedFiles, batch_loss, train_projectors
 
 from spec_builders import frozen_lm, run_spec
-from toy_runs import separable_toy
+from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
-ENCODER = {"source": "timm", "features": "pooled"}
-TRAINING = {
-    "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
-    "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 50, "val_every": 1, "eval_every": 0,
-    "eval_every_unit": "epochs", "compile": "none",
-}  # fmt: skip
+ENCODER = TOY_ENCODER
+TRAINING = {**TOY_TRAINING, "epochs": 2, "checkpoint_every": 50}
 
 
 def _graphs() -> int:

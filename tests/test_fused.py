@@ -17,14 +17,10 @@ from taxvlm.memory import member_activation_bytes
 from taxvlm.train import Member, SharedFiles, train_projector, train_projectors
 
 from spec_builders import run_spec, trained_run
-from toy_runs import separable_toy
+from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
-TRAINING = {
-    "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 2,
-    "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 5, "val_every": 1, "eval_every": 1,
-    "eval_every_unit": "epochs", "compile": "none",
-}  # fmt: skip
-ENCODER = {"source": "timm", "features": "pooled"}
+TRAINING = {**TOY_TRAINING, "epochs": 2, "checkpoint_every": 5, "eval_every": 1}
+ENCODER = TOY_ENCODER
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,10 @@ from taxvlm.scoring import continuation_logits
 from taxvlm.train import Member, SharedFiles, fused_batch_losses, train_projector, train_projectors
 
 from spec_builders import frozen_lm, run_spec
-from toy_runs import separable_toy
+from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
-ENCODER = {"source": "timm", "features": "pooled"}
-TRAINING = {
-    "projector": "mlp", "prefix_tokens": 2, "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.1, "epochs": 1,
-    "batch_size": 8, "grad_clip": 1.0, "checkpoint_every": 0, "val_every": 1, "eval_every": 1,
-    "eval_every_unit": "epochs", "batching": "images",
-}  # fmt: skip
+ENCODER = TOY_ENCODER
+TRAINING = {**TOY_TRAINING, "epochs": 1, "checkpoint_every": 0, "eval_every": 1, "batching": "images"}
 SEEDS = (("a", 7), ("b", 8))  # the training tables of a group's two members and their seeds
 NAMES = ["cat", "owl", "ñandú", "dog", "butterfly", "cow", "apple"]  # prompts of different lengths
 

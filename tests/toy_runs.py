@@ -9,6 +9,10 @@ import pandas as pd
 import torch
 
 CONCEPTS = ["cat", "owl"]
+# Their training settings (the rest from the schema's defaults): a pooled 16-d feature through two
+# prefix tokens, batches of 8, a rate that learns the toy in a couple of epochs.
+TOY_TRAINING = {"prefix_tokens": 2, "lr": 1e-2, "warmup_fraction": 0.1, "batch_size": 8, "val_every": 1}
+TOY_ENCODER = {"source": "timm", "features": "pooled"}
 
 
 def separable_toy(root: Path, n_images: int) -> pd.DataFrame:
