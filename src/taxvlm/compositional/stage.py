@@ -59,7 +59,7 @@ def load_open_clip(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "open_clip-init", spec["name"]) % 2**63)
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec["name"], pretrained=spec.get("pretrained"), device=device
+            spec["name"], pretrained=spec["pretrained"], device=device
         )
     return model, open_clip.get_tokenizer(spec["name"]), preprocess
 
