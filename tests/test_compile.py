@@ -148,7 +148,8 @@ def test_inductor_training_step_equals_eager(tmp_path: Path, monkeypatch: pytest
     prompt = build_prompt(tok)
     feats = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    projector = build_projector({**TRAINING, "features": "pooled", "feature_norm": "none"}, 16, 32)
+    spec = {"projector": "mlp", "prefix_tokens": 2, "features": "pooled", "feature_norm": "none"}
+    projector = build_projector(spec, 16, 32)
     questions = [prompt.question_ids(f"Is there a {n} in this image?") for n in ("cat", "owl", "duck")] * 2
     answers = [prompt.answers[a] for a in ("Yes", "No", "No", "Yes", "No", "Yes")]
     compiled = compile_mod.maybe_compiled(model, "default", row_bucket=8)
