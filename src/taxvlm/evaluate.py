@@ -96,7 +96,8 @@ def _score_run(
     checkpoints_path: Path | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions.tsv's rows, every kept point's rows) of a loaded run (`evaluate_projector`)."""
-    model, projector, dev = loaded.model, loaded.projector, next(loaded.projector.parameters()).device
+    model, projector, feats, index = loaded.model, loaded.projector, loaded.feats, loaded.index
+    dev = next(projector.parameters()).device
     t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
         texts = sorted({text for table in tables.values() for text in table["text"]})
@@ -104,7 +105,6 @@ def _score_run(
         margin_noimage = pd.Series((yes_noimage - no_noimage).numpy(), index=texts)
 
         def score() -> pd.DataFrame:
-            feats, index = loaded.feats, loaded.index
             return _predictions(model, prompt, projector, feats, index, tables, margin_noimage, batch_size)
 
         predictions = score()

@@ -452,8 +452,8 @@ def run_textprobe(
     """Every probe of one (model, tokenizer) on the dataset's matched pairs → (items, summary, prompt).
 
     `probe_cfg` keys (defaults in DEFAULT_PROBE_CFG): `yesno`, `caption`, `minimal_pairs` (phrasing
-    names), `max_pairs` (seeded subsample, or None for all), `seed` (of that subsample; the schema's default);
-    other keys are ignored.
+    names), `max_pairs` (seeded subsample, or None for all), `seed` (of that subsample; the schema's
+    default); other keys are ignored.
     """
     cfg = DEFAULT_PROBE_CFG | dict(probe_cfg)
     for key, known in (

@@ -227,7 +227,8 @@ def _load(run: TrainedRun, dev: torch.device) -> LoadedRun:
     """The run, loaded after checking that its projector and LM are the ones the config describes."""
     run_dir = run.projector.parent
     ckpt = torch.load(run.projector, map_location="cpu", weights_only=True)
-    check_run(str(run_dir), ckpt, read_json(run_dir / "train_config.json"), run.lm.spec.record(), run.lm.init, run.seed)
+    train_config = read_json(run_dir / "train_config.json")
+    check_run(str(run_dir), ckpt, train_config, run.lm.spec.record(), run.lm.init, run.seed)
     return load_run(run, dev)
 
 
@@ -295,8 +296,9 @@ def capture_states(
     run: TrainedRun, tables: dict[str, Path], settings: dict[str, Any], out_dir: Path, device: str = "auto"
 ) -> None:
     """Cache one run's states (module docstring); the run's folder is its projector's. `tables`:
-    `train` (train.tsv) and the test tables `seen`/`unseen`/`leaf`; `settings`: `batch_size`, `max_train_rows`, `max_test_rows`, `seed`,
-    `margin_tolerance`, `name_suffix` (the question template's text after `{name}`)."""
+    `train` (train.tsv) and the test tables `seen`/`unseen`/`leaf`; `settings`: `batch_size`,
+    `max_train_rows`, `max_test_rows`, `seed`, `margin_tolerance`, `name_suffix` (the question
+    template's text after `{name}`)."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
     run_dir = run.projector.parent
@@ -312,9 +314,9 @@ def capture_states(
     with atomic_dir(out_dir) as folder:
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
             margins = _stream(
-                model, prompt, projector, loaded.feats, loaded.index, rows, images, ids, targets, settings["batch_size"],
-                folder,
-            )
+                model, prompt, projector, loaded.feats, loaded.index, rows, images, ids, targets,
+                settings["batch_size"], folder,
+            )  # fmt: skip
         delta = check_margins(name, rows, margins, run_dir / "predictions.tsv", settings["margin_tolerance"])
         write_tsv(rows[ROW_COLUMNS].assign(margin=margins), folder / "rows.tsv")
         write_tsv(images, folder / "images.tsv")
