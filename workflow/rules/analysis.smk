@@ -19,6 +19,65 @@ rule collect_metrics:
         "../scripts/analysis_metrics.py"
 
 
+rule contrasts:
+    input:
+        results=[path for _, path in METRIC_SOURCES],
+        upper_bounds=[path for _, path in UPPER_BOUND_SOURCES],
+        val_curves=[f"{run_dir(run)}/val_curve.tsv" for run in RUNS],
+        pairs=f"{DATA}/pairs.tsv",
+        code=script_code("analysis_contrasts.py"),
+    output:
+        leaf_scores=f"{ANALYSIS}/leaf_scores.tsv",
+        contrasts=f"{ANALYSIS}/contrasts.tsv",
+        trained=f"{ANALYSIS}/trained_task.tsv",
+        csv=report(
+            f"{ANALYSIS}/tables/answer.csv",
+            caption="../report/table_answer.rst",
+            category="1. The answer",
+        ),
+        md=f"{ANALYSIS}/tables/answer.md",
+        statement=report(
+            f"{ANALYSIS}/answer.txt",
+            caption="../report/answer.rst",
+            category="1. The answer",
+        ),
+        figure=report(
+            f"{ANALYSIS}/figures/answer.png",
+            caption="../report/figure_answer.rst",
+            category="1. The answer",
+        ),
+    log:
+        "logs/contrasts.log",
+    benchmark:
+        "results/benchmarks/contrasts.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        runs=[keys for keys, _ in METRIC_SOURCES],
+        upper_bounds=[keys for keys, _ in UPPER_BOUND_SOURCES],
+        trained=[run.keys() for run in RUNS],
+        draws=config["analysis"]["bootstrap"]["draws"],
+        seed=config["analysis"]["bootstrap"]["seed"],
+    script:
+        "../scripts/analysis_contrasts.py"
+
+
+rule provenance:
+    input:
+        code=script_code("analysis_provenance.py"),
+    output:
+        f"{ANALYSIS}/provenance.json",
+    log:
+        "logs/provenance.log",
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        fingerprint=CONFIG_FINGERPRINT,
+        repo=workflow.basedir,
+    script:
+        "../scripts/analysis_provenance.py"
+
+
 rule collect_dynamics:
     input:
         by_step=[f"{run_dir(run)}/predictions_by_step.tsv" for run in YESNO_RUNS],

@@ -11,6 +11,7 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
+from taxvlm.provenance import config_fingerprint
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name
 from taxvlm.config import (
@@ -41,6 +42,7 @@ if _problem:
 with keep_lm_training_overrides(config):
     validate(config, str(SCHEMA))
 check_references(config)
+CONFIG_FINGERPRINT = config_fingerprint(config)
 check_compositional(config)
 if unpinned_models(config):
     print(
@@ -131,6 +133,9 @@ METRIC_SOURCES = metric_sources()
 
 def final_outputs():
     return [
+        "results/analysis/answer.txt",
+        "results/analysis/provenance.json",
+        "results/analysis/contrasts.tsv",
         "results/analysis/metrics.tsv",
         "results/analysis/headline.tsv",
         *(f"results/analysis/figures/{name}.png" for name in FIGURE_NAMES),
@@ -193,6 +198,12 @@ def dataset_inputs(wildcards):
 
 
 ANALYSIS = "results/analysis"
+# The text upper bound of every readout, for every LM of the grid and its random-init twin.
+UPPER_BOUND_SOURCES = [
+    ({"lm": lm, "init": init}, f"{ANALYSIS}/upper_bound/{lm}/{init}.tsv")
+    for lm in LMS
+    for init in ("pretrained", "random")
+]
 TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
 
 
