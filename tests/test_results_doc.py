@@ -1,0 +1,32 @@
+"""docs/default-results.md cannot go stale: it records the resolved config it came from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from spec_builders import validated
+
+from taxvlm.provenance import FINGERPRINT_LINE, config_fingerprint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_results_come_from_the_committed_default_config():
+    document = (REPO / "docs/default-results.md").read_text()
+    found = re.search(re.escape(FINGERPRINT_LINE) + r"`([0-9a-f]{64})`", document)
+    assert found, f"docs/default-results.md has no '{FINGERPRINT_LINE}' line: regenerate it with `make run && make docs`"
+    config = validated(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    assert found.group(1) == config_fingerprint(config), (
+        "docs/default-results.md came from another config than the committed config/config.yaml: "
+        "regenerate it with `make run && make docs`"
+    )
+
+
+def test_the_fingerprint_ignores_key_order_and_written_defaults():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    reordered = dict(reversed(list(config.items())))
+    assert config_fingerprint(validated(config)) == config_fingerprint(validated(reordered))
+    explicit = yaml.safe_load((REPO / "config/config.yaml").read_text()) | {"evaluation": {"batch_size": 64}}
+    assert config_fingerprint(validated(explicit)) == config_fingerprint(validated(config))
