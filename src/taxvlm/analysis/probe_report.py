@@ -98,7 +98,22 @@ def best_layers(summary: pd.DataFrame) -> pd.DataFrame:
                 "best_accuracy_lm_wrong": best["accuracy_lm_wrong"],
             }
         )
-    return pd.DataFrame(rows)
+    return with_twin(pd.DataFrame(rows), summary)
+
+
+def with_twin(best: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """`twin_accuracy`: the random-init twin's probe at the same layer, task and position as each row's
+    best layer (NaN without a twin), and `versus_twin` = best − twin: much of what a probe finds is the
+    encoder's information, which the twin's states carry too, so a layer is read against the twin's
+    same layer, never against chance alone."""
+    if best.empty:
+        return best.assign(twin_accuracy=pd.Series(dtype=float), versus_twin=pd.Series(dtype=float))
+    keys = [k for k in GROUP if k != "init"]
+    twin = summary[summary["init"] == "random"][[*keys, "task", "position", "layer", "accuracy"]]
+    twin = twin.rename(columns={"layer": "best_layer", "accuracy": "twin_accuracy"})
+    merged = best.merge(twin, on=[*keys, "task", "position", "best_layer"], how="left")
+    merged.loc[merged["init"] == "random", "twin_accuracy"] = float("nan")
+    return merged.assign(versus_twin=merged["best_accuracy"] - merged["twin_accuracy"])
 
 
 def _sentence(row: pd.Series) -> str:
@@ -113,13 +128,22 @@ def _sentence(row: pd.Series) -> str:
         if pd.notna(row["best_accuracy_lm_wrong"]):
             lm += f"; on the rows it gets wrong, the best layer's probe is right on {row['best_accuracy_lm_wrong']:.3f}"
         lm += "."
+    twin = ""
+    if pd.notna(row.get("twin_accuracy")):
+        twin = (
+            f" Its random-init twin's probe at the same layer: {row['twin_accuracy']:.3f} "
+            f"(pretrained − twin {row['versus_twin']:+.3f}): what both find is the encoder's information."
+            if abs(row["versus_twin"]) < 0.05
+            else f" Its random-init twin's probe at the same layer: {row['twin_accuracy']:.3f} "
+            f"(pretrained − twin {row['versus_twin']:+.3f})."
+        )
     return (
         f"- {row['task']} @ {row['position']}, {row['init']} {row['lm']} + {row['encoder']}, "
         f"{row['condition']}/{row['shuffle']}: peaks at relative depth {row['best_depth']:.2f} (layer "
         f"{row['best_layer']} of {row['n_layers']}, accuracy {row['best_accuracy']:.3f}, selectivity "
         f"{row['best_selectivity']:+.3f}; majority {row['majority']:.3f}); the middle (best "
         f"{row['middle_accuracy']:.3f} at layer {row['middle_layer']}) {verdict} the top "
-        f"({row['top_accuracy']:.3f}){ci}.{lm}"
+        f"({row['top_accuracy']:.3f}){ci}.{twin}{lm}"
     )
 
 
