@@ -198,3 +198,17 @@ def test_fuse_memory_budget_is_scheduling_not_a_runs_identity() -> None:
               "lms": {"l": {}, "m": {"training": {"fuse_memory_gib": 2.5}}}}  # fmt: skip
     assert fuse_memory_gib(config, "l") is None and fuse_memory_gib(config, "m") == 2.5
     assert training_config(config, "m") == training_config(config, "l") == {"lr": 1e-3}
+
+
+def test_a_pretrained_run_without_its_twin_is_refused_naming_the_run():
+    from taxvlm.config import ConfigError, Run, check_twins
+
+    pretrained = Run("e", "l", "pretrained", "full", "original", "caption", 7)
+    twin = Run("e", "l", "random", "full", "original", "caption", 7)
+    shuffled = Run("e", "l", "pretrained", "full", "across", "caption", 7)
+    check_twins([pretrained, twin, shuffled], require_twin=True)
+    with pytest.raises(ConfigError, match=r"e/l/pretrained/full/original/caption/seed7 has no random-init twin"):
+        check_twins([pretrained], require_twin=True)
+    with pytest.raises(ConfigError, match="no unshuffled pretrained run"):
+        check_twins([twin, shuffled], require_twin=True)
+    check_twins([pretrained], require_twin=False)

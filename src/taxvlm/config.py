@@ -97,6 +97,29 @@ def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
     return sorted(runs)
 
 
+def check_twins(runs: list[Run], require_twin: bool) -> None:
+    """Refuse, before any job, a grid whose held-out contrast has no twin: every unshuffled pretrained
+    run needs its random-init twin (same encoder, LM, condition, objective and seed) when
+    `analysis.require_twin` is true, since the pretrained − twin difference is the study's verdict
+    (docs/protocol.md §11a). A shuffled run's contrast is original − shuffle, so it needs the
+    unshuffled pretrained run instead."""
+    if not require_twin:
+        return
+    present = {(r.encoder, r.lm, r.init, r.condition, r.shuffle, r.objective, r.seed) for r in runs}
+    for run in runs:
+        if run.init != "pretrained":
+            continue
+        needed = ("random", run.shuffle) if run.shuffle == "original" else ("pretrained", "original")
+        key = (run.encoder, run.lm, needed[0], run.condition, needed[1], run.objective, run.seed)
+        if key not in present:
+            what = "random-init twin" if needed[0] == "random" else "unshuffled pretrained run"
+            raise ConfigError(
+                f"config.experiments: the run {run.path} has no {what} in the grid, so its held-out contrast "
+                f"cannot be formed; add inits [pretrained, random] (or the original shuffle) to its block, or set "
+                f"config.analysis.require_twin: false"
+            )
+
+
 def check_references(config: Mapping[str, Any]) -> None:
     """Fail on names that point nowhere, before any job starts."""
     assets = config["assets"]

@@ -18,6 +18,7 @@ from taxvlm.config import (
     RUN_PATH,
     ConfigError,
     check_references,
+    check_twins,
     expand_experiments,
     fuse_memory_gib,
     fused_groups,
@@ -52,6 +53,7 @@ if unpinned_models(config):
     )
 
 RUNS = expand_experiments(config["experiments"])
+check_twins(RUNS, config["analysis"]["require_twin"])
 FUSED_GROUPS = fused_groups(config)
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
