@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from taxvlm.analysis.dynamics import (
+    NO_YESNO_RUNS,
     best_leaf_step,
     collect_dynamics,
     read_dynamics,
@@ -111,3 +112,27 @@ def test_points_are_compared_with_the_twin_and_never_picked_by_a_held_out_score(
     negatives = view.drop_duplicates("category").set_index("category")["n_negative_leaf_rows"]
     assert negatives.to_dict() == {"animal": 2, "tool": 1, "food": 0}  # cat, dog; saw; none
     assert set(read_tsv(outputs["correlations"])["covariate"]) == {"coherence", "n_negative_leaf_rows"}
+
+
+def test_a_grid_without_yesno_runs_gives_empty_tables_and_says_why(tmp_path: Path) -> None:
+    """A caption-only grid (config/limber_default.yaml) keeps no yes/no points: every output is written,
+    with its header, and the statement names the reason instead of a KeyError."""
+    outputs = {name: tmp_path / f"{name}.tsv" for name in ("dynamics", "categories", "correlations", "statement")}
+    pairs = pd.DataFrame({"concept": ["cat"], "hypernym": ["animal"]})
+    dynamics = collect_dynamics([], 1, pairs, None, outputs)
+    assert dynamics.empty
+    assert {"test_set", "step", "rule"} <= set(read_dynamics(outputs["dynamics"]).columns)
+    assert read_tsv(outputs["categories"]).empty and read_tsv(outputs["correlations"]).empty
+    assert outputs["statement"].read_text() == f"{NO_YESNO_RUNS}\n"
+
+
+def test_one_kept_point_is_the_final_evaluation_alone(planted) -> None:
+    """`training.eval_every: 0` keeps only the end: one step per run, compared with the twin there."""
+    runs, outputs, pairs = planted
+    for run in runs:
+        by_step = read_tsv(run["path"])
+        write_tsv(by_step[by_step["step"] == str(STEPS[-1])], run["path"])
+    dynamics = collect_dynamics(runs, 3, pairs, None, outputs)
+    assert set(dynamics["step"]) == {STEPS[-1]}
+    assert set(read_typed(outputs["categories"], ("step",))["step"]) == {STEPS[-1]}
+    assert f"(steps {STEPS[-1]})" in outputs["statement"].read_text()

@@ -10,6 +10,12 @@ while the trained leaf task is being learned. Nothing here picks a point by a he
 - the per-category view (`category_view`) at two points: the last one, and the best-leaf one chosen on
   the validation leaf questions (`val_curve.tsv`, a trained task on validation images), never on a
   test set.
+
+Which runs: the yes/no runs only, the readout the evaluation scores at every kept point. A caption
+run's naming is scored once, on its final projector (`naming.tsv`), so it has no points to follow; a
+grid without yes/no runs (config/limber_default.yaml) gets every table with its header and no rows,
+and a statement that says why (`NO_YESNO_RUNS`). With `training.eval_every: 0` each run keeps only its
+end, so the tables hold that one point, the final evaluation.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from scipy import stats
 from taxvlm.analysis.metrics import (
     HEADLINE_COLUMNS,
     HEADLINE_KEYS,
+    METRICS_COLUMNS,
     RUN_KEYS,
     headline,
     read_typed,
@@ -45,6 +52,24 @@ RULE_SCORES: dict[str, tuple[str, str, str]] = {
     "paired_calibrated": ("pair_accuracy", "pair_ci_low", "pair_ci_high"),
 }
 HELD_OUT = "unseen"
+NO_YESNO_RUNS = (
+    "No yes/no run in this grid: dynamics follow the yes/no readout only (a caption run is named once, at its end)."
+)
+# dynamics_categories.tsv and dynamics_correlations.tsv, stated so that an empty table keeps its header
+CATEGORY_VIEW_COLUMNS: tuple[str, ...] = (
+    *TWIN_KEYS,
+    "category",
+    "pretrained",
+    "random",
+    "point",
+    "step",
+    "rule",
+    "score",
+    "delta",
+    "n_negative_leaf_rows",
+    "coherence",
+)
+CORRELATION_COLUMNS: tuple[str, ...] = ("point", "step", "covariate", "n", "rho", "p")
 DYNAMICS_NUMERIC: tuple[str, ...] = ("pct_deprived", *STEP_KEYS, *HEADLINE_COLUMNS[len(HEADLINE_KEYS) :])
 
 
@@ -63,8 +88,9 @@ def collect_dynamics(
     view = category_views(per_category, runs, pairs, coherence)
     write_tsv(dynamics, outputs["dynamics"])
     write_tsv(view, outputs["categories"])
-    write_tsv(category_correlations(view) if not view.empty else pd.DataFrame(), outputs["correlations"])
-    write_text(dynamics_statement(twin_comparison(dynamics)), outputs["statement"])
+    write_tsv(category_correlations(view), outputs["correlations"])
+    statement = dynamics_statement(twin_comparison(dynamics)) if runs else f"{NO_YESNO_RUNS}\n"
+    write_text(statement, outputs["statement"])
     return dynamics
 
 
@@ -84,7 +110,7 @@ def step_metrics(runs: Sequence[dict], n_categories: int) -> pd.DataFrame:
             scores = score_predictions(rows, RULES)
             frames.append(scores.assign(**columns, step=int(step), epoch=float(epoch)))
     if not frames:
-        return pd.DataFrame(columns=[*RUN_KEYS, "condition_family", "pct_deprived", "readout", "rule", *STEP_KEYS])
+        return pd.DataFrame(columns=[*METRICS_COLUMNS, *STEP_KEYS])
     table = pd.concat(frames, ignore_index=True)
     return table.sort_values([*RUN_KEYS, "rule", "step", "test_set", "category"], kind="stable", ignore_index=True)
 
@@ -200,10 +226,11 @@ def category_view(
             .reset_index()
         )
     if not frames:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=CATEGORY_VIEW_COLUMNS)
     view = pd.concat(frames, ignore_index=True).merge(negatives, left_on="category", right_index=True, how="left")
     view = view.fillna({"n_negative_leaf_rows": 0}).astype({"n_negative_leaf_rows": int})
-    return view.merge(_centred_coherence(coherence), on=["encoder", "category"], how="left")
+    view = view.merge(_centred_coherence(coherence), on=["encoder", "category"], how="left")
+    return view[list(CATEGORY_VIEW_COLUMNS)]
 
 
 def _centred_coherence(coherence: pd.DataFrame | None) -> pd.DataFrame:
@@ -223,7 +250,7 @@ def category_correlations(view: pd.DataFrame) -> pd.DataFrame:
             defined = len(pair) > 2 and pair.nunique().min() > 1  # ρ needs variation in both
             rho, p = stats.spearmanr(pair["delta"], pair[covariate]) if defined else (np.nan, np.nan)
             rows.append({"point": point, "step": step, "covariate": covariate, "n": len(pair), "rho": rho, "p": p})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
 
 
 def category_views(
@@ -245,4 +272,4 @@ def category_views(
         points = {"last": int(max(steps)), "best_leaf": best_leaf_step(curves.astype(float), steps)}
         negatives = negative_leaf_rows(read_tsv(members[0]["train"]), pairs)
         frames.append(category_view(group, points, rule, coherence, negatives))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CATEGORY_VIEW_COLUMNS)

@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from taxvlm.analysis.coherence import CENTERINGS  # noqa: E402
-from taxvlm.analysis.dynamics import RULE_SCORES  # noqa: E402
+from taxvlm.analysis.dynamics import NO_YESNO_RUNS, RULE_SCORES  # noqa: E402
 from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  # noqa: E402
 from taxvlm.analysis.stats import correlations  # noqa: E402
 from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
@@ -464,7 +464,7 @@ def dynamics_figure(dynamics: pd.DataFrame | None, path: PathLike) -> None:
     twin is each rule's chance level); dashed: that line's majority baseline (macro-F1) or 0.5 (pair
     accuracy). The last point is the run's result."""
     if dynamics is None or dynamics.empty:
-        placeholder(path, "Readouts along training", "no kept points in this grid (training.eval_every)")
+        placeholder(path, "Readouts along training", NO_YESNO_RUNS)
         return
     data = dynamics.assign(label=_model(dynamics) + " · " + dynamics["condition"] + " · " + dynamics["shuffle"])
     rules, test_sets = _ordered(data["rule"], RULES), _ordered(data["test_set"], TEST_SET_ORDER)

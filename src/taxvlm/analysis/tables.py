@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from taxvlm.analysis.coherence import coherence_correlations
-from taxvlm.analysis.dynamics import read_dynamics, twin_comparison
+from taxvlm.analysis.dynamics import NO_YESNO_RUNS, read_dynamics, twin_comparison
 from taxvlm.analysis.metrics import (
     RUN_KEYS,
     SHUFFLE_ORDER,
@@ -262,7 +262,7 @@ def dynamics_twin_table(tables: AnalysisTables) -> pd.DataFrame:
     """Held-out score per kept step, pretrained beside its random-init twin, with the verdict of
     their CIs (`taxvlm.analysis.dynamics.twin_comparison`)."""
     if tables.dynamics is None or tables.dynamics.empty:
-        return pd.DataFrame(columns=["note"], data=[["no kept points in this grid (training.eval_every)"]])
+        return pd.DataFrame(columns=["note"], data=[[NO_YESNO_RUNS]])
     comparison = twin_comparison(tables.dynamics)
     if comparison.empty:
         return pd.DataFrame(columns=["note"], data=[["no pretrained run with a random-init twin"]])
