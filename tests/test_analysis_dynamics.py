@@ -14,7 +14,6 @@ from taxvlm.analysis.dynamics import (
     best_leaf_step,
     collect_dynamics,
     read_dynamics,
-    twin_comparison,
 )
 from taxvlm.analysis.metrics import collect_metrics, headline, read_typed
 from taxvlm.decision import decide
@@ -78,7 +77,7 @@ def planted(tmp_path: Path) -> tuple[list[dict], dict[str, Path], pd.DataFrame]:
     pairs = pd.DataFrame([(leaf, h) for h, members in HYPERNYMS.items() for leaf in members], columns=["concept", "hypernym"])
     write_tsv(pd.DataFrame({"kind": ["leaf"] * 3, "answer": ["No"] * 3, "asked": ["cat", "dog", "saw"]}), tmp_path / "train.tsv")
     runs = _runs(tmp_path, {10: 4.0, 20: 0.0, 30: 0.0})  # transfer only early, none at the end
-    outputs = {name: tmp_path / f"{name}.tsv" for name in ("dynamics", "categories", "correlations", "statement")}
+    outputs = {name: tmp_path / f"{name}.tsv" for name in ("dynamics", "categories", "correlations", "twin", "statement")}
     return runs, outputs, pairs
 
 
@@ -95,9 +94,11 @@ def test_the_last_point_is_the_final_evaluation(planted) -> None:
 def test_points_are_compared_with_the_twin_and_never_picked_by_a_held_out_score(planted) -> None:
     runs, outputs, pairs = planted
     dynamics = collect_dynamics(runs, 3, pairs, None, outputs)
-    comparison = twin_comparison(dynamics).set_index(["rule", "step"])
+    comparison = read_typed(outputs["twin"], ("step", "baseline", "difference")).astype({"step": int})
+    comparison = comparison.set_index(["rule", "step"])
     assert comparison.loc[("paired_calibrated", 10), "verdict"] == "above"  # planted early transfer
-    assert comparison.loc[("paired_calibrated", 30), "verdict"] == "overlap"
+    assert comparison.loc[("paired_calibrated", 30), "verdict"] == "no difference"
+    assert comparison.loc[("paired_calibrated", 10), "n_categories"] == "3"  # the category is the unit
     statement = outputs["statement"].read_text()
     assert (
         "rule paired_calibrated (pair_accuracy): above the twin at step(s) 10; "
@@ -117,7 +118,7 @@ def test_points_are_compared_with_the_twin_and_never_picked_by_a_held_out_score(
 def test_a_grid_without_yesno_runs_gives_empty_tables_and_says_why(tmp_path: Path) -> None:
     """A caption-only grid (config/limber_default.yaml) keeps no yes/no points: every output is written,
     with its header, and the statement names the reason instead of a KeyError."""
-    outputs = {name: tmp_path / f"{name}.tsv" for name in ("dynamics", "categories", "correlations", "statement")}
+    outputs = {name: tmp_path / f"{name}.tsv" for name in ("dynamics", "categories", "correlations", "twin", "statement")}
     pairs = pd.DataFrame({"concept": ["cat"], "hypernym": ["animal"]})
     dynamics = collect_dynamics([], 1, pairs, None, outputs)
     assert dynamics.empty

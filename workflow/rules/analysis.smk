@@ -93,6 +93,7 @@ rule collect_dynamics:
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         categories=f"{ANALYSIS}/dynamics_categories.tsv",
         correlations=f"{ANALYSIS}/dynamics_correlations.tsv",
+        twin=f"{ANALYSIS}/dynamics_twin.tsv",
         statement=report(
             f"{ANALYSIS}/dynamics.txt",
             caption="../report/dynamics.rst",
@@ -229,6 +230,7 @@ rule tables:
         coherence=f"{ANALYSIS}/coherence.tsv",
         textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
         dynamics=f"{ANALYSIS}/dynamics.tsv",
+        dynamics_twin=f"{ANALYSIS}/dynamics_twin.tsv",
         code=script_code("analysis_tables.py"),
     output:
         **{

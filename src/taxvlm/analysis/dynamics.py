@@ -5,8 +5,9 @@ points (`training.eval_every`, fixed by the config before training) describe how
 while the trained leaf task is being learned. Nothing here picks a point by a held-out score:
 - `dynamics.tsv`: per (run keys without the seed, rule, test set, step), means over seeds ×
   categories with t-based 95% CIs, exactly as the headline (`metrics.headline`) at each step;
-- the pretrained-vs-twin comparison per step (`twin_comparison`): above / below where the two CIs do
-  not overlap, the report's sentence (`dynamics_statement`);
+- the pretrained-vs-twin comparison per step (`twin_comparison`, `dynamics_twin.tsv`): above / below
+  where the per-category difference's CI over categories excludes 0, the report's sentence
+  (`dynamics_statement`);
 - the per-category view (`category_view`) at two points: the last one, and the best-leaf one chosen on
   the validation leaf questions (`val_curve.tsv`, a trained task on validation images), never on a
   test set.
@@ -36,6 +37,7 @@ from taxvlm.analysis.metrics import (
     read_typed,
     run_columns,
     score_predictions,
+    t_interval,
 )
 from taxvlm.decision import RULES
 from taxvlm.io import read_tsv, write_text, write_tsv
@@ -69,6 +71,10 @@ CATEGORY_VIEW_COLUMNS: tuple[str, ...] = (
     "n_negative_leaf_rows",
     "coherence",
 )
+TWIN_COLUMNS: tuple[str, ...] = (
+    *TWIN_KEYS, "rule", "step", "epoch", "score", "pretrained", "random", "difference", "difference_ci",
+    "n_categories", "verdict", "baseline", "pretrained_vs_baseline",
+)  # fmt: skip
 CORRELATION_COLUMNS: tuple[str, ...] = ("point", "step", "covariate", "n", "rho", "p")
 DYNAMICS_NUMERIC: tuple[str, ...] = ("pct_deprived", *STEP_KEYS, *HEADLINE_COLUMNS[len(HEADLINE_KEYS) :])
 
@@ -81,7 +87,7 @@ def collect_dynamics(
     outputs: dict[str, PathLike],
 ) -> pd.DataFrame:
     """Write dynamics.tsv, the per-category view and its correlations, and the report's statement
-    (`outputs` keys: dynamics, categories, correlations, statement); `runs` are dicts with the run keys,
+    (`outputs` keys: dynamics, categories, correlations, twin, statement); `runs` are dicts with the run keys,
     `path` (predictions_by_step.tsv), `val_curve` and `train` (the run's training table)."""
     per_category = step_metrics(runs, n_categories)
     dynamics = dynamics_table(per_category)
@@ -89,7 +95,9 @@ def collect_dynamics(
     write_tsv(dynamics, outputs["dynamics"])
     write_tsv(view, outputs["categories"])
     write_tsv(category_correlations(view), outputs["correlations"])
-    statement = dynamics_statement(twin_comparison(dynamics)) if runs else f"{NO_YESNO_RUNS}\n"
+    comparison = twin_comparison(per_category)
+    write_tsv(comparison, outputs["twin"])
+    statement = dynamics_statement(comparison) if runs else f"{NO_YESNO_RUNS}\n"
     write_text(statement, outputs["statement"])
     return dynamics
 
@@ -120,45 +128,61 @@ def dynamics_table(per_category: pd.DataFrame) -> pd.DataFrame:
     return headline(per_category, DYNAMICS_KEYS)
 
 
-def twin_comparison(dynamics: pd.DataFrame, test_set: str = HELD_OUT) -> pd.DataFrame:
-    """Per twin pair, rule and step on `test_set`: the pretrained and random-init scores (the rule's
-    headline score, `RULE_SCORES`) with CIs, and `verdict` above / below / overlap (CIs disjoint or not)."""
-    frame = dynamics[dynamics["test_set"] == test_set]
+def twin_comparison(per_category: pd.DataFrame, test_set: str = HELD_OUT) -> pd.DataFrame:
+    """Per twin pair, rule and step on `test_set`, with the category as the unit: each category's score
+    (the rule's headline score, `RULE_SCORES`) averaged over seeds per init, the per-category difference
+    pretrained − twin with its t-based 95% CI over categories (`verdict`: above / below when the CI
+    excludes 0, else `no difference`; never from two CIs overlapping), and the same for the pretrained
+    score against its baseline (the category's majority macro-F1, or 0.5 for a pair accuracy)."""
+    frame = per_category[per_category["test_set"] == test_set]
     rows = []
     for keys, group in frame.groupby([*TWIN_KEYS, "rule", "step"], sort=True):
-        by_init = group.set_index("init")
-        if not {"pretrained", "random"} <= set(by_init.index):
+        score = RULE_SCORES[keys[len(TWIN_KEYS)]][0]
+        means = group.groupby(["init", "category"])[[score, "majority_macro_f1"]].mean()
+        if not {"pretrained", "random"} <= set(means.index.get_level_values("init")):
             continue
-        score, low, high = RULE_SCORES[keys[len(TWIN_KEYS)]]
-        pre, twin = by_init.loc["pretrained"], by_init.loc["random"]
-        verdict = "above" if pre[low] > twin[high] else "below" if pre[high] < twin[low] else "overlap"
-        baseline = pre["majority_macro_f1"] if score == "macro_f1" else 0.5
-        versus_baseline = "above" if pre[low] > baseline else "below" if pre[high] < baseline else "overlap"
+        pre, twin = means.loc["pretrained"], means.loc["random"]
+        common = pre.index.intersection(twin.index)
+        difference = (pre.loc[common, score] - twin.loc[common, score]).dropna()
+        baseline = pre["majority_macro_f1"] if score == "macro_f1" else pd.Series(0.5, index=pre.index)
+        versus_baseline = (pre[score] - baseline).dropna()
         rows.append(
             dict(zip((*TWIN_KEYS, "rule", "step"), keys))
             | {
-                "epoch": pre["epoch"],
+                "epoch": float(group["epoch"].iloc[0]),
                 "score": score,
-                "pretrained": pre[score],
-                "pretrained_ci": f"[{pre[low]:.3f}, {pre[high]:.3f}]",
-                "random": twin[score],
-                "random_ci": f"[{twin[low]:.3f}, {twin[high]:.3f}]",
-                "verdict": verdict,
-                "baseline": baseline,
-                "pretrained_vs_baseline": versus_baseline,
+                "pretrained": pre[score].mean(),
+                "random": twin[score].mean(),
+                "difference": difference.mean(),
+                "difference_ci": _ci_text(difference),
+                "n_categories": len(difference),
+                "verdict": _verdict(difference),
+                "baseline": baseline.mean(),
+                "pretrained_vs_baseline": _verdict(versus_baseline),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TWIN_COLUMNS)
+
+
+def _verdict(differences: pd.Series) -> str:
+    low, high = t_interval(differences)
+    return "above" if low > 0 else "below" if high < 0 else "no difference"
+
+
+def _ci_text(differences: pd.Series) -> str:
+    low, high = t_interval(differences)
+    return f"[{low:+.3f}, {high:+.3f}]"
 
 
 def dynamics_statement(comparison: pd.DataFrame, test_set: str = HELD_OUT) -> str:
     """The report's sentence per twin pair and rule: at which steps the pretrained LM's score on
-    `test_set` lies significantly above or below its random-init twin's (non-overlapping 95% CIs)."""
+    `test_set` lies significantly above or below its random-init twin's (the per-category difference's
+    95% CI excludes 0)."""
     if comparison.empty:
         return "No pretrained run has a random-init twin with kept points in this grid.\n"
     lines = [
-        f"Held-out ({test_set}) scores along training, pretrained LM vs its random-init twin (95% CIs over "
-        "seeds x categories; the points are fixed by training.eval_every and never used to pick a model; "
+        f"Held-out ({test_set}) scores along training, pretrained LM vs its random-init twin (the "
+        "per-category difference, seeds averaged, with its 95% CI over categories; the points are fixed by training.eval_every and never used to pick a model; "
         "the final point is the run's result):"
     ]
     for keys, group in comparison.groupby([*TWIN_KEYS, "rule"], sort=True):

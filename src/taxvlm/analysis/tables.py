@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from taxvlm.analysis.coherence import coherence_correlations
-from taxvlm.analysis.dynamics import NO_YESNO_RUNS, read_dynamics, twin_comparison
+from taxvlm.analysis.dynamics import NO_YESNO_RUNS, read_dynamics
 from taxvlm.analysis.metrics import (
     RUN_KEYS,
     SHUFFLE_ORDER,
@@ -38,6 +38,7 @@ class AnalysisTables:
     textprobe: pd.DataFrame | None = None
     pairs: pd.DataFrame | None = None
     dynamics: pd.DataFrame | None = None
+    dynamics_twin: pd.DataFrame | None = None
 
 
 def load_tables(
@@ -46,6 +47,7 @@ def load_tables(
     textprobe_paths: Sequence[PathLike] = (),
     pairs_path: PathLike | None = None,
     dynamics_path: PathLike | None = None,
+    dynamics_twin_path: PathLike | None = None,
 ) -> AnalysisTables:
     """Read the analysis tables with numeric columns typed; the headline is recomputed from metrics
     (one source of truth, identical to headline.tsv)."""
@@ -58,6 +60,7 @@ def load_tables(
         textprobe=pd.concat(textprobe, ignore_index=True) if textprobe else None,
         pairs=read_tsv(pairs_path) if pairs_path else None,
         dynamics=read_dynamics(dynamics_path) if dynamics_path else None,
+        dynamics_twin=read_tsv(dynamics_twin_path) if dynamics_twin_path else None,
     )
 
 
@@ -67,7 +70,7 @@ def tables_from_inputs(inputs: Mapping[str, PathLike]) -> AnalysisTables:
     textprobe = inputs.get("textprobe")
     return load_tables(
         inputs["metrics"], inputs.get("coherence"), [textprobe] if textprobe else [], inputs.get("pairs"),
-        inputs.get("dynamics"),
+        inputs.get("dynamics"), inputs.get("dynamics_twin"),
     )  # fmt: skip
 
 
@@ -259,12 +262,12 @@ def naming_markdown(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def dynamics_twin_table(tables: AnalysisTables) -> pd.DataFrame:
-    """Held-out score per kept step, pretrained beside its random-init twin, with the verdict of
-    their CIs (`taxvlm.analysis.dynamics.twin_comparison`)."""
+    """Held-out score per kept step, pretrained beside its random-init twin, with the per-category
+    difference's CI and verdict (`taxvlm.analysis.dynamics.twin_comparison`, dynamics_twin.tsv)."""
     if tables.dynamics is None or tables.dynamics.empty:
         return pd.DataFrame(columns=["note"], data=[[NO_YESNO_RUNS]])
-    comparison = twin_comparison(tables.dynamics)
-    if comparison.empty:
+    comparison = tables.dynamics_twin
+    if comparison is None or comparison.empty:
         return pd.DataFrame(columns=["note"], data=[["no pretrained run with a random-init twin"]])
     return comparison
 
