@@ -30,6 +30,24 @@ def test_indefinite_article(name: str, article: str) -> None:
     assert lexicon.indefinite_article(name) == article
 
 
+@pytest.mark.parametrize(
+    ("leaf", "hypernym", "form", "flagged"),
+    [
+        ("blackbird", "bird", "bird", True),
+        ("lionfish", "sea animal", "sea animal", False),
+        ("lionfish", "fish", "fish", True),
+        ("Nut Tree", "tree", "tree", True),
+        ("seafood", "food", "food", True),
+        ("car door", "part of car", "car part", True),  # a word of the name (`car`)
+        ("sandpaper", "arts and crafts supply", "arts and crafts supply", False),  # `and` is ignored
+        ("ox", "farm animal", "farm animal", False),
+        ("owl", "bird", "bird", False),
+    ],
+)
+def test_lexical_overlap(leaf: str, hypernym: str, form: str, flagged: bool) -> None:
+    assert lexicon.lexical_overlap(leaf, hypernym, form) is flagged
+
+
 def test_question_text_has_no_double_space() -> None:
     template = "Is there {article} {name} in this image?"
     assert lexicon.question_text(template, "", "food") == "Is there food in this image?"

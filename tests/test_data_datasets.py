@@ -58,7 +58,9 @@ def test_folder_dataset_tables(folder_inputs: dict[str, Path], tmp_path: Path, c
     images = read_tsv(out / "images.tsv")
     assert list(images.columns) == ["image_id", "concept", "path", "split"]
     assert images.groupby("concept").split.apply(sorted).to_dict()["owl"] == ["test", "train", "train", "val"]
-    assert list(read_tsv(out / "pairs.tsv").columns) == ["concept", "hypernym"]
+    pairs = read_tsv(out / "pairs.tsv")
+    assert list(pairs.columns) == ["concept", "hypernym", "lexical_overlap"]
+    assert set(pairs.lexical_overlap) == {"False"}
     summary = read_json(out / "summary.json")
     assert summary["excluded"] == {"lonely": "too few images (1 < 2 or no train/test image)", "stray": "no hypernym"}
     assert summary["excluded_too_few_images"] == 1

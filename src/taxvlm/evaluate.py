@@ -65,7 +65,7 @@ def evaluate_projector(
     checkpoints_path: Path | None = None,
     by_step_path: Path | None = None,
 ) -> None:
-    """Score every row of the test tables (keys `seen`/`unseen`/`leaf`) and write predictions.tsv.
+    """Score every row of the test tables (keys `seen`/`unseen`/`leaf`/`null`) and write predictions.tsv.
 
     The run's LM is the one it was trained through (the random twin is fixed per LM); its init and
     seed must match what `projector.pt` was trained with. With `checkpoints_path` (the run's kept
@@ -188,7 +188,7 @@ def name_projector(
     out_path: Path,
     device: str = "auto",
 ) -> None:
-    """Naming by likelihood (module docstring) on the test tables (keys `seen`/`unseen`/`leaf`) →
+    """Naming by likelihood (module docstring) on the test tables (keys `seen`/`unseen`/`leaf`/`null`) →
     naming.tsv; the run's init and seed must match what `projector.pt` was trained with."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)

@@ -59,6 +59,7 @@ rule materialize_condition:
         seen=f"{CONDITION_DIR}/test_seen.tsv",
         unseen=f"{CONDITION_DIR}/test_unseen.tsv",
         leaf=f"{CONDITION_DIR}/test_leaf.tsv",
+        null=f"{CONDITION_DIR}/test_null.tsv",
         val_leaf=f"{CONDITION_DIR}/val_leaf.tsv",
         shuffle_map=f"{CONDITION_DIR}/shuffle_map.tsv",
         summary=f"{CONDITION_DIR}/summary.json",

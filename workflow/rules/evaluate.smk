@@ -1,5 +1,5 @@
-# Forced-choice Yes/No evaluation of every projector trained on questions, on the seen, unseen and leaf
-# test sets, with each question's margin without the image and the prediction of every decision rule,
+# Forced-choice Yes/No evaluation of every projector trained on questions, on the seen, unseen, leaf and
+# null test sets, with each question's margin without the image and the prediction of every decision rule,
 # at the end of training and at every point it kept (training.eval_every);
 # and naming by likelihood of every projector, whatever its objective (evaluation.naming).
 
@@ -7,6 +7,7 @@ TEST_TABLES = {
     "seen": f"{CONDITION_DIR}/test_seen.tsv",
     "unseen": f"{CONDITION_DIR}/test_unseen.tsv",
     "leaf": f"{CONDITION_DIR}/test_leaf.tsv",
+    "null": f"{CONDITION_DIR}/test_null.tsv",
 }
 
 

@@ -33,7 +33,9 @@ from taxvlm.decision import RULES  # noqa: E402
 from taxvlm.io import atomic_path  # noqa: E402
 
 PathLike = str | os.PathLike[str]
-TEST_SET_LABELS: dict[str, str] = {"leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms"}
+TEST_SET_LABELS: dict[str, str] = {
+    "leaf": "leaves", "seen": "seen hypernyms", "unseen": "held-out hypernyms", "null": "held-out pairs, null images",
+}
 INIT_DASHES: dict[str, str | tuple[float, float]] = {"pretrained": "", "random": (1, 2)}
 INIT_STYLES: dict[str, str] = {"pretrained": "-", "random": ":"}
 _DPI = 110

@@ -33,7 +33,7 @@ RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "o
 HEADLINE_KEYS: tuple[str, ...] = (*RUN_KEYS[:-1], "condition_family", "pct_deprived", "readout", "rule", "test_set")
 # readout → the decision rules it is scored under
 READOUT_RULES: dict[str, tuple[str, ...]] = {"yesno": RULES, "naming": NAMING_RULES}
-TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen")
+TEST_SET_ORDER: tuple[str, ...] = ("leaf", "seen", "unseen", "null")
 SHUFFLE_ORDER: tuple[str, ...] = ("original", "within", "across")
 CATEGORY_KEYS: tuple[str, ...] = ("test_set", "kind", "category")
 SCORE_COLUMNS: tuple[str, ...] = (

@@ -528,9 +528,10 @@ def _write_tables(
     pairs = tables.pairs[tables.pairs.concept.isin(keep)].sort_values(["concept", "hypernym"])
     images = images[images.concept.isin(keep)].sort_values("image_id")
     captions = dataset_captions(images, concepts, tables.captions)
+    hypernyms = hypernyms_frame(sorted(set(pairs.hypernym)), tables.question_forms)
     write_tsv(concepts[["concept", "name", "article"]], out_dir / "concepts.tsv")
-    write_tsv(pairs[["concept", "hypernym"]], out_dir / "pairs.tsv")
-    write_tsv(hypernyms_frame(sorted(set(pairs.hypernym)), tables.question_forms), out_dir / "hypernyms.tsv")
+    write_tsv(with_lexical_overlap(pairs[["concept", "hypernym"]], concepts, hypernyms), out_dir / "pairs.tsv")
+    write_tsv(hypernyms, out_dir / "hypernyms.tsv")
     write_tsv(images[["image_id", "concept", "path", "split"]], out_dir / "images.tsv")
     write_tsv(captions, out_dir / "captions.tsv")
     summary = _summary(concepts, pairs, images, captions, excluded, too_few)
@@ -544,6 +545,16 @@ def hypernyms_frame(hypernyms: list[str], forms: Mapping[str, str]) -> pd.DataFr
     of that form."""
     rows = [(h, forms.get(h, h), lexicon.indefinite_article(forms.get(h, h))) for h in hypernyms]
     return pd.DataFrame(rows, columns=["hypernym", "question_form", "article"])
+
+
+def with_lexical_overlap(pairs: pd.DataFrame, concepts: pd.DataFrame, hypernyms: pd.DataFrame) -> pd.DataFrame:
+    """pairs.tsv's `lexical_overlap`: True where the leaf's surface name spells the hypernym's name,
+    question form or one of their words (`lexicon.lexical_overlap`), which a text-only model can read
+    off the name."""
+    names = dict(zip(concepts.concept, concepts.name))
+    forms = dict(zip(hypernyms.hypernym, hypernyms.question_form))
+    flags = [lexicon.lexical_overlap(names[c], h, forms[h]) for c, h in zip(pairs.concept, pairs.hypernym)]
+    return pairs.assign(lexical_overlap=pd.Series(flags, index=pairs.index, dtype=bool))
 
 
 def _load_wordnet(inputs: Mapping[str, Path]) -> WordNet:

@@ -11,10 +11,15 @@ needs something else states it explicitly (the `folder` TSV's `article` column).
 - Otherwise `an` before a written vowel, except words that start with a consonant sound
   (`A_WORD_PREFIXES`: uni-, eu-, one ...) and `a` before a consonant, except silent-h words
   (`AN_WORD_PREFIXES`: hour, honest ...).
+
+Lexical overlap (`lexical_overlap`): a leaf whose name spells its hypernym (blackbird → bird) can be
+answered from the words alone; pairs.tsv flags such pairs so that reports can set them apart
+(docs/protocol.md §3).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 ARTICLES = ("a", "an", "")
@@ -84,3 +89,23 @@ def _unaccented(word: str) -> str:
 def question_text(template: str, article: str, name: str) -> str:
     """Fill the template; an empty article leaves no double space (`Is there food in ...`)."""
     return " ".join(template.format(article=article, name=name).split())
+
+
+# A hypernym word shorter than this, or a function word, says nothing about the leaf (`of`, `and`).
+OVERLAP_MIN_WORD = 3
+OVERLAP_IGNORED_WORDS = frozenset({"and", "the", "for", "with"})
+
+
+def overlap_terms(hypernym: str, question_form: str) -> frozenset[str]:
+    """The lower-cased strings that flag a leaf name: the hypernym's name and question form, and each
+    of their words of at least `OVERLAP_MIN_WORD` letters (`part of car` → `part`, `car`)."""
+    names = {hypernym.lower(), question_form.lower()}
+    words = {w for name in names for w in re.split(r"\W+", name) if len(w) >= OVERLAP_MIN_WORD}
+    return frozenset(names | (words - OVERLAP_IGNORED_WORDS))
+
+
+def lexical_overlap(leaf_name: str, hypernym: str, question_form: str) -> bool:
+    """Whether the leaf's name contains its hypernym by spelling, case-insensitively: blackbird → bird,
+    lionfish → fish, nut tree → tree, seafood → food."""
+    name = leaf_name.lower()
+    return any(term in name for term in overlap_terms(hypernym, question_form))

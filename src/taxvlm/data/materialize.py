@@ -1,4 +1,4 @@
-"""One (condition, shuffle) → the training table, the three test tables and a summary.
+"""One (condition, shuffle) → the training table, the four test tables and a summary.
 
 Questions are about leaves; a question about leaf s is attached to every image of σ(s) in the split.
 Removal is about the question leaf s (a hypernym question goes when its (s, hypernym) pair is
@@ -9,8 +9,12 @@ removed), so under a shuffle the removed questions travel to σ(s)'s images with
 - val_leaf: validation-split images × leaf questions, the only table that model choices (training
   length, learning rate) may be made on: it holds trained questions on unseen images, never a
   held-out hypernym.
+- test_null: every removed hypernym question (test_unseen's questions) on the test-split images of
+  σ(n) instead, where n is the pair's null leaf: a leaf in neither the pair's positive hypernym nor its
+  foil, so neither name is true of the image. Under the paired rules the share of pairs whose positive
+  wins there is the run's chance level for held-out pairs (docs/protocol.md §8).
 Rows are sorted by (image_id, question_id); `row_id` = `<image_id>|<question_id>`, so the same
-row has the same id in every condition.
+row has the same id in every condition (test_null's too: a question goes to one null leaf).
 
 `train_captions.tsv` (the caption objective's training table): the training images' captions, moved
 with σ and edited by the condition's deprivation as `taxvlm.data.captions.train_captions` documents;
@@ -31,9 +35,11 @@ from taxvlm.data.conditions import Removal, removal
 from taxvlm.data.errors import read_table
 from taxvlm.data.shuffles import shuffle_map
 from taxvlm.io import write_json, write_tsv
+from taxvlm.seeding import rng
 
 COLUMNS = ["row_id", "image_id", "image_concept", "question_id", "leaf", "kind", "asked", "answer", "text"]
-TABLES = ("train", "test_seen", "test_unseen", "test_leaf", "val_leaf")
+TABLES = ("train", "test_seen", "test_unseen", "test_leaf", "val_leaf", "test_null")
+NO_NULL_LEAF = "every leaf belongs to the positive hypernym or to the foil"
 
 
 def _attach(questions: pd.DataFrame, images: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -44,16 +50,21 @@ def _attach(questions: pd.DataFrame, images: pd.DataFrame, split: str) -> pd.Dat
     return rows.sort_values(["image_id", "question_id"], ignore_index=True)[COLUMNS]
 
 
+def _removed(questions: pd.DataFrame, removed: Removal) -> pd.Series:
+    """The hypernym questions of the removed (leaf, hypernym) pairs (a foil goes with its positive)."""
+    return pd.Series(
+        [(leaf, target) in removed.pairs for leaf, target in zip(questions.leaf, questions.target)],
+        index=questions.index, dtype=bool,
+    ) & (questions.kind != "leaf")
+
+
 def condition_tables(
     questions: pd.DataFrame, images: pd.DataFrame, sigma: Mapping[str, str], removed: Removal
 ) -> dict[str, pd.DataFrame]:
-    """The five tables of one (condition, shuffle)."""
+    """The five tables of one (condition, shuffle) apart from test_null (`null_table`)."""
     questions = questions.assign(image_concept=questions.leaf.map(sigma))
     is_leaf = questions.kind == "leaf"
-    gone = pd.Series(
-        [(leaf, target) in removed.pairs for leaf, target in zip(questions.leaf, questions.target)],
-        index=questions.index, dtype=bool,
-    ) & ~is_leaf
+    gone = _removed(questions, removed)
     return {
         "train": _attach(questions[~gone], images, "train"),
         "test_seen": _attach(questions[~is_leaf & ~gone], images, "test"),
@@ -61,6 +72,46 @@ def condition_tables(
         "test_leaf": _attach(questions[is_leaf], images, "test"),
         "val_leaf": _attach(questions[is_leaf], images, "val"),
     }
+
+
+def _pair_hypernyms(gone: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    """(leaf, target) of each removed pair → the hypernyms it names: its positive and its foil (if any)."""
+    named: dict[tuple[str, str], set[str]] = {}
+    for leaf, target, asked in zip(gone.leaf, gone.target, gone.asked):
+        named.setdefault((leaf, target), {target}).add(asked)
+    return named
+
+
+def null_leaves(
+    gone: pd.DataFrame, pairs: pd.DataFrame, seed: int
+) -> tuple[dict[tuple[str, str], str], list[dict[str, str]]]:
+    """(leaf, target) → its null leaf, drawn uniformly (keyed by `seed`, the leaf and the target, so
+    a pair keeps its null leaf in every condition) from the leaves in neither hypernym the pair names;
+    the pairs without one, with the reason, for summary.json's `null_unformed`."""
+    members = {str(h): set(group) for h, group in pairs.groupby("hypernym").concept}
+    leaves = sorted(set(pairs.concept))
+    chosen, unformed = {}, []
+    for (leaf, target), named in sorted(_pair_hypernyms(gone).items()):
+        inside = set().union(*(members.get(h, set()) for h in named))
+        candidates = [other for other in leaves if other not in inside]
+        if not candidates:
+            unformed.append({"pair": f"{leaf}:hypernym:{target}", "reason": NO_NULL_LEAF})
+            continue
+        chosen[(leaf, target)] = candidates[int(rng(seed, "null_leaf", leaf, target).integers(len(candidates)))]
+    return chosen, unformed
+
+
+def null_table(
+    questions: pd.DataFrame, images: pd.DataFrame, sigma: Mapping[str, str], removed: Removal,
+    pairs: pd.DataFrame, seed: int,
+) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """test_null: the removed hypernym questions, each pair on the test images of σ(its null leaf),
+    and the pairs left out (`null_leaves`)."""
+    gone = questions[_removed(questions, removed)]
+    chosen, unformed = null_leaves(gone, pairs, seed)
+    null_leaf = pd.Series([chosen.get(key) for key in zip(gone.leaf, gone.target)], index=gone.index, dtype=object)
+    formed = gone[null_leaf.notna()]
+    return _attach(formed.assign(image_concept=null_leaf[formed.index].map(sigma)), images, "test"), unformed
 
 
 def _answer_counts(table: pd.DataFrame) -> dict[str, int]:
@@ -79,6 +130,7 @@ def condition_summary(
     removed: Removal,
     tables: Mapping[str, pd.DataFrame],
     captions: Mapping[str, Any] | None = None,
+    null_unformed: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     seen, unseen = len(tables["test_seen"]), len(tables["test_unseen"])
     return {
@@ -91,6 +143,7 @@ def condition_summary(
         "per_category": {name: _per_category(tables[name]) for name in TABLES},
         "unseen_share": unseen / (seen + unseen) if seen + unseen else 0.0,
         "captions": dict(captions or {}),
+        "null_unformed": list(null_unformed or []),
     }
 
 
@@ -116,6 +169,9 @@ def materialize_condition(
     removed = removal(condition, pairs, conditions_cfg)
     sigma = shuffle_map(shuffle, pairs, shuffles_cfg)
     tables = condition_tables(questions, images, sigma, removed)
+    tables["test_null"], null_unformed = null_table(
+        questions, images, sigma, removed, pairs, int(conditions_cfg["seed"])
+    )
     for name, table in tables.items():
         write_tsv(table, out_dir / f"{name}.tsv")
     caption_rows, caption_summary = train_captions(captions, images, concepts, pairs, hypernyms, sigma, removed)
@@ -123,4 +179,5 @@ def materialize_condition(
     write_tsv(reference_captions(captions, images, sigma), out_dir / "test_captions.tsv")
     shuffle_frame = pd.DataFrame(sorted(sigma.items()), columns=["leaf", "image_concept"])
     write_tsv(shuffle_frame, out_dir / "shuffle_map.tsv")
-    write_json(condition_summary(condition, shuffle, removed, tables, caption_summary), out_dir / "summary.json")
+    summary = condition_summary(condition, shuffle, removed, tables, caption_summary, null_unformed)
+    write_json(summary, out_dir / "summary.json")

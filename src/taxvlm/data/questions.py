@@ -8,8 +8,15 @@
   that re-assigns leaves on the way. Such a path exists whenever a complete assignment does
   (Berge), so a failure proves none exists and is a `DataError`.
 - hypernym: every positive (leaf, h) pair gets a positive question and is matched with one negative
-  hypernym the leaf does not belong to (drawn without replacement per leaf, so a leaf never gets the
-  same negative twice; a leaf belonging to nearly every hypernym may get fewer negatives).
+  hypernym (its foil) the leaf does not belong to; a leaf never gets the same foil twice, and a leaf
+  belonging to nearly every hypernym may get fewer foils. `questions.foil_balance` says how:
+  - `uniform` (the paper's draw): each leaf's foils drawn uniformly without replacement. A big
+    category is then a positive for its many leaves and rarely a foil, so its name alone predicts
+    'Yes' and a no-image prior scores above chance under the paired rules.
+  - `balanced`: **Decision:** the foils of all leaves are assigned jointly by a min-cost flow so that
+    every hypernym is a foil as often as it is a positive (its number of leaves), as near as the
+    taxonomy allows (the number of foil uses beyond a hypernym's positive count is minimal); seeded
+    small random costs choose among the balanced assignments, so the draw varies with the seed.
 - A negative is never a name that is true of the leaf: its own surface form, one of its hypernyms
   (by category name or question form), or another leaf with the same surface form (THINGS has
   leaves that share a name, and a leaf name can equal a hypernym name).
@@ -25,11 +32,12 @@ questions), which pair-level deprivation needs to drop a pair's negative with it
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pandas as pd
 
 from taxvlm.data.errors import DataError, read_table
@@ -39,6 +47,8 @@ from taxvlm.seeding import rng
 
 COLUMNS = ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
 HYPERNYM_COLUMNS = ["hypernym", "question_form", "article"]
+# Random costs 0..15 on the leaf → foil edges: enough ties broken for the seed to vary the draw.
+_FOIL_COST_LEVELS = 16
 
 
 def _row(leaf: str, kind: str, target: str, answer: str, asked: str, text: str) -> dict[str, str]:
@@ -147,18 +157,76 @@ def leaf_questions(tax: _Taxonomy, leaf: str, negative: str, template: str) -> l
     return [_row(leaf, "leaf", leaf, "Yes", leaf, text), _row(leaf, "leaf", leaf, "No", negative, negative_text)]
 
 
-def hypernym_questions(tax: _Taxonomy, leaf: str, template: str, seed: int) -> list[dict[str, str]]:
-    """A positive question per hypernym of the leaf, each matched with a distinct negative hypernym."""
-    positives = tax.of_leaf.get(leaf, [])
-    candidates = [h for h in tax.hypernyms if not tax.is_true(leaf, h) and not tax.is_true(leaf, tax.forms[h][0])]
-    order = rng(seed, "negative_hypernym", leaf).permutation(len(candidates))
+def foil_candidates(tax: _Taxonomy, leaf: str) -> list[str]:
+    """The hypernyms that may be `leaf`'s foil: none true of it by category name or question form."""
+    return [h for h in tax.hypernyms if not tax.is_true(leaf, h) and not tax.is_true(leaf, tax.forms[h][0])]
+
+
+def _foil_count(tax: _Taxonomy, leaf: str, candidates: list[str]) -> int:
+    """How many of `leaf`'s positives get a foil: all, unless it has fewer candidates than positives."""
+    return min(len(tax.of_leaf.get(leaf, [])), len(candidates))
+
+
+def uniform_foils(tax: _Taxonomy, seed: int) -> dict[str, list[str]]:
+    """leaf → its foils in the order of its sorted positives: a seeded draw without replacement per
+    leaf (the paper's; kept byte-identical to the draw before `foil_balance` existed)."""
+    foils = {}
+    for leaf in tax.leaves:
+        candidates = foil_candidates(tax, leaf)
+        order = rng(seed, "negative_hypernym", leaf).permutation(len(candidates))
+        foils[leaf] = [candidates[i] for i in order[: _foil_count(tax, leaf, candidates)]]
+    return foils
+
+
+def _foil_flow_graph(tax: _Taxonomy, seed: int, candidates: Mapping[str, list[str]]) -> nx.DiGraph:
+    """source → leaf (capacity: its foil count) → foil hypernym (capacity 1: no foil twice per leaf,
+    seeded cost 0..15) → sink (capacity: the hypernym's positive count, cost 0) or → overflow → sink
+    (unbounded, at a cost above any sum of the random costs, so balance comes first)."""
+    generator = rng(seed, "balanced_foils")
+    graph = nx.DiGraph()
+    total = 0
+    for leaf in tax.leaves:
+        count = _foil_count(tax, leaf, candidates[leaf])
+        total += count
+        graph.add_edge("source", ("leaf", leaf), capacity=count, weight=0)
+        costs = generator.integers(0, _FOIL_COST_LEVELS, len(candidates[leaf]))
+        for hypernym, cost in zip(candidates[leaf], costs):
+            graph.add_edge(("leaf", leaf), ("foil", hypernym), capacity=1, weight=int(cost))
+    positives = Counter(h for hypernyms in tax.of_leaf.values() for h in hypernyms)
+    for hypernym in tax.hypernyms:
+        graph.add_edge(("foil", hypernym), "sink", capacity=positives[hypernym], weight=0)
+        graph.add_edge(("foil", hypernym), "overflow", weight=_FOIL_COST_LEVELS * total + 1)
+    graph.add_edge("overflow", "sink", weight=0)
+    graph.nodes["source"]["demand"], graph.nodes["sink"]["demand"] = -total, total
+    return graph
+
+
+def balanced_foils(tax: _Taxonomy, seed: int) -> dict[str, list[str]]:
+    """leaf → its foils in the order of its sorted positives, assigned jointly so that each hypernym
+    is a foil about as often as a positive (docs/protocol.md §5); which positive of a leaf gets which
+    of its foils is a seeded permutation (it changes no count)."""
+    candidates = {leaf: foil_candidates(tax, leaf) for leaf in tax.leaves}
+    _, flow = nx.network_simplex(_foil_flow_graph(tax, seed, candidates))
+    foils = {}
+    for leaf in tax.leaves:
+        chosen = [h for h in candidates[leaf] if flow[("leaf", leaf)][("foil", h)] == 1]
+        order = rng(seed, "balanced_foil_order", leaf).permutation(len(chosen))
+        foils[leaf] = [chosen[i] for i in order]
+    return foils
+
+
+def hypernym_questions(tax: _Taxonomy, leaf: str, template: str, foils: list[str]) -> list[dict[str, str]]:
+    """A positive question per hypernym of the leaf, the i-th matched with the i-th of its `foils`."""
     rows = []
-    for index, hypernym in enumerate(positives):
+    for index, hypernym in enumerate(tax.of_leaf.get(leaf, [])):
         rows.append(_row(leaf, "hypernym", hypernym, "Yes", hypernym, tax.hypernym_text(template, hypernym)))
-        if index < len(candidates):
-            negative = candidates[order[index]]
+        if index < len(foils):
+            negative = foils[index]
             rows.append(_row(leaf, "hypernym", hypernym, "No", negative, tax.hypernym_text(template, negative)))
     return rows
+
+
+FOIL_DRAWS = {"balanced": balanced_foils, "uniform": uniform_foils}
 
 
 def make_questions(
@@ -172,11 +240,12 @@ def make_questions(
     tax = _Taxonomy(concepts, pairs, hypernyms)
     template, seed = questions_cfg["template"], int(questions_cfg["seed"])
     negatives = negative_leaves(tax, seed)
+    foils = FOIL_DRAWS[questions_cfg["foil_balance"]](tax, seed)
     rows = [
         row
         for leaf in tax.leaves
         for row in leaf_questions(tax, leaf, negatives[leaf], template)
-        + hypernym_questions(tax, leaf, template, seed)
+        + hypernym_questions(tax, leaf, template, foils[leaf])
     ]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("question_id", ignore_index=True)
 

@@ -192,7 +192,8 @@ def _subsample(rows: pd.DataFrame, cap: int | None, seed: int, key: str) -> pd.D
 
 def probe_rows(tables: dict[str, Path], predictions: Path, run: str, settings: dict[str, Any]) -> pd.DataFrame:
     """The rows to capture, in ROW_COLUMNS + `text`: the test rows of predictions.tsv and the training
-    rows, each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null: all)."""
+    rows, each a seeded subsample of at most `max_test_rows` / `max_train_rows` (null: all). Only the
+    test sets in `tables` are probed: predictions.tsv's `null` rows have no true answer on their images."""
     if not predictions.is_file():
         raise MissingDataError(f"run {run}: no predictions ({predictions}); evaluate the run before probing it")
     frames = [
@@ -202,6 +203,7 @@ def probe_rows(tables: dict[str, Path], predictions: Path, run: str, settings: d
     rows = pd.concat(frames, ignore_index=True)
     train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
     predicted = read_tsv(predictions)
+    predicted = predicted[predicted["test_set"].isin(tables)]
     if set(zip(predicted["test_set"], predicted["row_id"])) != set(zip(test["test_set"], test["row_id"])):
         raise DataError(f"run {run}: {predictions} does not list the rows of its test tables; re-evaluate the run")
     seed = settings["seed"]
