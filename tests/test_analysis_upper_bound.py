@@ -160,6 +160,12 @@ def _plain_logprobs(model: nn.Module, ids: list[int]) -> torch.Tensor:
         return torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
 
 
+def _plain_loglik(model: nn.Module, context: list[int], continuation: list[int]) -> torch.Tensor:
+    """log P(continuation | context), summed over its tokens, from one plain forward."""
+    logp = _plain_logprobs(model, context + continuation)[len(context) - 1 : -1]
+    return logp.gather(1, torch.tensor(continuation)[:, None]).sum()
+
+
 @pytest.mark.parametrize("lm_fixture", ["tiny_lm_dir", "tiny_nobos_lm_dir"])
 def test_margins_equal_a_plain_forward_of_the_same_tokens(lm_fixture: str, request: pytest.FixtureRequest) -> None:
     """The batched path (shared text prefix, rows grouped by text length) against one plain forward of
@@ -181,8 +187,7 @@ def test_margins_equal_a_plain_forward_of_the_same_tokens(lm_fixture: str, reque
         else:
             name = tok(" " + phrases[("hypernym", row.asked)], add_special_tokens=False)["input_ids"]
             reference = tuple(
-                _plain_logprobs(model, context + name)[len(context) - 1 : -1].gather(1, torch.tensor(name)[:, None]).sum()
-                for context in (head + text + caption, head + caption)
+                _plain_loglik(model, context, name) for context in (head + text + caption, head + caption)
             )
         assert row.margin == pytest.approx(float(reference[0]), abs=1e-4)
         assert row.margin_noimage == pytest.approx(float(reference[1]), abs=1e-4)

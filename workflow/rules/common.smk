@@ -136,6 +136,7 @@ def final_outputs():
         *(f"results/analysis/figures/{name}.png" for name in FIGURE_NAMES),
         *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
         "results/analysis/textprobe_summary.tsv",
+        *UPPER_BOUND_FILES,
         "results/analysis/coherence.tsv",
         "results/analysis/dynamics.txt",
         *(["results/analysis/mixed_effects.txt"] if YESNO_RUNS else []),
@@ -194,6 +195,9 @@ def dataset_inputs(wildcards):
 
 ANALYSIS = "results/analysis"
 TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
+# The VLM's readouts with the leaf named in text where the image goes: every LM of the grid's runs.
+UPPER_BOUND = f"{ANALYSIS}/upper_bound/{{lm}}/{{init}}.tsv"
+UPPER_BOUND_FILES = expand(UPPER_BOUND, lm=LMS, init=["pretrained", "random"])
 
 
 def first_condition(shuffle):

@@ -80,9 +80,7 @@ def hypernym_questions(questions: pd.DataFrame) -> pd.DataFrame:
     """The hypernym rows of questions.tsv as one "image" per leaf, with the keys the decision rules
     pair on (`test_set`, `image_id`, `pair`)."""
     rows = questions.loc[questions["kind"] == "hypernym", list(QUESTION_COLUMNS)].reset_index(drop=True)
-    return rows.assign(
-        test_set=TEST_SET, image_id="text:" + rows["leaf"], pair=rows["question_id"].map(pair_id)
-    )
+    return rows.assign(test_set=TEST_SET, image_id="text:" + rows["leaf"], pair=rows["question_id"].map(pair_id))
 
 
 def _length_groups(
@@ -157,6 +155,8 @@ def upper_bound_frame(
     texts = leaf_texts(concepts, hypernyms)
     text_ids = {leaf: tokenizer(text, add_special_tokens=False)["input_ids"] for leaf, text in texts.items()}
     prompt = build_prompt(tokenizer, chat_template)
+    leaf = rows["leaf"].iloc[0]
+    log.info("yes/no prompt %s; e.g. leaf %s's text %r = %s", prompt.describe(), leaf, texts[leaf], text_ids[leaf])
     frames = {
         "yesno": yesno_rows(model, prompt, rows, text_ids, batch_size),
         "naming": naming_rows(model, tokenizer, rows, text_ids, naming_phrases(concepts, hypernyms), batch_size),
@@ -182,9 +182,7 @@ def upper_bound_job(
     questions = read_table(inputs["questions"], QUESTION_COLUMNS)
     t0 = time.perf_counter()
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-        frame = upper_bound_frame(
-            model, tokenizer, lm.spec.chat_template, concepts, hypernyms, questions, batch_size
-        )
+        frame = upper_bound_frame(model, tokenizer, lm.spec.chat_template, concepts, hypernyms, questions, batch_size)
     log.info(
         "scored %s rows in %.1fs on %s",
         frame["readout"].value_counts().reindex(list(READOUTS), fill_value=0).to_dict(),
