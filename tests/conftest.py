@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,4 +47,18 @@ def tiny_gemma3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny_gemma3"
     build_tiny_causal_lm(out, {**TINY_LM, "architecture": "gemma3", "sliding_window": 4})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_nobos_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with a tokenizer that adds no BOS (like SmolLM2's)."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("models") / "tiny_llama_nobos"
+    shutil.copytree(tiny_lm_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer.save_pretrained(out)
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -87,20 +86,6 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_tsv(rows[rows.image_id < "img36"], root / "train.tsv")
     write_tsv(rows[rows.image_id >= "img36"], root / "test.tsv")
     return {"root": root, "features": root / "features.pt", "train": root / "train.tsv", "test": root / "test.tsv"}
-
-
-@pytest.fixture(scope="module")
-def tiny_nobos_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Llama with a tokenizer that adds no BOS (like SmolLM2's)."""
-    from tokenizers import processors
-    from transformers import AutoTokenizer
-
-    out = tmp_path_factory.mktemp("models") / "tiny_llama_nobos"
-    shutil.copytree(tiny_lm_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path needs a CUDA device")

@@ -1,4 +1,5 @@
-# Aggregation: tidy metrics, coherence, text-only LM probes, statistics, figures, tables, report.
+# Aggregation: tidy metrics, coherence, text-only LM probes, the text upper bound of every readout,
+# statistics, figures, tables, report.
 
 
 rule collect_metrics:
@@ -158,6 +159,31 @@ rule textprobe:
         probe=config["analysis"]["textprobe"],
     script:
         "../scripts/analysis_textprobe.py"
+
+
+rule upper_bound:
+    input:
+        concepts=f"{DATA}/concepts.tsv",
+        hypernyms=f"{DATA}/hypernyms.tsv",
+        questions=f"{DATA}/questions.tsv",
+        lm_weights=lambda wc: weights_dir("lms", wc.lm),
+        code=script_code("analysis_upper_bound.py"),
+    output:
+        UPPER_BOUND,
+    log:
+        "logs/upper_bound/{lm}_{init}.log",
+    benchmark:
+        "results/benchmarks/upper_bound/{lm}_{init}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    threads: config["compute"]["train_threads"]
+    resources:
+        gpu=GPU,
+    params:
+        lm=lambda wc: lm_spec(wc.lm),
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/analysis_upper_bound.py"
 
 
 rule combine_textprobe:

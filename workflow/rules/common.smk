@@ -200,13 +200,15 @@ def dataset_inputs(wildcards):
 
 
 ANALYSIS = "results/analysis"
-# The text upper bound of every readout, for every LM of the grid and its random-init twin.
+TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
+# The VLM's readouts with the leaf named in text where the image goes: every LM of the grid's runs
+# and its random-init twin (what the contrasts read them as, and the file).
+UPPER_BOUND = f"{ANALYSIS}/upper_bound/{{lm}}/{{init}}.tsv"
 UPPER_BOUND_SOURCES = [
-    ({"lm": lm, "init": init}, f"{ANALYSIS}/upper_bound/{lm}/{init}.tsv")
+    ({"lm": lm, "init": init}, UPPER_BOUND.format(lm=lm, init=init))
     for lm in LMS
     for init in ("pretrained", "random")
 ]
-TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
 
 
 def first_condition(shuffle):
