@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from taxvlm.data.datasets import build_dataset
+from taxvlm.data.datasets import build_dataset, rule_targets
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.io import read_json, read_tsv
 
@@ -167,6 +167,22 @@ class FakeSynset:
     def hypernym_paths(self) -> list[list[FakeSynset]]:
         return [[*self._parent.hypernym_paths()[0], self]] if self._parent else [[self]]
 
+    def min_depth(self) -> int:
+        return len(self.hypernym_paths()[0]) - 1
+
+    def lemmas(self) -> list[FakeLemma]:
+        return [FakeLemma(self._count)]
+
+    _count = 10  # SemCor tag count of the first lemma (a familiar word unless a test says otherwise)
+
+
+class FakeLemma:
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def count(self) -> int:
+        return self._count
+
 
 class FakeWordNet:
     """`tiger` has a first sense that is a person, like the real WordNet."""
@@ -224,6 +240,7 @@ TUX = {
     "image_size": 16,
     "seed": 0,
     "synset_overrides": {},
+    "target_rule": None,
 }
 
 
@@ -309,3 +326,31 @@ def test_concept_sample_is_seeded_and_bounded() -> None:
     assert sample_concepts(concepts, 10, seed=4) != first
     assert sample_concepts(concepts, None, seed=3) == concepts
     assert sample_concepts(concepts, 50, seed=3) == concepts
+
+
+def test_the_target_rule_picks_familiar_specific_synsets_above_enough_stamps() -> None:
+    entity = FakeSynset("entity.n.01")
+    organism = FakeSynset("organism.n.01", entity)
+    animal = FakeSynset("animal.n.01", organism)
+    chordate = FakeSynset("chordate.n.01", animal)
+    chordate._count = 0  # a word nobody says: never a question
+    bird = FakeSynset("bird.n.01", chordate)
+    fish = FakeSynset("fish.n.01", chordate)
+    senses = {
+        "owl": FakeSynset("owl.n.01", bird), "crow": FakeSynset("crow.n.01", bird),
+        "wren": FakeSynset("wren.n.01", bird), "cod": FakeSynset("cod.n.01", fish),
+    }  # fmt: skip
+    rule = {"min_leaves": 3, "min_depth": 2, "min_count": 5}
+    # animal and organism cover the same 4 stamps: only the more specific (animal) is kept; organism is
+    # too shallow anyway; chordate is unfamiliar; fish covers 1 stamp
+    assert [s.name() for s in rule_targets(senses, rule)] == ["animal.n.01", "bird.n.01"]
+    assert [s.name() for s in rule_targets(senses, rule | {"min_depth": 1})] == ["animal.n.01", "bird.n.01"]
+    assert [s.name() for s in rule_targets(senses, rule | {"min_leaves": 1})] == [
+        "animal.n.01", "bird.n.01", "fish.n.01",
+    ]
+
+
+def test_the_target_rule_adds_to_the_listed_targets(stamps: Path, tmp_path: Path) -> None:
+    _build_tux(stamps, tmp_path / "d", target_synsets=[], target_rule={"min_leaves": 2, "min_depth": 1, "min_count": 1})
+    pairs = read_tsv(tmp_path / "d" / "pairs.tsv")
+    assert set(pairs.hypernym) == {"animal"}  # owl and tiger (its animal sense, chosen by its folders)

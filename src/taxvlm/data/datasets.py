@@ -51,6 +51,8 @@ class Synset(Protocol):
     def name(self) -> str: ...
     def lemma_names(self) -> list[str]: ...
     def hypernym_paths(self) -> list[list[Synset]]: ...
+    def min_depth(self) -> int: ...
+    def lemmas(self) -> list[Any]: ...
 
 
 class WordNet(Protocol):
@@ -305,6 +307,35 @@ def synset_by_name(wordnet: WordNet, name: str, field_name: str) -> Synset:
     raise DataError(f"{field_name}: unknown WordNet synset {name!r}")
 
 
+def rule_targets(senses: Mapping[str, Synset], rule: Mapping[str, Any]) -> list[Synset]:
+    """The target synsets a written rule picks from the stamps' own senses, before any result is seen.
+
+    **Decision** (`dataset.tuxpaint.target_rule`): every WordNet noun above at least `min_leaves` of
+    the matched concepts (all of them, before `max_concepts` samples), at least `min_depth` below
+    `entity` (so `object` or `whole` never become a question), whose first lemma is a familiar word
+    (tagged at least `min_count` times in SemCor: WordNet's own frequency counts, so `chordate` or
+    `instrumentality` do not become questions); of several synsets above exactly the same concepts,
+    only the most specific is kept (a category asked twice under two names would count twice).
+    """
+    covered: dict[str, set[str]] = {}
+    nodes: dict[str, Synset] = {}
+    for concept, synset in senses.items():
+        for node in _ancestors(synset):
+            covered.setdefault(node.name(), set()).add(concept)
+            nodes[node.name()] = node
+    chosen = [
+        nodes[name]
+        for name, concepts in covered.items()
+        if len(concepts) >= int(rule["min_leaves"])
+        and nodes[name].min_depth() >= int(rule["min_depth"])
+        and nodes[name].lemmas()[0].count() >= int(rule["min_count"])
+    ]
+    kept: dict[frozenset[str], Synset] = {}
+    for node in sorted(chosen, key=lambda n: (-n.min_depth(), n.name())):
+        kept.setdefault(frozenset(covered[node.name()]), node)
+    return sorted(kept.values(), key=lambda n: n.name())
+
+
 def hypernym_name(synset: Synset) -> str:
     """`musical_instrument.n.01` → `musical instrument` (the synset's first lemma)."""
     return synset.name().split(".")[0].replace("_", " ")
@@ -411,6 +442,11 @@ def read_tuxpaint(
         for name in cfg.get("target_synsets", [])
     ]
     by_concept, excluded = _match_stamps(wordnet, root, cfg, targets)
+    if cfg["target_rule"] is not None:
+        listed = {target.name() for target in targets}
+        picked = rule_targets({c: stamps[0].synset for c, stamps in by_concept.items()}, cfg["target_rule"])
+        targets += [node for node in picked if node.name() not in listed]
+        log.info("target synsets: %d listed + %d by the rule", len(listed), len(targets) - len(listed))
     concepts, pairs, images = [], [], []
     for concept, stamps in sorted(by_concept.items()):
         hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg["hypernym_source"])
