@@ -3,7 +3,6 @@ pycocoevalcap, the reference table's errors, one run end to end, and the report 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,26 +43,12 @@ def _features() -> torch.Tensor:
     return torch.randn(N_IMAGES, D_VIS, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(scope="module")
-def nobos_lm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Llama with a tokenizer that adds no BOS (like SmolLM2's)."""
-    from tokenizers import processors
-    from transformers import AutoTokenizer
-
-    out = tmp_path_factory.mktemp("models") / "tiny_llama_nobos"
-    shutil.copytree(tiny_lm_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-def test_caption_prompt_puts_the_image_after_the_first_token(tiny_lm_dir: Path, nobos_lm_dir: Path) -> None:
+def test_caption_prompt_puts_the_image_after_the_first_token(tiny_lm_dir: Path, tiny_nobos_lm_dir: Path) -> None:
     _, tok = load_lm(frozen_lm(tiny_lm_dir))
     head, prompt = caption_prompt(tok)
     assert head == [tok.bos_token_id]
     assert prompt == tok("A picture of", add_special_tokens=False)["input_ids"]
-    _, nobos = load_lm(frozen_lm(nobos_lm_dir))
+    _, nobos = load_lm(frozen_lm(tiny_nobos_lm_dir))
     head, prompt = caption_prompt(nobos)
     assert len(head) == 1 and head + prompt == nobos("A picture of")["input_ids"]
 
