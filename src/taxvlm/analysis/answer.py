@@ -175,8 +175,12 @@ def answer_figure(contrasts: pd.DataFrame, path: PathLike) -> None:
         if keys[-1] in READOUT_RULES[keys[-2]]
     ]
     n = max(len(panels), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
-    for ax, (keys, group) in zip(axes[0], panels):
+    n_cols = min(n, 3)
+    n_rows = math.ceil(n / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.4 * n_cols, 3.8 * n_rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    for ax, (keys, group) in zip(axes.flat, panels):
         keys = dict(zip(ROW_KEYS, keys))
         arms = [(label, _one(group, {}, name)) for name, label in FIGURE_ARMS]
         for shuffle in sorted(set(shown["shuffle"]) - {"original"}):
@@ -191,7 +195,11 @@ def answer_figure(contrasts: pd.DataFrame, path: PathLike) -> None:
         ax.axhline(RULE_CHANCE[keys["rule"]], ls="--", c="grey", lw=1)
         ax.set_xticks(range(len(arms)), [label for label, _ in arms], rotation=45, ha="right")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{keys['objective']} → {keys['readout']}, {keys['rule']}", fontsize=9)
+        ax.set_title(
+            f"{keys['encoder']} + {keys['lm']}, {keys['condition']}\n"
+            f"{keys['objective']} → {keys['readout']}, {keys['rule']}",
+            fontsize=9,
+        )
         ax.set_ylabel("held-out pair accuracy")
     if not panels:
         axes[0][0].text(0.5, 0.5, "no held-out contrast in this grid", ha="center", va="center")
