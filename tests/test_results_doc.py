@@ -30,3 +30,19 @@ def test_the_fingerprint_ignores_key_order_and_written_defaults():
     assert config_fingerprint(validated(config)) == config_fingerprint(validated(reordered))
     explicit = yaml.safe_load((REPO / "config/config.yaml").read_text()) | {"evaluation": {"batch_size": 64}}
     assert config_fingerprint(validated(explicit)) == config_fingerprint(validated(config))
+
+
+def test_the_document_opens_with_its_provenance_and_the_answer(tmp_path):
+    from taxvlm.io import write_json, write_text
+    from taxvlm.results_doc import results_document
+
+    analysis = tmp_path / "analysis"
+    write_json({"config_sha256": "a" * 64, "code_version": "abc123"}, analysis / "provenance.json")
+    write_text("The answer sentence.\n", analysis / "answer.txt")
+    write_text("| answer |\n", analysis / "tables/answer.md")
+    write_text("| headline |\n", analysis / "tables/headline.md")
+    write_text("_not in this grid_\n", analysis / "tables/dynamics.md")
+    document = results_document(analysis, "fig.png")
+    order = [document.index(part) for part in (FINGERPRINT_LINE, "abc123", "The answer sentence.", "fig.png", "| answer |", "| headline |")]
+    assert order == sorted(order)
+    assert "Readouts along training" not in document  # a table not in this grid is left out
