@@ -30,7 +30,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SECRET = "sk-test-secret-value"
 RUN_TIMEOUT = 1800
 
-# The .test grid for tiny_llama (10 runs) plus a second tiny LM with 2 runs, also text-probed.
+# The .test grid for tiny_llama plus a second tiny LM with 2 runs (no twin), also text-probed.
 OPS_OVERRIDE = """\
 lms:
   tiny_llama_b:
@@ -42,6 +42,8 @@ lms:
 analysis:
   textprobe:
     lms: [tiny_llama, tiny_llama_b]
+  # the second LM is trained without a twin, as config/things.yaml trains the paper's other LMs
+  require_twin: false
 experiments:
   - encoders: [tiny_vit]
     lms: [tiny_llama]
