@@ -1,4 +1,5 @@
-"""Every shipped CPU preset, run end to end on tiny models by the command the README gives for it.
+"""Every shipped CPU preset, run end to end on tiny models by the command the README gives for it, or
+only planned where the .test pipeline's own run already runs every stage it has (`PLANNED_ONLY`).
 
 A preset is a `--configfile` overlay deep-merged over config/config.yaml (lists replace). The `.test`
 run covers one grid only, so a preset whose grid it lacks can fail where no test looks
@@ -42,6 +43,8 @@ TINY = REPO / ".test/config/config.yaml"
 # Presets only planned here (dry run through the README's command), with the reason: the suite's time
 # goes where a run would find what the .test pipeline's run (tests/test_workflow.py) cannot.
 PLANNED_ONLY = {
+    DEFAULT: "the .test configuration is this config with tiny models and data, run end to end by "
+    "tests/test_workflow.py and tests/test_operations.py",
     "config/extended.yaml": "its stages (per-epoch dynamics, probes, random50, both objectives and shuffles) "
     "all run end to end in the .test pipeline; its second encoder only repeats the same rules",
 }
@@ -206,7 +209,7 @@ def test_preset_runs_end_to_end_on_tiny_models(preset: str, prepared: Path, tmp_
     command = with_overlay(readme_command(preset), "tiny.yaml")
     if preset in PLANNED_ONLY:
         plan = snakemake(workdir, *command, "-n")
-        assert "probe_fit" in plan.stdout and "collect_dynamics" in plan.stdout, PLANNED_ONLY[preset]
+        assert "contrasts" in plan.stdout and "collect_dynamics" in plan.stdout, PLANNED_ONLY[preset]
         return
     start = time.monotonic()
     snakemake(workdir, *command)
