@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taxvlm.analysis.answer import answer_rows, transfer_verdict, write_answer
+from taxvlm.analysis.answer import transfer_verdict, write_answer
 from taxvlm.analysis.contrasts import (
     Arm,
     aligned_arms,

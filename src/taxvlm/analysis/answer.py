@@ -120,16 +120,17 @@ def answer_rows(contrasts: pd.DataFrame, trained: pd.DataFrame) -> pd.DataFrame:
                 "twin upper bound": _cell(by_name.get("twin_upper_bound")),
                 "pretrained − twin": _cell(by_name.get("pretrained-twin"), signed=True),
                 "pretrained − null": _cell(by_name.get("pretrained-null"), signed=True),
-                **{
-                    f"original − {shuffle}": _cell(row, signed=True) for shuffle, row in shuffles.items()
-                },
+                **{f"original − {shuffle}": _cell(row, signed=True) for shuffle, row in shuffles.items()},
                 "prior only": _cell(prior),
-                "pretrained, all pairs": _cell(_one(everything[everything["shuffle"] == "original"], keys, "pretrained")),
+                "pretrained, all pairs": _cell(
+                    _one(everything[everything["shuffle"] == "original"], keys, "pretrained")
+                ),
                 "learned (pretrained, twin)": "{}/{}, {}/{}".format(*learned["pretrained LM"], *learned["twin"]),
                 "n": (
                     f"{int(counted['n_categories'])} categories, {int(counted['n_leaves'])} leaves, "
                     f"{counted['n_seeds']} seeds"
-                    if counted is not None else "—"
+                    if counted is not None
+                    else "—"
                 ),
                 "verdict": transfer_verdict(by_name, learned, keys["lm"]),
             }
@@ -210,9 +211,7 @@ def answer_figure(contrasts: pd.DataFrame, path: PathLike) -> None:
     plt.close(fig)
 
 
-def write_answer(
-    contrasts: pd.DataFrame, trained: pd.DataFrame, outputs: Mapping[str, PathLike]
-) -> pd.DataFrame:
+def write_answer(contrasts: pd.DataFrame, trained: pd.DataFrame, outputs: Mapping[str, PathLike]) -> pd.DataFrame:
     """answer.md / answer.csv (the table), answer.txt (the statement), answer.png (the figure)."""
     rows = answer_rows(contrasts, trained)
     shown = rows.drop(columns=["objective", "readout"], errors="ignore")

@@ -259,8 +259,21 @@ def verdict(estimate: Estimate, paired_contrast: bool, chance: float | None = No
 
 # --- the contrasts of a grid ---------------------------------------------------------------------
 
-SCORE_CONTRASTS: tuple[str, ...] = ("pretrained", "pretrained_null", "twin", "twin_null", "upper_bound", "twin_upper_bound")
-DIFFERENCE_CONTRASTS: tuple[str, ...] = ("pretrained-twin", "pretrained-null", "twin-null", "original-shuffle")
+SCORE_CONTRASTS: tuple[str, ...] = (
+    "pretrained",
+    "pretrained_null",
+    "twin",
+    "twin_null",
+    "upper_bound",
+    "twin_upper_bound",
+)
+# difference → (left arm, right arm, whether both arms are the same runs: one seed draw serves both)
+DIFFERENCES: dict[str, tuple[str, str, bool]] = {
+    "pretrained-twin": ("pretrained", "twin", False),
+    "pretrained-null": ("pretrained", "pretrained_null", True),
+    "twin-null": ("twin", "twin_null", True),
+    "original-shuffle": ("original", "pretrained", False),
+}
 
 
 def _select(scores: pd.DataFrame, **where: str) -> pd.DataFrame:
@@ -302,15 +315,11 @@ def block_contrasts(
     for name in SCORE_CONTRASTS:
         if arms[name].empty:
             continue
-        (one,) = aligned_arms(arms[name]) if name == "pretrained" else aligned_arms(arms["pretrained"], arms[name])[1:]
-        rows.append(_row(block, pairs, name, est := hierarchical_bootstrap(one, draws=draws, seed=seed), verdict(est, False, chance)))
-    differences = {
-        "pretrained-twin": ("pretrained", "twin", False),
-        "pretrained-null": ("pretrained", "pretrained_null", True),
-        "twin-null": ("twin", "twin_null", True),
-        "original-shuffle": ("original", "pretrained", False),
-    }
-    for name, (left, right, same_runs) in differences.items():
+        # every score on the pretrained arm's leaves, so the columns of a row compare the same pairs
+        one = aligned_arms(arms["pretrained"], arms[name])[-1]
+        estimate = hierarchical_bootstrap(one, draws=draws, seed=seed)
+        rows.append(_row(block, pairs, name, estimate, verdict(estimate, False, chance)))
+    for name, (left, right, same_runs) in DIFFERENCES.items():
         if left not in arms or arms[left].empty or arms[right].empty:
             continue
         a, b = aligned_arms(arms[left], arms[right])
@@ -345,10 +354,15 @@ def trained_task(runs: Iterable[Mapping[str, str]]) -> pd.DataFrame:
         last = curve.sort_values("step").iloc[-1]
         n, accuracy = int(last["n"]), float(last["accuracy"])
         low, high = proportion_confint(round(accuracy * n), n, method="wilson") if n else (math.nan, math.nan)
-        rows.append({k: run[k] for k in RUN_KEYS} | {"val_n": n, "val_accuracy": accuracy, "val_ci_low": low, "val_ci_high": high, "learned": bool(low > 0.5)})
+        rows.append(
+            {k: run[k] for k in RUN_KEYS}
+            | {"val_n": n, "val_accuracy": accuracy, "val_ci_low": low, "val_ci_high": high, "learned": bool(low > 0.5)}
+        )
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "val_n", "val_accuracy", "val_ci_low", "val_ci_high", "learned"])
 
 
-def write_contrasts(contrasts: pd.DataFrame, trained: pd.DataFrame, contrasts_path: PathLike, trained_path: PathLike) -> None:
+def write_contrasts(
+    contrasts: pd.DataFrame, trained: pd.DataFrame, contrasts_path: PathLike, trained_path: PathLike
+) -> None:
     write_tsv(contrasts, contrasts_path)
     write_tsv(trained, trained_path)
