@@ -66,8 +66,10 @@ experiments:
 """
 CONFIGS = ["--configfile", ".test/config/config.yaml", "ops.yaml"]
 N_RUNS = 12  # 10 for tiny_llama, 2 for tiny_llama_b
-AGGREGATION = {"collect_metrics": 1, "collect_dynamics": 1, "mixed_effects": 1, "coherence": 1, "figures": 1,
-               "tables": 1, "probe_fit": 1, "all": 1}
+AGGREGATION = {"collect_metrics": 1, "contrasts": 1, "collect_dynamics": 1, "mixed_effects": 1, "coherence": 1,
+               "figures": 1, "tables": 1, "probe_fit": 1, "all": 1}
+# a changed config changes its fingerprint, which provenance.json records
+CONFIG_CHANGED = {"provenance": 1}
 # .test probes random50 and full under the original and across shuffles: 5 tiny_llama runs + tiny_llama_b's full
 N_PROBED = 6
 # yes/no, naming by likelihood, and the probe's hidden states
@@ -230,7 +232,7 @@ def test_finished_run_has_nothing_to_do(base_run) -> None:
 def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
     table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.05}}}\n")
     assert table == Counter({"train_projector": 2, "evaluate_projector": 2, "name_projector": 2, "probe_states": 1,
-                             **AGGREGATION}), table
+                             **AGGREGATION, **CONFIG_CHANGED}), table
     assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
 
 
@@ -238,7 +240,7 @@ def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> N
 def test_adding_a_seed_adds_only_that_seeds_jobs(base_run) -> None:
     override = OPS_OVERRIDE.split("experiments:")[1].replace("seeds: [7]\n", "seeds: [7, 8]\n")
     table, jobs = dry_run(base_run[0], "experiments:" + override)
-    assert table == Counter({"train_projector": N_RUNS, **PER_RUN_EVALUATION, **AGGREGATION}), table
+    assert table == Counter({"train_projector": N_RUNS, **PER_RUN_EVALUATION, **AGGREGATION, **CONFIG_CHANGED}), table
     assert {wc["seed"] for rule, wc in jobs if "seed" in wc} == {"8"}
 
 
@@ -246,7 +248,7 @@ def test_adding_a_seed_adds_only_that_seeds_jobs(base_run) -> None:
 def test_changing_an_encoder_layer_reruns_its_features_and_downstream_only(base_run) -> None:
     table, _ = dry_run(base_run[0], "encoders: {tiny_vit: {layer: -1}}\n")
     assert table == Counter({"extract_features": 1, "train_projector": N_RUNS, **PER_RUN_EVALUATION,
-                             **AGGREGATION}), table
+                             **AGGREGATION, **CONFIG_CHANGED}), table
 
 
 @pytest.mark.workflow
