@@ -212,6 +212,6 @@ def test_the_answer_table_has_every_arm_and_the_difference(tmp_path):
     assert row["pretrained − twin"].startswith("+0.300")
     assert row["prior only"].startswith("0.500")
     assert row["verdict"].startswith("transfer")
-    assert row["n"] == "6 categories, 18 leaves, 2/2 seeds"
+    assert row["n"] == "6 categories, 18 (category, leaf) pairs, 2/2 seeds"
     assert "pretrained − twin +0.300" in outputs["statement"].read_text()
     assert outputs["figure"].stat().st_size > 0

@@ -127,7 +127,7 @@ def answer_rows(contrasts: pd.DataFrame, trained: pd.DataFrame) -> pd.DataFrame:
                 ),
                 "learned (pretrained, twin)": "{}/{}, {}/{}".format(*learned["pretrained LM"], *learned["twin"]),
                 "n": (
-                    f"{int(counted['n_categories'])} categories, {int(counted['n_leaves'])} leaves, "
+                    f"{int(counted['n_categories'])} categories, {int(counted['n_leaves'])} (category, leaf) pairs, "
                     f"{counted['n_seeds']} seeds"
                     if counted is not None
                     else "—"
