@@ -97,7 +97,7 @@ def test_a_consistent_difference_is_found_where_the_two_cis_overlap():
     a, b = aligned_arms(pretrained, twin)
     estimate = hierarchical_bootstrap(a, b, draws=2000)
     assert estimate.estimate == pytest.approx(0.08)
-    assert estimate.ci_low > 0 and verdict(estimate, True) == "above"
+    assert estimate.ci_low > 0 and verdict(estimate) == "above"
     assert estimate.n_categories == 12 and estimate.p_wilcoxon < 0.01
 
 

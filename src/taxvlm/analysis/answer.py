@@ -23,14 +23,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from taxvlm.analysis.contrasts import PRIOR, RULE_CHANCE, read_typed  # noqa: E402
+from taxvlm.analysis.contrasts import PRIOR, RULE_CHANCE, select_rows  # noqa: E402
 from taxvlm.analysis.metrics import READOUT_RULES  # noqa: E402
 from taxvlm.io import atomic_path, write_text  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 ROW_KEYS: tuple[str, ...] = ("encoder", "lm", "condition", "objective", "readout", "rule")
 VERDICT_PAIRS = "no_overlap"
-CONTRAST_NUMERIC: tuple[str, ...] = ("estimate", "ci_low", "ci_high", "p_wilcoxon", "n_categories", "n_leaves")
 FIGURE_ARMS: tuple[tuple[str, str], ...] = (
     ("pretrained", "pretrained"),
     ("pretrained_null", "its null"),
@@ -39,15 +38,6 @@ FIGURE_ARMS: tuple[tuple[str, str], ...] = (
     ("upper_bound", "upper bound"),
     ("twin_upper_bound", "twin's upper bound"),
 )
-
-
-def read_contrasts(path: PathLike) -> pd.DataFrame:
-    return read_typed(path, CONTRAST_NUMERIC)
-
-
-def read_trained(path: PathLike) -> pd.DataFrame:
-    table = read_typed(path, ("val_n", "val_accuracy", "val_ci_low", "val_ci_high"))
-    return table.assign(learned=table["learned"].astype(str) == "True")
 
 
 def _cell(row: pd.Series | None, signed: bool = False) -> str:
@@ -59,11 +49,8 @@ def _cell(row: pd.Series | None, signed: bool = False) -> str:
 
 
 def _learned(trained: pd.DataFrame, keys: Mapping[str, str], init: str) -> tuple[int, int]:
-    rows = trained[
-        (trained["encoder"] == keys["encoder"]) & (trained["lm"] == keys["lm"]) & (trained["init"] == init)
-        & (trained["condition"] == keys["condition"]) & (trained["shuffle"] == "original")
-        & (trained["objective"] == keys["objective"])
-    ]  # fmt: skip
+    run = {key: keys[key] for key in ("encoder", "lm", "condition", "objective")}
+    rows = select_rows(trained, **run, init=init, shuffle="original")
     return int(rows["learned"].sum()), len(rows)
 
 
@@ -139,10 +126,7 @@ def answer_rows(contrasts: pd.DataFrame, trained: pd.DataFrame) -> pd.DataFrame:
 
 
 def _one(contrasts: pd.DataFrame, keys: Mapping[str, str], name: str) -> pd.Series | None:
-    mask = contrasts["contrast"] == name
-    for key, value in keys.items():
-        mask &= contrasts[key] == value
-    found = contrasts[mask]
+    found = select_rows(contrasts, **keys, contrast=name)
     return None if found.empty else found.iloc[0]
 
 

@@ -154,7 +154,7 @@ def twin_comparison(per_category: pd.DataFrame, test_set: str = HELD_OUT) -> pd.
                 "pretrained": pre[score].mean(),
                 "random": twin[score].mean(),
                 "difference": difference.mean(),
-                "difference_ci": _ci_text(difference),
+                "difference_ci": "[{:+.3f}, {:+.3f}]".format(*t_interval(difference)),
                 "n_categories": len(difference),
                 "verdict": _verdict(difference),
                 "baseline": baseline.mean(),
@@ -169,11 +169,6 @@ def _verdict(differences: pd.Series) -> str:
     return "above" if low > 0 else "below" if high < 0 else "no difference"
 
 
-def _ci_text(differences: pd.Series) -> str:
-    low, high = t_interval(differences)
-    return f"[{low:+.3f}, {high:+.3f}]"
-
-
 def dynamics_statement(comparison: pd.DataFrame, test_set: str = HELD_OUT) -> str:
     """The report's sentence per twin pair and rule: at which steps the pretrained LM's score on
     `test_set` lies significantly above or below its random-init twin's (the per-category difference's
@@ -182,7 +177,8 @@ def dynamics_statement(comparison: pd.DataFrame, test_set: str = HELD_OUT) -> st
         return "No pretrained run has a random-init twin with kept points in this grid.\n"
     lines = [
         f"Held-out ({test_set}) scores along training, pretrained LM vs its random-init twin (the "
-        "per-category difference, seeds averaged, with its 95% CI over categories; the points are fixed by training.eval_every and never used to pick a model; "
+        "per-category difference, seeds averaged, with its 95% CI over categories; the points are fixed "
+        "by training.eval_every and never used to pick a model; "
         "the final point is the run's result):"
     ]
     for keys, group in comparison.groupby([*TWIN_KEYS, "rule"], sort=True):
