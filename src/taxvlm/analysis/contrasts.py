@@ -84,8 +84,7 @@ def leaf_outcomes(predictions: pd.DataFrame, rules: Sequence[str]) -> pd.DataFra
             n_pairs="size", pair_accuracy="mean"
         )
         frames.append(table.reset_index().assign(rule=rule))
-    columns = ["rule", "test_set", "category", "leaf", "n_pairs", "pair_accuracy"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[["rule", "test_set", "category", "leaf", "n_pairs", "pair_accuracy"]]
 
 
 def overlap_pairs(pairs: pd.DataFrame) -> set[tuple[str, str]]:
@@ -107,7 +106,9 @@ def collect_leaf_scores(
     frames = []
     for run in runs:
         outcomes = leaf_outcomes(read_tsv(run["path"]), READOUT_RULES[run["readout"]])
-        frames.append(outcomes.assign(**{key: run[key] for key in RUN_KEYS}, readout=run["readout"]))
+        # run keys as strings, as leaf_scores.tsv reads back: the seed columns then sort alike in memory
+        # and from the file, so the bootstrap's draws are the same either way
+        frames.append(outcomes.assign(**{key: str(run[key]) for key in RUN_KEYS}, readout=run["readout"]))
     for bound in upper_bounds:
         table = read_tsv(bound["path"])
         for readout, rows in table.groupby("readout", sort=True):
@@ -243,18 +244,18 @@ def _wilcoxon(differences: np.ndarray) -> float:
     return float(stats.wilcoxon(differences).pvalue)
 
 
-def verdict(estimate: Estimate, paired_contrast: bool, chance: float | None = None) -> str:
-    """A difference: above / below / no difference by its CI; a single score against `chance`."""
+def verdict(estimate: Estimate, chance: float | None = None) -> str:
+    """A difference (`chance` None): above / below / no difference as its CI excludes 0 or not; a
+    single score: above / below / at chance as its CI excludes the rule's `chance` or not."""
     if math.isnan(estimate.ci_low):
         return "not formed"
-    reference = 0.0 if paired_contrast else chance
-    if reference is None:
-        return ""
+    reference = 0.0 if chance is None else chance
+    suffix = "" if chance is None else " chance"
     if estimate.ci_low > reference:
-        return "above chance" if not paired_contrast else "above"
+        return f"above{suffix}"
     if estimate.ci_high < reference:
-        return "below chance" if not paired_contrast else "below"
-    return "at chance" if not paired_contrast else "no difference"
+        return f"below{suffix}"
+    return "no difference" if chance is None else "at chance"
 
 
 # --- the contrasts of a grid ---------------------------------------------------------------------
@@ -276,7 +277,8 @@ DIFFERENCES: dict[str, tuple[str, str, bool]] = {
 }
 
 
-def _select(scores: pd.DataFrame, **where: str) -> pd.DataFrame:
+def select_rows(scores: pd.DataFrame, **where: str) -> pd.DataFrame:
+    """The rows whose columns equal the given values."""
     mask = np.ones(len(scores), dtype=bool)
     for key, value in where.items():
         mask &= (scores[key] == value).to_numpy()
@@ -293,18 +295,18 @@ def block_contrasts(
     """The contrasts of one block (module docstring) on one pair set; an arm absent from the grid (no
     twin, no null, no upper bound) gives no row, and one whose rows share no leaf with the pretrained
     arm gives a row whose verdict says `not formed`."""
-    runs = _select(scores, **{k: block[k] for k in BLOCK_KEYS})
+    runs = select_rows(scores, **{k: block[k] for k in BLOCK_KEYS})
     arms = {
-        "pretrained": _select(runs, init="pretrained", test_set=HELD_OUT),
-        "pretrained_null": _select(runs, init="pretrained", test_set=NULL),
-        "twin": _select(runs, init="random", test_set=HELD_OUT),
-        "twin_null": _select(runs, init="random", test_set=NULL),
+        "pretrained": select_rows(runs, init="pretrained", test_set=HELD_OUT),
+        "pretrained_null": select_rows(runs, init="pretrained", test_set=NULL),
+        "twin": select_rows(runs, init="random", test_set=HELD_OUT),
+        "twin_null": select_rows(runs, init="random", test_set=NULL),
     }
-    text = _select(scores, test_set=TEXT, lm=block["lm"], readout=block["readout"], rule=block["rule"])
-    arms["upper_bound"] = _select(text, init="pretrained")
-    arms["twin_upper_bound"] = _select(text, init="random")
+    text = select_rows(scores, test_set=TEXT, lm=block["lm"], readout=block["readout"], rule=block["rule"])
+    arms["upper_bound"] = select_rows(text, init="pretrained")
+    arms["twin_upper_bound"] = select_rows(text, init="random")
     if block["shuffle"] != "original":
-        arms["original"] = _select(
+        arms["original"] = select_rows(
             scores, **{k: block[k] for k in BLOCK_KEYS} | {"shuffle": "original"}, init="pretrained",
             test_set=HELD_OUT,
         )  # fmt: skip
@@ -318,13 +320,13 @@ def block_contrasts(
         # every score on the pretrained arm's leaves, so the columns of a row compare the same pairs
         one = aligned_arms(arms["pretrained"], arms[name])[-1]
         estimate = hierarchical_bootstrap(one, draws=draws, seed=seed)
-        rows.append(_row(block, pairs, name, estimate, verdict(estimate, False, chance)))
+        rows.append(_row(block, pairs, name, estimate, verdict(estimate, chance)))
     for name, (left, right, same_runs) in DIFFERENCES.items():
         if left not in arms or arms[left].empty or arms[right].empty:
             continue
         a, b = aligned_arms(arms[left], arms[right])
         estimate = hierarchical_bootstrap(a, b, same_runs=same_runs, draws=draws, seed=seed)
-        rows.append(_row(block, pairs, name, estimate, verdict(estimate, True)))
+        rows.append(_row(block, pairs, name, estimate, verdict(estimate)))
     return rows
 
 
