@@ -124,7 +124,7 @@ def test_validation_defaults_do_not_turn_into_overrides() -> None:
     config["lms"]["smollm2_135m"]["training"] = {"lr": 0.5}
     with keep_lm_training_overrides(config):
         validate(config, str(SCHEMA))
-    resolved = training_config(config, "smollm2_135m")
+    resolved = training_config(config, "smollm2_135m", "yesno", "pretrained")
     assert (resolved["lr"], resolved["epochs"]) == (0.5, 7)
     assert config["lms"]["gemma3_270m"]["training"] == {}
 

@@ -120,8 +120,26 @@ def test_lm_training_overrides_apply_to_that_lm_only() -> None:
     config = default_config()
     config["lms"]["other"] = {"source": "hf", "id": "x/y"}
     config["lms"]["smollm2_135m"]["training"] = {"lr": 0.5}
-    assert training_config(config, "smollm2_135m")["lr"] == 0.5
-    assert training_config(config, "other")["lr"] == config["training"]["lr"]
+    assert training_config(config, "smollm2_135m", "yesno", "pretrained")["lr"] == 0.5
+    assert training_config(config, "other", "yesno", "pretrained")["lr"] == config["training"]["lr"]
+
+
+def test_overrides_select_by_objective_and_init_the_lms_own_last() -> None:
+    """Tuned settings per objective x init (`snakemake tune`): global items, then the LM's block,
+    then the LM's items; an item without a selector key selects every value of it."""
+    config = {
+        "training": {"lr": 1e-3, "epochs": 6, "overrides": [
+            {"objective": "caption", "lr": 1e-2},
+            {"objective": "caption", "init": "random", "lr": 3e-2, "epochs": 4},
+        ]},
+        "lms": {"l": {}, "m": {"training": {"lr": 1e-4, "overrides": [{"init": "random", "epochs": 2}]}}},
+    }  # fmt: skip
+    assert training_config(config, "l", "yesno", "random") == {"lr": 1e-3, "epochs": 6}
+    assert training_config(config, "l", "caption", "pretrained") == {"lr": 1e-2, "epochs": 6}
+    assert training_config(config, "l", "caption", "random") == {"lr": 3e-2, "epochs": 4}
+    # the LM's own lr beats a global item; its own item beats both
+    assert training_config(config, "m", "caption", "random") == {"lr": 1e-4, "epochs": 2}
+    assert config["training"]["overrides"][0] == {"objective": "caption", "lr": 1e-2}  # never mutated
 
 
 def test_conda_env_pins_match_requirements() -> None:
@@ -161,7 +179,7 @@ def test_fused_groups_share_all_but_condition_and_shuffle_and_follow_the_config_
                      ("random50", "original"), ("random50", "across")]
     assert sorted(r for g in groups for r in g.runs) == expand_experiments(config["experiments"])
     # `fuse` is how runs are scheduled, never a run's setting; an LM may set its own (1: no group)
-    assert "fuse" not in training_config(config, "l") and fuse_limit(config, "l") == 3
+    assert "fuse" not in training_config(config, "l", "yesno", "pretrained") and fuse_limit(config, "l") == 3
     assert {g.runs[0].lm for g in fused_groups(_fused_config(3, ["none"], [7], m_fuse=1))} == {"l"}
     assert fused_groups(_fused_config(1, ["none"], [7])) == []
 
@@ -197,7 +215,8 @@ def test_fuse_memory_budget_is_scheduling_not_a_runs_identity() -> None:
     config = {"training": {"lr": 1e-3, "fuse_memory_gib": None},
               "lms": {"l": {}, "m": {"training": {"fuse_memory_gib": 2.5}}}}  # fmt: skip
     assert fuse_memory_gib(config, "l") is None and fuse_memory_gib(config, "m") == 2.5
-    assert training_config(config, "m") == training_config(config, "l") == {"lr": 1e-3}
+    resolved = [training_config(config, lm, "yesno", "pretrained") for lm in ("m", "l")]
+    assert resolved[0] == resolved[1] == {"lr": 1e-3}
 
 
 def test_a_pretrained_run_without_its_twin_is_refused_naming_the_run():

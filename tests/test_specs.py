@@ -9,7 +9,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from taxvlm.config import SCHEDULING_KEYS, ConfigError, training_config
+from taxvlm.config import NOT_RUN_SETTINGS, ConfigError, training_config
 from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, RunSpec, TrainingSpec, trained_run, with_schema_defaults
 
 from spec_builders import validated
@@ -37,7 +37,7 @@ def test_every_spec_builds_from_the_schema_defaults_alone() -> None:
 def test_spec_fields_are_the_schema_keys() -> None:
     """A key added to the schema needs its field (and the reverse): nothing is read around a spec."""
     training = set(SCHEMA["properties"]["training"]["properties"])
-    assert {f.name for f in fields(TrainingSpec)} == training - set(SCHEDULING_KEYS)
+    assert {f.name for f in fields(TrainingSpec)} == training - set(NOT_RUN_SETTINGS)
     assert {f.name for f in fields(LMSpec)} == _entry_properties("lms") - {"training"}
     assert {f.name for f in fields(EncoderSpec)} == _entry_properties("encoders")
 
@@ -73,8 +73,10 @@ def test_every_shipped_config_builds_its_run_specs(extra: list[str]) -> None:
     for lm, lm_section in config["lms"].items():
         lm_params = {key: value for key, value in lm_section.items() if key != "training"}
         for encoder in config["encoders"].values():
-            spec = RunSpec.from_config(lm_params, None, "random", encoder, training_config(config, lm), "yesno")
-            assert spec.projector()["features"] == encoder["features"]
-            assert spec.training.record() == training_config(config, lm)
+            for objective in ("yesno", "caption"):
+                training = training_config(config, lm, objective, "random")
+                spec = RunSpec.from_config(lm_params, None, "random", encoder, training, objective)
+                assert spec.projector()["features"] == encoder["features"]
+                assert spec.training.record() == training
         run = trained_run(lm_params, "", {"init": "pretrained", "seed": "7"}, "p/projector.pt", "f.pt")
         assert (run.lm.weights_dir, run.seed, run.lm.init) == (None, 7, "pretrained")

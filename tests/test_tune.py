@@ -1,15 +1,18 @@
-"""The tuning choice: best validation accuracy wins, then the shortest training within tolerance."""
+"""The tuning choice: per objective x init, best validation accuracy wins, then the shortest training
+within tolerance; the report ends with the choices as `training.overrides`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.tune import candidate_name, choose, write_tuning
 
 CANDIDATES = [{"lr": 0.003, "feature_norm": "standardize"}, {"lr": 0.01, "feature_norm": "standardize"}]
+TARGETS = [{"objective": "caption", "init": "pretrained"}, {"objective": "caption", "init": "random"}]
 
 
 def _curve(accuracies: list[float]) -> pd.DataFrame:
@@ -25,24 +28,32 @@ def _curve(accuracies: list[float]) -> pd.DataFrame:
     )
 
 
-def test_best_candidate_and_shortest_length_within_tolerance(tmp_path: Path) -> None:
+def test_each_target_gets_its_best_candidate_and_shortest_length(tmp_path: Path) -> None:
+    accuracies = {  # (target, candidate) -> validation curve
+        (0, 0): [0.5, 0.7, 0.9, 0.91], (0, 1): [0.5, 0.8, 0.95, 0.96],
+        (1, 0): [0.5, 0.6, 0.7, 0.8], (1, 1): [0.5, 0.55, 0.6, 0.62],
+    }  # fmt: skip
     curves = []
-    for candidate, accuracies in zip(CANDIDATES, [[0.5, 0.7, 0.9, 0.91], [0.5, 0.8, 0.95, 0.96]]):
-        path = tmp_path / f"{candidate_name(candidate)}.tsv"
-        write_tsv(_curve(accuracies), path)
+    for (t, c), values in accuracies.items():
+        path = tmp_path / f"{t}_{candidate_name(CANDIDATES[c])}.tsv"
+        write_tsv(_curve(values), path)
         curves.append(path)
     setup = {"encoder": "e", "lm": "l", "condition": "full", "seed": 7, "epochs": 3, "tolerance": 0.02}
-    chosen = write_tuning(CANDIDATES, curves, setup, tmp_path / "t.tsv", tmp_path / "t.md")
-    assert chosen == {
-        "lr": 0.01,
-        "feature_norm": "standardize",
-        "epochs": 2,  # 0.95 at epoch 2 is within 0.02 of the best 0.96
-        "best_val_accuracy": 0.96,
-        "chosen_val_accuracy": 0.95,
-    }
-    assert len(read_tsv(tmp_path / "t.tsv")) == 8
+    chosen = write_tuning(TARGETS, CANDIDATES, curves, setup, tmp_path / "t.tsv", tmp_path / "t.md")
+    assert chosen == [
+        # 0.95 at epoch 2 is within 0.02 of the best 0.96
+        {**TARGETS[0], "lr": 0.01, "feature_norm": "standardize", "epochs": 2,
+         "best_val_accuracy": 0.96, "chosen_val_accuracy": 0.95},
+        {**TARGETS[1], "lr": 0.003, "feature_norm": "standardize", "epochs": 3,
+         "best_val_accuracy": 0.8, "chosen_val_accuracy": 0.8},
+    ]  # fmt: skip
+    assert len(read_tsv(tmp_path / "t.tsv")) == 16
     report = (tmp_path / "t.md").read_text()
-    assert "lr0.01_standardize" in report and "Chosen: lr 0.01, feature_norm `standardize`, 2 epochs" in report
+    assert "## caption, random LM" in report and "Chosen: lr 0.003, feature_norm `standardize`, 3 epochs" in report
+    snippet = yaml.safe_load(report.split("```yaml")[1].split("```")[0])
+    assert snippet["training"]["overrides"][1] == {
+        "objective": "caption", "init": "random", "lr": 0.003, "feature_norm": "standardize", "epochs": 3
+    }  # fmt: skip
 
 
 def test_ties_go_to_the_smaller_learning_rate() -> None:

@@ -161,16 +161,26 @@ def check_references(config: Mapping[str, Any]) -> None:
 
 # Training keys that say how runs are scheduled, not what a run is: never part of a run's identity.
 SCHEDULING_KEYS: tuple[str, ...] = ("fuse", "fuse_memory_gib")
+# Training keys that are no run's setting: the scheduling keys, and the per-objective/init overrides
+# that `training_config` resolves into the settings.
+NOT_RUN_SETTINGS: tuple[str, ...] = (*SCHEDULING_KEYS, "overrides")
 
 
-def training_config(config: Mapping[str, Any], lm: str) -> dict[str, Any]:
-    """Global training settings overridden by the LM's own `training:` block.
+def training_config(config: Mapping[str, Any], lm: str, objective: str, init: str) -> dict[str, Any]:
+    """The training settings of one (LM, objective, init): the global block, its `overrides` that
+    match, then the LM's own block and its matching `overrides` (the more specific wins).
 
-    Resolving per LM lets Snakemake's params trigger rerun exactly the jobs of an LM whose
-    settings changed.
+    Resolving per run kind lets Snakemake's params trigger rerun exactly the jobs whose settings
+    changed. The selectors are the objective and the init because `snakemake tune` chooses
+    learning rate and length for each of them separately (a random-init twin may need another lr).
     """
-    merged = _lm_training(config, lm)
-    return {key: value for key, value in merged.items() if key not in SCHEDULING_KEYS}
+    merged: dict[str, Any] = {}
+    for block in (config["training"], config["lms"][lm].get("training", {})):
+        merged.update({key: value for key, value in block.items() if key != "overrides"})
+        for override in block.get("overrides", []):
+            if override.get("objective", objective) == objective and override.get("init", init) == init:
+                merged.update({key: value for key, value in override.items() if key not in ("objective", "init")})
+    return {key: copy.deepcopy(value) for key, value in merged.items() if key not in NOT_RUN_SETTINGS}
 
 
 def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:

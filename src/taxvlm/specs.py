@@ -23,7 +23,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from taxvlm.config import SCHEDULING_KEYS, ConfigError
+from taxvlm.config import NOT_RUN_SETTINGS, ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -84,8 +84,8 @@ class LMSpec(_Spec):
 
 @dataclass(frozen=True)
 class TrainingSpec(_Spec):
-    """`config.training` with the LM's overrides, without the scheduling keys (`fuse`,
-    `fuse_memory_gib`: how runs are scheduled, not what a run is; `taxvlm.config.training_config`)."""
+    """One run's training settings (`taxvlm.config.training_config`: the global block, the LM's and the
+    matching `overrides`), without the keys that say how runs are scheduled (`fuse`, `fuse_memory_gib`)."""
 
     projector: str
     prefix_tokens: int
@@ -105,7 +105,7 @@ class TrainingSpec(_Spec):
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], where: str = "config") -> Self:
-        return super().from_config({k: v for k, v in section.items() if k not in SCHEDULING_KEYS}, where)
+        return super().from_config({k: v for k, v in section.items() if k not in NOT_RUN_SETTINGS}, where)
 
 
 @dataclass(frozen=True)

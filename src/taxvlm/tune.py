@@ -1,16 +1,20 @@
 """Choose training length and learning rate on the validation split, from the trained task only.
 
 The honest-science rule of the project: nothing about training is chosen by looking at held-out
-hypernym results. The tuning runs train on the `tuning.condition` (default `full`: leaf questions
-only, so not even a seen hypernym question enters) and are judged on `val_leaf.tsv`, leaf questions
-on validation images. Each candidate (a learning rate and a feature normalisation) trains for
-`tuning.epochs` and scores the validation table after every epoch (`val_curve.tsv`).
+hypernym results. The tuning runs train on the `tuning.condition` (default `full`: leaf questions or
+leaf captions only, so not even a seen hypernym enters) and are judged on `val_leaf.tsv`, leaves on
+validation images, under the objective's own readout (`taxvlm.train`: the yes/no questions' absolute
+rule, or leaf naming by calibrated likelihood for captions). Each candidate (a learning rate and a
+feature normalisation) trains for `tuning.epochs` and scores the validation table after every epoch
+(`val_curve.tsv`), for every objective × init of `tuning`: the random-init twin is tuned as carefully
+as the pretrained LM, so a gap between them is not a gap in tuning.
 
-Selection (**decision**): the candidate with the highest validation accuracy at any epoch wins (ties:
-the smaller learning rate); its training length is the first epoch whose validation accuracy is within
-`tolerance` of that best value, so the default trains no longer than it needs to. The choice is read off
-a curve of a longer cosine schedule; every default run writes its own `val_curve.tsv`, which shows
-whether the chosen length also learns the task on its own schedule.
+Selection (**decision**), per objective × init: the candidate with the highest validation accuracy at
+any epoch wins (ties: the smaller learning rate); its training length is the first epoch whose
+validation accuracy is within `tolerance` of that best value, so the default trains no longer than it
+needs to. The choice is read off a curve of a longer cosine schedule; every default run writes its
+own `val_curve.tsv`, which shows whether the chosen length also learns the task on its own schedule.
+The choices are written as `training.overrides` items, ready for the config.
 """
 
 from __future__ import annotations
@@ -21,11 +25,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from taxvlm.io import read_tsv, write_text, write_tsv
 
 PathLike = str | os.PathLike[str]
 CANDIDATE_KEYS: tuple[str, ...] = ("lr", "feature_norm")
+TARGET_KEYS: tuple[str, ...] = ("objective", "init")
+READOUTS = {
+    "yesno": "accuracy (absolute rule) on the validation leaf questions",
+    "caption": "leaf naming accuracy (paired calibrated rule) on the validation leaves",
+}
 
 
 def candidate_name(candidate: Mapping[str, Any]) -> str:
@@ -33,19 +43,24 @@ def candidate_name(candidate: Mapping[str, Any]) -> str:
     return f"lr{float(candidate['lr']):g}_{candidate['feature_norm']}"
 
 
-def tuning_table(candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathLike]) -> pd.DataFrame:
-    """One row per candidate × validation point: the candidate's keys and its val_curve columns."""
+def tuning_table(
+    targets: Sequence[Mapping[str, str]], candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathLike]
+) -> pd.DataFrame:
+    """One row per target (objective, init) × candidate × validation point; `curves` are in the order
+    of the targets, then the candidates."""
+    pairs = [(target, candidate) for target in targets for candidate in candidates]
     frames = []
-    for candidate, path in zip(candidates, curves, strict=True):
+    for (target, candidate), path in zip(pairs, curves, strict=True):
         curve = read_tsv(path).astype(float)
-        frames.append(curve.assign(**{key: candidate[key] for key in CANDIDATE_KEYS}))
+        keys = {key: target[key] for key in TARGET_KEYS} | {key: candidate[key] for key in CANDIDATE_KEYS}
+        frames.append(curve.assign(**keys))
     table = pd.concat(frames, ignore_index=True)
-    return table[[*CANDIDATE_KEYS, "epoch", "step", "n", "accuracy", "pair_accuracy", "yes_rate"]]
+    return table[[*TARGET_KEYS, *CANDIDATE_KEYS, "epoch", "step", "n", "accuracy", "pair_accuracy", "yes_rate"]]
 
 
 def choose(table: pd.DataFrame, tolerance: float) -> dict[str, Any]:
-    """The selection of the module docstring: the best candidate and the shortest training within
-    `tolerance` of its best validation accuracy (epochs rounded up to whole epochs)."""
+    """The selection of the module docstring for one target's curves: the best candidate and the
+    shortest training within `tolerance` of its best validation accuracy (rounded up to whole epochs)."""
     best = table.groupby(list(CANDIDATE_KEYS), sort=False)["accuracy"].max().reset_index()
     best = best.sort_values(["accuracy", "lr"], ascending=[False, True], kind="stable")
     winner = best.iloc[0]
@@ -61,43 +76,74 @@ def choose(table: pd.DataFrame, tolerance: float) -> dict[str, Any]:
     }
 
 
-def tuning_markdown(table: pd.DataFrame, chosen: Mapping[str, Any], setup: Mapping[str, Any]) -> str:
-    """The tuning report: the setup, every candidate's validation curve, and the choice."""
-    wide = table.pivot_table(index="epoch", columns=list(CANDIDATE_KEYS), values="accuracy").round(3)
-    wide.columns = [candidate_name(dict(zip(CANDIDATE_KEYS, key))) for key in wide.columns]
-    wide.index = [f"{epoch:g}" for epoch in wide.index]
+def choices(table: pd.DataFrame, tolerance: float) -> list[dict[str, Any]]:
+    """`choose` for every (objective, init) of the table, in its order."""
+    return [
+        dict(zip(TARGET_KEYS, target)) | choose(curves, tolerance)
+        for target, curves in table.groupby(list(TARGET_KEYS), sort=False)
+    ]
+
+
+def overrides(chosen: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The choices as `training.overrides` items (what the config takes)."""
+    keys = (*TARGET_KEYS, "lr", "feature_norm", "epochs")
+    return [{key: choice[key] for key in keys} for choice in chosen]
+
+
+def tuning_markdown(table: pd.DataFrame, chosen: Sequence[Mapping[str, Any]], setup: Mapping[str, Any]) -> str:
+    """The tuning report: the setup, every target's validation curves, the choices as config."""
     lines = [
         "# Training length and learning rate, chosen on the validation split",
         "",
         "Generated by `snakemake tune` (`taxvlm.tune`); do not edit by hand.",
         "",
-        f"Setup: encoder `{setup['encoder']}`, LM `{setup['lm']}` (pretrained), condition `{setup['condition']}`"
-        f" (leaf questions only), seed {setup['seed']}, {setup['epochs']} epochs per candidate; every other"
-        " training setting as in the config. Score: accuracy (absolute rule) on the validation leaf"
-        f" questions ({int(table['n'].iloc[0])} rows) after every epoch.",
+        f"Setup: encoder `{setup['encoder']}`, LM `{setup['lm']}`, condition `{setup['condition']}` (no hypernym"
+        f" in training), seed {setup['seed']}, {setup['epochs']:g} epochs per candidate; every other training"
+        " setting as in the config. Selection: the best validation accuracy at any epoch, then the first epoch"
+        f" within {setup['tolerance']:g} of it.",
         "",
-        "Validation accuracy by epoch (rows) and candidate (columns):",
+    ]
+    for choice in chosen:
+        target = (table["objective"] == choice["objective"]) & (table["init"] == choice["init"])
+        rows = table[target]
+        wide = rows.pivot_table(index="epoch", columns=list(CANDIDATE_KEYS), values="accuracy").round(3)
+        wide.columns = [candidate_name(dict(zip(CANDIDATE_KEYS, key))) for key in wide.columns]
+        wide.index = [f"{epoch:g}" for epoch in wide.index]
+        lines += [
+            f"## {choice['objective']}, {choice['init']} LM",
+            "",
+            f"Score: {READOUTS[choice['objective']]} ({int(rows['n'].iloc[0])} rows), by epoch (rows) and"
+            " candidate (columns):",
+            "",
+            wide.to_markdown(),
+            "",
+            f"Chosen: lr {choice['lr']:g}, feature_norm `{choice['feature_norm']}`, {choice['epochs']} epochs"
+            f" (validation accuracy {choice['chosen_val_accuracy']:.3f}; best of this candidate"
+            f" {choice['best_val_accuracy']:.3f}).",
+            "",
+        ]
+    lines += [
+        "## As config",
         "",
-        wide.to_markdown(),
-        "",
-        f"Chosen: lr {chosen['lr']:g}, feature_norm `{chosen['feature_norm']}`, {chosen['epochs']} epochs"
-        f" (validation accuracy {chosen['chosen_val_accuracy']:.3f}; best of this candidate"
-        f" {chosen['best_val_accuracy']:.3f}; tolerance {setup['tolerance']:g}).",
+        "```yaml",
+        yaml.safe_dump({"training": {"overrides": overrides(chosen)}}, sort_keys=False).rstrip(),
+        "```",
         "",
     ]
     return "\n".join(lines)
 
 
 def write_tuning(
+    targets: Sequence[Mapping[str, str]],
     candidates: Sequence[Mapping[str, Any]],
     curves: Sequence[PathLike],
     setup: Mapping[str, Any],
     table_path: PathLike,
     markdown_path: PathLike,
-) -> dict[str, Any]:
-    """Write the tidy tuning table and its Markdown report; return the choice."""
-    table = tuning_table(candidates, curves)
-    chosen = choose(table, float(setup["tolerance"]))
+) -> list[dict[str, Any]]:
+    """Write the tidy tuning table and its Markdown report; return the choices."""
+    table = tuning_table(targets, candidates, curves)
+    chosen = choices(table, float(setup["tolerance"]))
     write_tsv(table, table_path)
     write_text(tuning_markdown(table, chosen, setup), markdown_path)
     return chosen

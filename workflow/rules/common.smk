@@ -219,12 +219,12 @@ def first_condition(shuffle):
 SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
 
 
-def tuning_training(candidate):
-    """config.training of the tuned LM with one tuning candidate's settings, its epochs and a
-    validation scoring after every epoch."""
+def tuning_training(objective, init, candidate):
+    """config.training of the tuned LM for one objective and init, with one tuning candidate's
+    settings, the tuning's length and a validation scoring after every epoch."""
     by_name = {candidate_name(c): c for c in config["tuning"]["candidates"]}
     return (
-        training_config(config, config["tuning"]["lm"])
+        training_config(config, config["tuning"]["lm"], objective, init)
         | by_name[candidate]
         | {
             "epochs": config["tuning"]["epochs"],

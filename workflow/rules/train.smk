@@ -31,7 +31,7 @@ rule train_projector:
     params:
         lm=lambda wc: lm_spec(wc.lm),
         encoder=lambda wc: config["encoders"][wc.encoder],
-        training=lambda wc: training_config(config, wc.lm),
+        training=lambda wc: training_config(config, wc.lm, wc.objective, wc.init),
         checkpoint=f"results/checkpoints/{RUN}/checkpoint.pt",
     script:
         "../scripts/train_projector.py"
@@ -62,7 +62,9 @@ for group in FUSED_GROUPS:
         params:
             lm=lm_spec(group.runs[0].lm),
             encoder=config["encoders"][group.runs[0].encoder],
-            training=training_config(config, group.runs[0].lm),
+            training=training_config(
+                config, group.runs[0].lm, group.runs[0].objective, group.runs[0].init
+            ),
             init=group.runs[0].init,
             objective=group.runs[0].objective,
             memory_gib=fuse_memory_gib(config, group.runs[0].lm),

@@ -1,5 +1,6 @@
-"""The tuning choice: input.curves (val_curve.tsv per candidate, in the order of params.candidates),
-params.setup → output.table (tidy), output.markdown (the report copied to docs/tuning.md)."""
+"""The tuning choices: input.curves (val_curve.tsv per objective x init x candidate, in the order of
+params.targets, then params.candidates), params.setup → output.table (tidy), output.markdown (the report
+copied to docs/tuning.md)."""
 
 import logging
 
@@ -8,6 +9,7 @@ from taxvlm.tune import write_tuning
 
 rule_log(snakemake.log[0])  # noqa: F821
 chosen = write_tuning(
+    snakemake.params.targets,
     snakemake.params.candidates,
     list(snakemake.input.curves),
     snakemake.params.setup,
