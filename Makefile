@@ -54,4 +54,4 @@ lint: env
 docs:
 	@test -f results/analysis/provenance.json || { echo "no results/analysis/provenance.json: run 'make run' first" >&2; exit 1; }
 	$(BIN)/python -m taxvlm.results_doc --results results --out docs/default-results.md
-	@if ls results/tuning/*/*/tuning.md >/dev/null 2>&1; then cp results/tuning/*/*/tuning.md docs/tuning.md; fi
+	@if [ -f results/tuning/tuning.md ]; then cp results/tuning/tuning.md docs/tuning.md; fi

@@ -12,7 +12,11 @@ from taxvlm.io import read_tsv, write_tsv
 from taxvlm.tune import candidate_name, choose, write_tuning
 
 CANDIDATES = [{"lr": 0.003, "feature_norm": "standardize"}, {"lr": 0.01, "feature_norm": "standardize"}]
-TARGETS = [{"objective": "caption", "init": "pretrained"}, {"objective": "caption", "init": "random"}]
+TARGETS = [
+    {"encoder": "e", "objective": "caption", "init": "pretrained"},
+    {"encoder": "e", "objective": "caption", "init": "random"},
+]
+SETUP = {"lm": "l", "condition": "full", "seed": 7, "epochs": 3, "tolerance": 0.02}
 
 
 def _curve(accuracies: list[float]) -> pd.DataFrame:
@@ -28,24 +32,27 @@ def _curve(accuracies: list[float]) -> pd.DataFrame:
     )
 
 
-def test_each_target_gets_its_best_candidate_and_shortest_length(tmp_path: Path) -> None:
-    accuracies = {  # (target, candidate) -> validation curve
-        (0, 0): [0.5, 0.7, 0.9, 0.91], (0, 1): [0.5, 0.8, 0.95, 0.96],
-        (1, 0): [0.5, 0.6, 0.7, 0.8], (1, 1): [0.5, 0.55, 0.6, 0.62],
-    }  # fmt: skip
+def _write_curves(tmp_path: Path, accuracies: dict[tuple[int, int], list[float]]) -> list[Path]:
     curves = []
     for (t, c), values in accuracies.items():
         path = tmp_path / f"{t}_{candidate_name(CANDIDATES[c])}.tsv"
         write_tsv(_curve(values), path)
         curves.append(path)
-    setup = {"encoder": "e", "lm": "l", "condition": "full", "seed": 7, "epochs": 3, "tolerance": 0.02}
-    chosen = write_tuning(TARGETS, CANDIDATES, curves, setup, tmp_path / "t.tsv", tmp_path / "t.md")
+    return curves
+
+
+def test_each_target_gets_its_best_candidate_and_shortest_length(tmp_path: Path) -> None:
+    curves = _write_curves(tmp_path, {  # (target, candidate) -> validation curve
+        (0, 0): [0.5, 0.7, 0.9, 0.91], (0, 1): [0.5, 0.8, 0.95, 0.96],
+        (1, 0): [0.5, 0.6, 0.7, 0.8], (1, 1): [0.5, 0.55, 0.6, 0.62],
+    })  # fmt: skip
+    chosen = write_tuning(TARGETS, CANDIDATES, curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
     assert chosen == [
         # 0.95 at epoch 2 is within 0.02 of the best 0.96
         {**TARGETS[0], "lr": 0.01, "feature_norm": "standardize", "epochs": 2,
-         "best_val_accuracy": 0.96, "chosen_val_accuracy": 0.95},
+         "best_val_accuracy": 0.96, "chosen_val_accuracy": 0.95, "chosen_encoder": True},
         {**TARGETS[1], "lr": 0.003, "feature_norm": "standardize", "epochs": 3,
-         "best_val_accuracy": 0.8, "chosen_val_accuracy": 0.8},
+         "best_val_accuracy": 0.8, "chosen_val_accuracy": 0.8, "chosen_encoder": True},
     ]  # fmt: skip
     assert len(read_tsv(tmp_path / "t.tsv")) == 16
     report = (tmp_path / "t.md").read_text()
@@ -62,3 +69,20 @@ def test_ties_go_to_the_smaller_learning_rate() -> None:
     )
     chosen = choose(table, tolerance=0.0)
     assert chosen["lr"] == 0.001 and chosen["epochs"] == 1
+
+
+def test_the_encoder_with_the_best_validation_score_is_chosen_and_only_its_settings_become_config(
+    tmp_path: Path,
+) -> None:
+    targets = [TARGETS[0], {**TARGETS[0], "encoder": "f"}]
+    curves = _write_curves(tmp_path, {
+        (0, 0): [0.5, 0.7], (0, 1): [0.5, 0.8], (1, 0): [0.5, 0.9], (1, 1): [0.5, 0.6],
+    })  # fmt: skip
+    chosen = write_tuning(targets, CANDIDATES, curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
+    assert [(c["encoder"], c["chosen_encoder"]) for c in chosen] == [("e", False), ("f", True)]
+    report = (tmp_path / "t.md").read_text()
+    assert "| caption | pretrained | `f` | 0.900 | yes |" in report
+    snippet = yaml.safe_load(report.split("```yaml")[1].split("```")[0])
+    assert snippet["training"]["overrides"] == [
+        {"objective": "caption", "init": "pretrained", "lr": 0.003, "feature_norm": "standardize", "epochs": 1}
+    ]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from report_browser import chromium, read_report
 from workflow_copy import copy_workflow
 
@@ -125,6 +126,20 @@ def test_tiny_config_runs_end_to_end_then_has_nothing_to_do(tiny_run: Path) -> N
     assert any((analysis / "figures").glob("*.png"))
     rerun = snakemake(*TINY, "-n", cwd=tiny_run)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+@pytest.mark.workflow
+def test_tune_chooses_per_target_and_writes_the_choices_as_config(tiny_run: Path) -> None:
+    """`snakemake tune` on the tiny run's data: both objectives (yes/no questions and caption naming)
+    as .test lists them, each judged on its validation readout, its choices as `training.overrides`."""
+    snakemake("tune", *TINY, cwd=tiny_run)
+    report = (tiny_run / "results/tuning/tuning.md").read_text()
+    assert "## yesno, pretrained LM, encoder `tiny_vit`" in report
+    assert "## caption, random LM, encoder `tiny_vit`" in report and "leaf naming accuracy" in report
+    config = yaml.safe_load(report.split("```yaml")[1].split("```")[0])
+    assert [(o["objective"], o["init"]) for o in config["training"]["overrides"]] == [
+        ("yesno", "pretrained"), ("caption", "random")
+    ]  # fmt: skip
 
 
 @pytest.mark.workflow

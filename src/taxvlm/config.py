@@ -142,9 +142,13 @@ def check_references(config: Mapping[str, Any]) -> None:
                         f"(known: {known})"
                     )
     tuning = config["tuning"]
-    for family, key in (("encoders", "encoder"), ("lms", "lm")):
-        if tuning[key] not in config[family]:
-            raise ConfigError(f"config.tuning.{key}: '{tuning[key]}' is not defined under config.{family}")
+    if tuning["lm"] not in config["lms"]:
+        raise ConfigError(f"config.tuning.lm: '{tuning['lm']}' is not defined under config.lms")
+    for index, target in enumerate(tuning["targets"]):
+        if target["encoder"] not in config["encoders"]:
+            raise ConfigError(
+                f"config.tuning.targets[{index}].encoder: '{target['encoder']}' is not defined under config.encoders"
+            )
     for name in config["analysis"]["textprobe"].get("lms", []):
         if name not in config["lms"]:
             raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")

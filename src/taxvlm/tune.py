@@ -6,15 +6,17 @@ leaf captions only, so not even a seen hypernym enters) and are judged on `val_l
 validation images, under the objective's own readout (`taxvlm.train`: the yes/no questions' absolute
 rule, or leaf naming by calibrated likelihood for captions). Each candidate (a learning rate and a
 feature normalisation) trains for `tuning.epochs` and scores the validation table after every epoch
-(`val_curve.tsv`), for every objective × init of `tuning`: the random-init twin is tuned as carefully
-as the pretrained LM, so a gap between them is not a gap in tuning.
+(`val_curve.tsv`), for every target (encoder × objective × init) of `tuning`: the random-init twin is
+tuned as carefully as the pretrained LM, so a gap between them is not a gap in tuning.
 
-Selection (**decision**), per objective × init: the candidate with the highest validation accuracy at
-any epoch wins (ties: the smaller learning rate); its training length is the first epoch whose
-validation accuracy is within `tolerance` of that best value, so the default trains no longer than it
-needs to. The choice is read off a curve of a longer cosine schedule; every default run writes its
-own `val_curve.tsv`, which shows whether the chosen length also learns the task on its own schedule.
-The choices are written as `training.overrides` items, ready for the config.
+Selection (**decision**), per target: the candidate with the highest validation accuracy at any epoch
+wins (ties: the smaller learning rate); its training length is the first epoch whose validation
+accuracy is within `tolerance` of that best value, so the default trains no longer than it needs to.
+Where an objective × init was tuned with several encoders, the encoder whose best validation accuracy
+is highest is chosen (ties: the first listed), so the encoder too is chosen on the trained task alone.
+The choice is read off a curve of a longer cosine schedule; every default run writes its own
+`val_curve.tsv`, which shows whether the chosen length also learns the task on its own schedule. The
+chosen encoder's settings are written as `training.overrides` items, ready for the config.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from taxvlm.io import read_tsv, write_text, write_tsv
 
 PathLike = str | os.PathLike[str]
 CANDIDATE_KEYS: tuple[str, ...] = ("lr", "feature_norm")
-TARGET_KEYS: tuple[str, ...] = ("objective", "init")
+TARGET_KEYS: tuple[str, ...] = ("encoder", "objective", "init")
 READOUTS = {
     "yesno": "accuracy (absolute rule) on the validation leaf questions",
     "caption": "leaf naming accuracy (paired calibrated rule) on the validation leaves",
@@ -46,8 +48,8 @@ def candidate_name(candidate: Mapping[str, Any]) -> str:
 def tuning_table(
     targets: Sequence[Mapping[str, str]], candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathLike]
 ) -> pd.DataFrame:
-    """One row per target (objective, init) × candidate × validation point; `curves` are in the order
-    of the targets, then the candidates."""
+    """One row per target (encoder, objective, init) × candidate × validation point; `curves` are in
+    the order of the targets, then the candidates."""
     pairs = [(target, candidate) for target in targets for candidate in candidates]
     frames = []
     for (target, candidate), path in zip(pairs, curves, strict=True):
@@ -77,40 +79,47 @@ def choose(table: pd.DataFrame, tolerance: float) -> dict[str, Any]:
 
 
 def choices(table: pd.DataFrame, tolerance: float) -> list[dict[str, Any]]:
-    """`choose` for every (objective, init) of the table, in its order."""
-    return [
+    """`choose` for every target of the table, in its order, each marked `chosen_encoder` when its
+    encoder has the best validation accuracy of its objective × init (module docstring)."""
+    chosen = [
         dict(zip(TARGET_KEYS, target)) | choose(curves, tolerance)
         for target, curves in table.groupby(list(TARGET_KEYS), sort=False)
     ]
+    for objective, init in dict.fromkeys((c["objective"], c["init"]) for c in chosen):
+        rivals = [c for c in chosen if (c["objective"], c["init"]) == (objective, init)]
+        best = max(rivals, key=lambda c: c["best_val_accuracy"])  # the first listed of equals
+        for choice in rivals:
+            choice["chosen_encoder"] = choice is best
+    return chosen
 
 
 def overrides(chosen: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The choices as `training.overrides` items (what the config takes)."""
-    keys = (*TARGET_KEYS, "lr", "feature_norm", "epochs")
-    return [{key: choice[key] for key in keys} for choice in chosen]
+    """The chosen encoder's choices as `training.overrides` items (what the config takes)."""
+    keys = ("objective", "init", "lr", "feature_norm", "epochs")
+    return [{key: choice[key] for key in keys} for choice in chosen if choice["chosen_encoder"]]
 
 
 def tuning_markdown(table: pd.DataFrame, chosen: Sequence[Mapping[str, Any]], setup: Mapping[str, Any]) -> str:
-    """The tuning report: the setup, every target's validation curves, the choices as config."""
+    """The tuning report: the setup, every target's validation curves, the encoder choice where
+    there was one, the choices as config."""
     lines = [
-        "# Training length and learning rate, chosen on the validation split",
+        "# Training length, learning rate and encoder, chosen on the validation split",
         "",
         "Generated by `snakemake tune` (`taxvlm.tune`); do not edit by hand.",
         "",
-        f"Setup: encoder `{setup['encoder']}`, LM `{setup['lm']}`, condition `{setup['condition']}` (no hypernym"
-        f" in training), seed {setup['seed']}, {setup['epochs']:g} epochs per candidate; every other training"
-        " setting as in the config. Selection: the best validation accuracy at any epoch, then the first epoch"
-        f" within {setup['tolerance']:g} of it.",
+        f"Setup: LM `{setup['lm']}`, condition `{setup['condition']}` (no hypernym in training), seed"
+        f" {setup['seed']}, {setup['epochs']:g} epochs per candidate; every other training setting as in the"
+        " config. Selection: the best validation accuracy at any epoch, then the first epoch within"
+        f" {setup['tolerance']:g} of it; per objective and init, the encoder with the best validation accuracy.",
         "",
     ]
     for choice in chosen:
-        target = (table["objective"] == choice["objective"]) & (table["init"] == choice["init"])
-        rows = table[target]
+        rows = table[(table[list(TARGET_KEYS)] == pd.Series({k: choice[k] for k in TARGET_KEYS})).all(axis=1)]
         wide = rows.pivot_table(index="epoch", columns=list(CANDIDATE_KEYS), values="accuracy").round(3)
         wide.columns = [candidate_name(dict(zip(CANDIDATE_KEYS, key))) for key in wide.columns]
         wide.index = [f"{epoch:g}" for epoch in wide.index]
         lines += [
-            f"## {choice['objective']}, {choice['init']} LM",
+            f"## {choice['objective']}, {choice['init']} LM, encoder `{choice['encoder']}`",
             "",
             f"Score: {READOUTS[choice['objective']]} ({int(rows['n'].iloc[0])} rows), by epoch (rows) and"
             " candidate (columns):",
@@ -122,6 +131,17 @@ def tuning_markdown(table: pd.DataFrame, chosen: Sequence[Mapping[str, Any]], se
             f" {choice['best_val_accuracy']:.3f}).",
             "",
         ]
+    contested = [c for c in chosen if sum(
+        (o["objective"], o["init"]) == (c["objective"], c["init"]) for o in chosen) > 1]  # fmt: skip
+    if contested:
+        lines += ["## Encoder", "", "Best validation accuracy per objective, init and encoder:", ""]
+        lines += ["| objective | init | encoder | best validation accuracy | chosen |", "|---|---|---|---:|---|"]
+        lines += [
+            f"| {c['objective']} | {c['init']} | `{c['encoder']}` | {c['best_val_accuracy']:.3f} |"
+            f" {'yes' if c['chosen_encoder'] else ''} |"
+            for c in contested
+        ]
+        lines += [""]
     lines += [
         "## As config",
         "",

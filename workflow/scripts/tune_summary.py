@@ -1,5 +1,5 @@
-"""The tuning choices: input.curves (val_curve.tsv per objective x init x candidate, in the order of
-params.targets, then params.candidates), params.setup → output.table (tidy), output.markdown (the report
+"""The tuning choices: input.curves (val_curve.tsv per target x candidate, in the order of params.targets,
+then params.candidates), params.setup → output.table (tidy), output.markdown (the report
 copied to docs/tuning.md)."""
 
 import logging
