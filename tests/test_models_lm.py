@@ -315,6 +315,12 @@ def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Pat
     assert (curve["n"] == len(read_tsv(toy["test"]))).all()
     assert curve["accuracy"].iloc[-1] >= 0.8 > curve["accuracy"].iloc[0]
     assert curve["pair_accuracy"].iloc[-1] >= 0.8
+    ended = toy["root"] / "validated_at_end"
+    train_projector(
+        run_spec(tiny_lm_dir, {**TRAINING, "val_every": 0}, ENCODER), SharedFiles(toy["features"]),
+        Member(toy["train"], 7, ended, toy["root"] / "ended.ckpt", toy["test"]), device="cpu",
+    )  # fmt: skip
+    assert read_tsv(ended / "val_curve.tsv").astype(float)["step"].tolist() == [20]  # the trained end only
 
 
 @pytest.mark.parametrize("batching", ["rows", "images"])

@@ -474,7 +474,9 @@ def _run_config(spec: RunSpec, seed: int, batching: str) -> dict[str, Any]:
 
 
 def _start_run(shared: _Shared, member: Member) -> _Run:
-    """A member's state: fresh, or resumed from its own checkpoint; validated at step 0 when fresh."""
+    """A member's state: fresh, or resumed from its own checkpoint; validated at step 0 when fresh and
+    its validation has a curve (`val_every` > 0; with 0 only the trained end is scored: the default
+    reads nothing else, and each scoring costs as much as a few training steps)."""
     spec = shared.spec
     rows = read_tsv(member.train_tsv)
     image_idx = torch.tensor([shared.index[i] for i in rows["image_id"]], dtype=torch.long)
@@ -496,13 +498,13 @@ def _start_run(shared: _Shared, member: Member) -> _Run:
         steps_every(training.eval_every, training.eval_every_unit, steps_per_epoch, total),
         score_val, step, curve, val_curve, kept,
     )  # fmt: skip
-    if step == 0:
+    if step == 0 and training.val_every > 0:
         _validate(run)
     return run
 
 
 def _validate(run: _Run) -> None:
-    """Score the member's validation table now (its `val_steps`; step 0 when fresh)."""
+    """Score the member's validation table now (its `val_steps`; step 0 when fresh, with a curve)."""
     if run.score_val is not None:
         scores = run.score_val()
         run.val_curve.append({"step": run.step, "epoch": run.step / run.steps_per_epoch, **scores})
@@ -655,7 +657,7 @@ def _validation_scorer(
 
 def steps_every(every: float, unit: str, steps_per_epoch: int, total: int) -> set[int]:
     """Training steps after which something is scored or kept: every `every` epochs or steps (`unit`)
-    and the last step; `every` 0 means only the last step. Validation also scores step 0."""
+    and the last step; `every` 0 means only the last step. Validation with a curve also scores step 0."""
     if unit not in ("epochs", "steps"):
         raise ValueError(f"a training interval unit is {unit!r}; expected 'epochs' or 'steps'")
     if every <= 0:
