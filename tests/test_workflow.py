@@ -67,14 +67,14 @@ def test_default_config_plans_the_whole_grid() -> None:
     result = snakemake("-n", "--forceall", "--quiet", "rules", "--cores", "2")
     plan = result.stdout + result.stderr
     for rule in ("fetch_asset", "convert_weights", "build_dataset", "extract_features",
-                 "train_projector", "evaluate_projector", "collect_metrics"):
+                 "train_projector", "name_projector", "upper_bound", "contrasts", "collect_metrics"):
         assert rule in plan, f"{rule} missing from the default plan:\n{plan}"
-    # caption: pretrained + twin x 3 seeds, across x 3, within x 1; yes/no: pretrained + twin x 3 = 16 runs
-    assert _job_count(plan, "train_projector") == 16
-    assert _job_count(plan, "evaluate_projector") == 6  # the yes/no runs
-    assert _job_count(plan, "name_projector") == 16  # naming reads every run
+    # caption: pretrained + twin x 3 seeds, across x 3, within x 1 = 10 runs
+    assert _job_count(plan, "train_projector") == 10
+    assert _job_count(plan, "name_projector") == 10  # naming reads every run
     assert _job_count(plan, "caption_decode") == 10  # captioning the caption runs
-    assert "probe_states" not in plan  # the probes are config/extended.yaml's
+    # the yes/no route and the probes are config/extended.yaml's
+    assert "evaluate_projector" not in plan and "probe_states" not in plan
 
 
 def test_fused_training_plans_one_job_per_group(tmp_path: Path) -> None:
