@@ -48,10 +48,11 @@ PLANNED_ONLY = {
     "config/extended.yaml": "its stages (per-epoch dynamics, probes, random50, both objectives and shuffles) "
     "all run end to end in the .test pipeline; its second encoder only repeats the same rules",
 }
-# `.test` settings that stand for the real models and data whatever the preset; training length only
-# (how a run trains, eval_every included, stays the preset's)
+# `.test` settings that stand for the real models and data whatever the preset; of training, the length
+# and the per-run overrides (tuned for the real models; how a run trains, eval_every included, stays
+# the preset's)
 TINY_SECTIONS = ("dataset", "conditions", "tuning")
-TINY_TRAINING_LENGTH = ("epochs", "batch_size", "checkpoint_every")
+TINY_TRAINING = ("epochs", "batch_size", "checkpoint_every", "overrides")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def tiny_overlay(preset: str) -> dict[str, Any]:
     overlay |= {
         "encoders": dict(encoders.values()),
         "lms": dict(lms.values()),
-        "training": {key: tiny["training"][key] for key in TINY_TRAINING_LENGTH},
+        "training": {key: tiny["training"][key] for key in TINY_TRAINING},
         "experiments": [
             block | _renamed(block, encoders, lms) | {"seeds": block["seeds"][:1]} for block in config["experiments"]
         ],

@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.tune import candidate_name, choose, write_tuning
+from taxvlm.tune import candidate_name, choose, tuning_plan, write_tuning
 
 CANDIDATES = [{"lr": 0.003, "feature_norm": "standardize"}, {"lr": 0.01, "feature_norm": "standardize"}]
 TARGETS = [
@@ -46,7 +46,7 @@ def test_each_target_gets_its_best_candidate_and_shortest_length(tmp_path: Path)
         (0, 0): [0.5, 0.7, 0.9, 0.91], (0, 1): [0.5, 0.8, 0.95, 0.96],
         (1, 0): [0.5, 0.6, 0.7, 0.8], (1, 1): [0.5, 0.55, 0.6, 0.62],
     })  # fmt: skip
-    chosen = write_tuning(TARGETS, CANDIDATES, curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
+    chosen = write_tuning(tuning_plan(TARGETS, CANDIDATES), curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
     assert chosen == [
         # 0.95 at epoch 2 is within 0.02 of the best 0.96
         {**TARGETS[0], "lr": 0.01, "feature_norm": "standardize", "epochs": 2,
@@ -78,7 +78,7 @@ def test_the_encoder_with_the_best_validation_score_is_chosen_and_only_its_setti
     curves = _write_curves(tmp_path, {
         (0, 0): [0.5, 0.7], (0, 1): [0.5, 0.8], (1, 0): [0.5, 0.9], (1, 1): [0.5, 0.6],
     })  # fmt: skip
-    chosen = write_tuning(targets, CANDIDATES, curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
+    chosen = write_tuning(tuning_plan(targets, CANDIDATES), curves, SETUP, tmp_path / "t.tsv", tmp_path / "t.md")
     assert [(c["encoder"], c["chosen_encoder"]) for c in chosen] == [("e", False), ("f", True)]
     report = (tmp_path / "t.md").read_text()
     assert "| caption | pretrained | `f` | 0.900 | yes |" in report
@@ -86,3 +86,12 @@ def test_the_encoder_with_the_best_validation_score_is_chosen_and_only_its_setti
     assert snippet["training"]["overrides"] == [
         {"objective": "caption", "init": "pretrained", "lr": 0.003, "feature_norm": "standardize", "epochs": 1}
     ]
+
+
+def test_a_target_may_list_its_own_candidates() -> None:
+    own = [{"lr": 0.001, "feature_norm": "standardize"}, *CANDIDATES]
+    plan = tuning_plan([TARGETS[0], {**TARGETS[1], "candidates": own}], CANDIDATES)
+    assert [(target["init"], candidate["lr"]) for target, candidate in plan] == [
+        ("pretrained", 0.003), ("pretrained", 0.01), ("random", 0.001), ("random", 0.003), ("random", 0.01)
+    ]
+    assert all("candidates" not in target for target, _ in plan)

@@ -19,6 +19,7 @@ from taxvlm.provenance import FINGERPRINT_LINE
 TABLES: tuple[tuple[str, str], ...] = (
     ("headline", "Every readout, rule and test set (means over categories × seeds, t-CIs)"),
     ("naming", "Naming by likelihood"),
+    ("captioning", "Captioning (greedy captions against the references)"),
     ("textprobe", "Text-only probes of the LMs"),
     ("coherence", "Visual coherence of the categories"),
     ("dynamics", "Readouts along training"),

@@ -45,14 +45,23 @@ def candidate_name(candidate: Mapping[str, Any]) -> str:
     return f"lr{float(candidate['lr']):g}_{candidate['feature_norm']}"
 
 
-def tuning_table(
-    targets: Sequence[Mapping[str, str]], candidates: Sequence[Mapping[str, Any]], curves: Sequence[PathLike]
-) -> pd.DataFrame:
+def tuning_plan(
+    targets: Sequence[Mapping[str, Any]], candidates: Sequence[Mapping[str, Any]]
+) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """(target, candidate) for every tuning run, in order: each target with its own `candidates` where
+    it lists them (a grid extended for one target only), else the shared ones."""
+    return [
+        ({key: target[key] for key in TARGET_KEYS}, dict(candidate))
+        for target in targets
+        for candidate in target.get("candidates", candidates)
+    ]
+
+
+def tuning_table(plan: Sequence[tuple[Mapping[str, str], Mapping[str, Any]]], curves: Sequence[PathLike]) -> pd.DataFrame:
     """One row per target (encoder, objective, init) × candidate × validation point; `curves` are in
-    the order of the targets, then the candidates."""
-    pairs = [(target, candidate) for target in targets for candidate in candidates]
+    the order of the plan (`tuning_plan`)."""
     frames = []
-    for (target, candidate), path in zip(pairs, curves, strict=True):
+    for (target, candidate), path in zip(plan, curves, strict=True):
         curve = read_tsv(path).astype(float)
         keys = {key: target[key] for key in TARGET_KEYS} | {key: candidate[key] for key in CANDIDATE_KEYS}
         frames.append(curve.assign(**keys))
@@ -154,15 +163,14 @@ def tuning_markdown(table: pd.DataFrame, chosen: Sequence[Mapping[str, Any]], se
 
 
 def write_tuning(
-    targets: Sequence[Mapping[str, str]],
-    candidates: Sequence[Mapping[str, Any]],
+    plan: Sequence[tuple[Mapping[str, str], Mapping[str, Any]]],
     curves: Sequence[PathLike],
     setup: Mapping[str, Any],
     table_path: PathLike,
     markdown_path: PathLike,
 ) -> list[dict[str, Any]]:
     """Write the tidy tuning table and its Markdown report; return the choices."""
-    table = tuning_table(targets, candidates, curves)
+    table = tuning_table(plan, curves)
     chosen = choices(table, float(setup["tolerance"]))
     write_tsv(table, table_path)
     write_text(tuning_markdown(table, chosen, setup), markdown_path)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(SRC))
 from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
 from taxvlm.provenance import config_fingerprint
 from taxvlm.sources import script_sources
-from taxvlm.tune import candidate_name
+from taxvlm.tune import candidate_name, tuning_plan
 from taxvlm.config import (
     RUN_PATH,
     ConfigError,
@@ -222,7 +222,10 @@ SHUFFLES = sorted({shuffle for _, shuffle in CONDITION_SHUFFLES})
 def tuning_training(objective, init, candidate):
     """config.training of the tuned LM for one objective and init, with one tuning candidate's
     settings, the tuning's length and a validation scoring after every epoch."""
-    by_name = {candidate_name(c): c for c in config["tuning"]["candidates"]}
+    tuning = config["tuning"]
+    by_name = {
+        candidate_name(c): c for _, c in tuning_plan(tuning["targets"], tuning["candidates"])
+    }
     return (
         training_config(config, config["tuning"]["lm"], objective, init)
         | by_name[candidate]

@@ -6,6 +6,7 @@ TUNING = config["tuning"]
 TUNE_RUN = (
     f"{{encoder}}/{TUNING['lm']}/{{objective}}/{{init}}/{{candidate}}/seed{{seed}}"
 )
+TUNE_PLAN = tuning_plan(TUNING["targets"], TUNING["candidates"])
 
 
 rule tune_candidate:
@@ -43,8 +44,7 @@ rule tune:
             f"results/tuning/{TUNE_RUN}/val_curve.tsv".format(
                 **target, candidate=candidate_name(c), seed=TUNING["seed"]
             )
-            for target in TUNING["targets"]
-            for c in TUNING["candidates"]
+            for target, c in TUNE_PLAN
         ],
         code=script_code("tune_summary.py"),
     output:
@@ -55,8 +55,7 @@ rule tune:
     conda:
         "../../envs/taxvlm.yaml"
     params:
-        targets=TUNING["targets"],
-        candidates=TUNING["candidates"],
+        plan=TUNE_PLAN,
         setup={
             key: TUNING[key]
             for key in ("lm", "condition", "seed", "epochs", "tolerance")

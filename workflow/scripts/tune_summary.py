@@ -1,6 +1,5 @@
-"""The tuning choices: input.curves (val_curve.tsv per target x candidate, in the order of params.targets,
-then params.candidates), params.setup → output.table (tidy), output.markdown (the report
-copied to docs/tuning.md)."""
+"""The tuning choices: input.curves (val_curve.tsv per (target, candidate) of params.plan, in its order),
+params.setup → output.table (tidy), output.markdown (the report copied to docs/tuning.md)."""
 
 import logging
 
@@ -9,8 +8,7 @@ from taxvlm.tune import write_tuning
 
 rule_log(snakemake.log[0])  # noqa: F821
 chosen = write_tuning(
-    snakemake.params.targets,
-    snakemake.params.candidates,
+    snakemake.params.plan,
     list(snakemake.input.curves),
     snakemake.params.setup,
     snakemake.output.table,
