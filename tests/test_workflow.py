@@ -73,8 +73,8 @@ def test_default_config_plans_the_whole_grid() -> None:
     assert _job_count(plan, "train_projector") == 10
     assert _job_count(plan, "name_projector") == 10  # naming reads every run
     assert _job_count(plan, "caption_decode") == 10  # captioning the caption runs
-    # the yes/no route and the probes are config/extended.yaml's
-    assert "evaluate_projector" not in plan and "probe_states" not in plan
+    # the yes/no route, the probes and the text probes are config/extended.yaml's
+    assert "evaluate_projector" not in plan and "probe_states" not in plan and "textprobe" not in plan
 
 
 def test_fused_training_plans_one_job_per_group(tmp_path: Path) -> None:

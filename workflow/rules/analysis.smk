@@ -229,7 +229,7 @@ rule figures:
     input:
         metrics=f"{ANALYSIS}/metrics.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
-        textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
+        textprobe=TEXTPROBE_SUMMARY,
         pairs=f"{DATA}/pairs.tsv",
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         code=script_code("analysis_figures.py"),
@@ -254,7 +254,7 @@ rule tables:
     input:
         metrics=f"{ANALYSIS}/metrics.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
-        textprobe=f"{ANALYSIS}/textprobe_summary.tsv",
+        textprobe=TEXTPROBE_SUMMARY,
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         dynamics_twin=f"{ANALYSIS}/dynamics_twin.tsv",
         code=script_code("analysis_tables.py"),

@@ -142,7 +142,7 @@ def final_outputs():
         "results/analysis/headline.tsv",
         *(f"results/analysis/figures/{name}.png" for name in FIGURE_NAMES),
         *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
-        "results/analysis/textprobe_summary.tsv",
+        *TEXTPROBE_SUMMARY,
         "results/analysis/coherence.tsv",
         "results/analysis/dynamics.txt",
         *(["results/analysis/mixed_effects.txt"] if YESNO_RUNS else []),
@@ -201,6 +201,8 @@ def dataset_inputs(wildcards):
 
 ANALYSIS = "results/analysis"
 TEXTPROBE_LMS = config["analysis"]["textprobe"].get("lms", LMS)
+# the combined text-probe table where any LM is probed (its readers take none: a placeholder)
+TEXTPROBE_SUMMARY = [f"{ANALYSIS}/textprobe_summary.tsv"] if TEXTPROBE_LMS else []
 # The VLM's readouts with the leaf named in text where the image goes: every LM of the grid's runs
 # and its random-init twin (what the contrasts read them as, and the file).
 UPPER_BOUND = f"{ANALYSIS}/upper_bound/{{lm}}/{{init}}.tsv"
