@@ -27,8 +27,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-
-import inflect
+from typing import Any
 
 ARTICLES = ("a", "an", "")
 
@@ -53,7 +52,11 @@ _SINGULAR_S_ENDINGS = ("ss", "us", "is", "os")
 
 
 @functools.cache
-def _engine() -> inflect.engine:
+def _engine() -> Any:
+    """inflect's engine, imported on first use: the import takes seconds (it builds its word lists),
+    which every importer of this module would otherwise pay."""
+    import inflect
+
     return inflect.engine()
 
 
