@@ -107,3 +107,16 @@ def test_textprobe_plural_phrasing_uses_inflect() -> None:
     hypernyms = pd.DataFrame({"hypernym": ["fish"], "question_form": ["fish"], "article": ["a"]})
     leaves, forms = surface_forms(concepts, hypernyms)
     assert (leaves["mouse"]["leaves"], leaves["jeans"]["leaves"], forms["fish"]["hyps"]) == ("mice", "jeans", "fish")
+
+
+def test_hypernym_mentions_catch_irregular_plurals() -> None:
+    """A training caption that names a removed hypernym in an irregular plural is caught too (on the
+    default's real Tux Paint captions this changed no mention)."""
+    import pandas as pd
+
+    from taxvlm.data.captions import HypernymMentions
+
+    hypernyms = pd.DataFrame({"hypernym": ["person", "fish"], "question_form": ["person", "fish"]})
+    mentions = HypernymMentions(hypernyms)
+    assert mentions.named("Two people waving.", "firefighter", ["person", "fish"]) == ["person"]
+    assert mentions.named("Fishes and fish.", "trout", ["person", "fish"]) == ["fish"]
