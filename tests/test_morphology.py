@@ -120,3 +120,10 @@ def test_hypernym_mentions_catch_irregular_plurals() -> None:
     mentions = HypernymMentions(hypernyms)
     assert mentions.named("Two people waving.", "firefighter", ["person", "fish"]) == ["person"]
     assert mentions.named("Fishes and fish.", "trout", ["person", "fish"]) == ["fish"]
+
+
+@pytest.mark.parametrize(
+    ("name", "plural_form"), [("scissors", True), ("united states", True), ("garlic", False), ("bus", False), ("owl", False)]
+)
+def test_is_plural_tells_plural_forms_from_mass_nouns(name: str, plural_form: bool) -> None:
+    assert lexicon.is_plural(name) is plural_form

@@ -86,6 +86,12 @@ def takes_no_article(name: str) -> bool:
     return head.endswith("s")
 
 
+def is_plural(name: str) -> bool:
+    """True for a plural surface form (`scissors`, `united states`): a name without an article that
+    is no mass noun (the head rule of `takes_no_article`)."""
+    return head_word(name) not in NO_ARTICLE_HEADS and takes_no_article(name)
+
+
 def indefinite_article(name: str) -> str:
     """`a`, `an` or `` (none) for a surface form, by the rules in the module docstring."""
     if takes_no_article(name):
@@ -95,6 +101,7 @@ def indefinite_article(name: str) -> str:
     return _engine().a(_unaccented(name.strip())).split(" ", 1)[0]
 
 
+@functools.cache
 def plural(name: str) -> str:
     """The plural of a countable singular surface form: of its head (the part before ` of `) by
     inflect (`mouse` → `mice`, `item of clothing` → `items of clothing`), unless the head's last word
