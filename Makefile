@@ -3,6 +3,19 @@ PYTHON ?= python3.11
 VENV ?= .venv
 CORES ?= all
 BIN := $(VENV)/bin
+STAMPS_DEB := resources/downloads/tuxpaint_stamps
+
+# `make run` needs exactly python3.11 (what requirements.txt pins for) and Debian's apt-get (the
+# default's Tux Paint stamps come as a .deb): elsewhere it stops before doing anything, with one line
+# saying what is missing. A .deb already at $(STAMPS_DEB) stands in for apt-get.
+ifneq ($(filter run,$(MAKECMDGOALS)),)
+ifneq ($(shell $(PYTHON) -c 'import sys; print(sys.version_info[:2] == (3, 11))' 2>/dev/null),True)
+$(error make run needs Python 3.11 as $(PYTHON) (found: $(or $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0])' 2>/dev/null),none)); install it or pass PYTHON=/path/to/python3.11)
+endif
+ifeq ($(shell command -v apt-get 2>/dev/null)$(wildcard $(STAMPS_DEB)),)
+$(error make run needs Debian's apt-get to download the Tux Paint stamps (tuxpaint-stamps-default 2022.06.04-1 .deb), or that .deb put at $(STAMPS_DEB))
+endif
+endif
 
 .PHONY: run test bench lint env apt-lists browser docs
 

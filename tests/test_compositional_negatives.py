@@ -117,3 +117,21 @@ def test_wordnet_taxonomy_does_not_depend_on_nltk_hypernym_order() -> None:
         wn = SimpleNamespace(synsets=lambda word, pos=None, cup=cup: [cup] if word == "cup" else [])
         taxonomies.append(neg.taxonomy_from_wordnet(wn, ["cup"]).hypernyms)
     assert taxonomies[0] == taxonomies[1] == {"bag": {"container.n.01"}, "cup": {"container.n.01"}}
+
+
+def test_taxonomic_plurals_are_inflect_plurals() -> None:
+    """A plural object is matched in its irregular plural too, and the replacement takes its own plural
+    (the caption's ending appended gave `buses` → `owles`, `owls` → `buss`)."""
+    concepts = pd.DataFrame({"concept": ["mouse", "rat", "bus1", "owl"], "name": ["mouse", "rat", "bus", "owl"]})
+    pairs = pd.DataFrame({"concept": ["mouse", "rat", "bus1", "owl"], "hypernym": ["rodent", "rodent", "vehicle", "bird"]})
+    taxonomy = neg.taxonomy_from_tables(concepts, pairs)
+    pos = {**POS, "mice": "NOUN", "rats": "NOUN", "buses": "NOUN", "owls": "NOUN"}
+    lexicon = neg.Lexicon(pos, pools=LEXICON.pools, antonyms=LEXICON.antonyms)
+
+    def negative(caption: str, kind: str) -> str:
+        rows = {r["type"]: r for r in neg.negatives_for("im1", caption, lexicon, [taxonomy], 0, None)}
+        return rows[kind]["negative"]
+
+    assert negative("two mice.", "cohyponym") == "two rats."
+    assert negative("two buses.", "cross_category") in {"two mice.", "two rats.", "two owls."}
+    assert negative("two owls.", "cross_category") in {"two mice.", "two rats.", "two buses."}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,12 @@ def test_a_pretrained_run_without_its_twin_is_refused_naming_the_run():
     with pytest.raises(ConfigError, match="no unshuffled pretrained run"):
         check_twins([twin, shuffled], require_twin=True)
     check_twins([pretrained], require_twin=False)
+
+
+def test_default_profile_prints_no_shell_command_lines() -> None:
+    """`printshellcmds` prints "Shell command: None" for a script rule; the default profile leaves it
+    off while no rule has a `shell:` directive (one that gains one should reconsider)."""
+    rules = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    assert not [p.name for p in rules if re.search(r"^\s*shell:", p.read_text(), re.MULTILINE)]
+    profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert not profile.get("printshellcmds")

@@ -96,6 +96,7 @@ from taxvlm.models.lms import CAPTION_PROMPT, PromptFormat, build_prompt, captio
 from taxvlm.models.packed import packed_continuation_logits, training_batching
 from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
+from taxvlm.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed, rng
 from taxvlm.specs import LMSpec, RunSpec, TrainingSpec
 
@@ -268,17 +269,6 @@ def naming_validation_scores(
     }
 
 
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    """LR factor: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return factor
-
-
 def epoch_order(image_idx: torch.Tensor, seed: int, epoch: int, batching: str = "rows") -> torch.Tensor:
     """Row order of one epoch. `rows`: a seeded permutation of the rows. `images`: the same rows
     regrouped so that each image's rows are consecutive (images in a seeded random order), so a batch
@@ -310,8 +300,9 @@ def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 def _fingerprint(config: dict[str, Any], train_tsv: Path, n_images: int) -> str:
-    """What a checkpoint must match to be resumed: the run config, the training table, the feature count."""
-    blob = json.dumps([config, sha256_file(train_tsv), n_images], sort_keys=True)
+    """What a checkpoint must match to be resumed: the run config, the training table, the feature count
+    and the scheduler's kind (a checkpoint of the earlier `LambdaLR` schedule holds another state)."""
+    blob = json.dumps([config, sha256_file(train_tsv), n_images, "SequentialLR"], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -459,7 +450,7 @@ def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple
     training = shared.spec.training
     optimizer = torch.optim.AdamW(projector.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     _, total, warmup = _schedule(training, len(image_idx))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+    scheduler = warmup_cosine(optimizer, warmup, total)
     return projector, optimizer, scheduler
 
 

@@ -50,6 +50,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from taxvlm.analysis.metrics import RUN_KEYS, category_scores
 from taxvlm.analysis.stats import correlations
+from taxvlm.data import lexicon
 from taxvlm.data.errors import read_table
 from taxvlm.devices import resolve_device
 from taxvlm.io import write_tsv
@@ -117,19 +118,6 @@ PAIRED_RULES: dict[str, dict[str, str | None]] = {
 }
 
 
-def _plural(name: str) -> str:
-    """Regular English plural of the head (`item of clothing` → `items of clothing`); approximate
-    (no irregulars), used only by the plural phrasings."""
-    head, sep, rest = name.partition(" of ")
-    if head.endswith(("s", "x", "z", "ch", "sh")):
-        head += "es"
-    elif len(head) > 1 and head.endswith("y") and head[-2] not in "aeiou":
-        head = head[:-1] + "ies"
-    else:
-        head += "s"
-    return head + sep + rest
-
-
 def _with_article(name: str, article: str) -> str:
     return f"{article} {name}" if article else name
 
@@ -138,12 +126,13 @@ def surface_forms(concepts: pd.DataFrame, hypernyms: pd.DataFrame) -> tuple[dict
     """Template fields of every leaf (concepts.tsv) and hypernym (hypernyms.tsv: the question form
     and its article, the words the VLM's questions use, e.g. `part of car` → `a car part`).
 
-    A name without an article (a mass or plural noun: `jeans`, `food`) is already its own plural; a
-    `plural` column in concepts.tsv, when present, overrides the rule for leaves.
+    A name without an article (a mass or plural noun: `jeans`, `food`) is already its own plural; others
+    take inflect's (`lexicon.plural`: `mouse` → `mice`); a `plural` column in concepts.tsv, when
+    present, overrides both for leaves.
     """
     leaves = {}
     for row in concepts.itertuples(index=False):
-        plural = getattr(row, "plural", "") or (row.name if not row.article else _plural(row.name))
+        plural = getattr(row, "plural", "") or (row.name if not row.article else lexicon.plural(row.name))
         leaves[row.concept] = {"leaf": row.name, "a_leaf": _with_article(row.name, row.article), "leaves": plural}
     forms = {}
     for row in hypernyms.itertuples(index=False):
@@ -151,7 +140,7 @@ def surface_forms(concepts: pd.DataFrame, hypernyms: pd.DataFrame) -> tuple[dict
         forms[row.hypernym] = {
             "hyp": name,
             "a_hyp": _with_article(name, row.article),
-            "hyps": name if not row.article else _plural(name),
+            "hyps": name if not row.article else lexicon.plural(name),
         }
     return leaves, forms
 

@@ -10,6 +10,13 @@ kept complete beside `dest` as `<name>.unpinned` with its hash printed: once the
 the next run takes that file instead of downloading it again. Credentials never appear in messages
 (the URL's user:password is redacted); put them in `~/.netrc` (read here for the URL's host) rather
 than in the URL.
+
+Not pooch (**decision**, measured against pooch 1.9.0): `pooch.retrieve` does not retry; `Pooch.fetch`
+retries with its own fixed waits (1, 2, ... s) and also on a sha256 mismatch (a changed upstream file
+would be downloaded again, GBs for some assets); `retrieve` logs the full URL at INFO, credentials
+included; and without a pinned hash it keeps the file at `dest`, not beside it. Keeping the
+guarantees above would leave the retry loop, the redaction and the unpinned handling here and hand
+pooch only the ~12 lines of `_download_once`, for two more runtime dependencies (pooch, platformdirs).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from torch import nn
 
 from taxvlm.compositional.losses import ABLATIONS, Terms, ce_clip_loss, itc_loss
 from taxvlm.models.lms import decoder_forward, pad_right
+from taxvlm.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature
@@ -103,17 +104,6 @@ class Recipe:
         return cls(**{**values, "betas": tuple(values["betas"])})
 
 
-def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then cosine decay to 0 (open_clip's schedule, which CE-CLIP trains with)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 class DualEncoder(nn.Module):
     """What the loop needs: image and text embeddings by index, and the logit scale."""
 
@@ -151,7 +141,7 @@ def train_dual_encoder(model: DualEncoder, data: PairData, recipe: Recipe, terms
         raise ValueError(f"contrastive training needs at least 2 (image, caption) rows; got {n_rows}")
     batch = min(recipe.batch_size, n_rows)  # a small dataset trains full-batch
     per_epoch = n_rows // batch
-    sched = _schedule(opt, recipe.warmup_steps, per_epoch * recipe.epochs)
+    sched = warmup_cosine(opt, recipe.warmup_steps, per_epoch * recipe.epochs)
     gen = torch.Generator().manual_seed(derive_seed(seed, "contrastive-order") % 2**63)
     theta = torch.zeros(len(data.types))
     records = []

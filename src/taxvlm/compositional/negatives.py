@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from taxvlm.data.errors import read_table
-from taxvlm.data.lexicon import indefinite_article
+from taxvlm.data.lexicon import indefinite_article, is_plural, plural
 from taxvlm.io import write_tsv
 from taxvlm.seeding import rng
 
@@ -213,15 +213,16 @@ def _substitute(
 
 def _object_span(tokens: list[Token], taxonomy: Taxonomy, preferred: str | None) -> tuple[int, int, str] | None:
     """Token range [i, j) and taxonomy name of the caption's object: the preferred name (the image's
-    concept) if the caption says it (singular or with a plural `-s`/`-es`), else the longest taxonomy
-    name it says (first on ties)."""
+    concept) if the caption says it (singular, or plural: `-s`/`-es` or inflect's, `mice`), else the
+    longest taxonomy name it says (first on ties)."""
     lowers = [t.lower for t in tokens]
     found = []
     for name in taxonomy.hypernyms:
         words = name.split()
+        forms = (words[-1], words[-1] + "s", words[-1] + "es", plural(words[-1]))
         for i in range(len(lowers) - len(words) + 1):
             seen = lowers[i : i + len(words)]
-            if seen[:-1] == words[:-1] and seen[-1] in (words[-1], words[-1] + "s", words[-1] + "es"):
+            if seen[:-1] == words[:-1] and seen[-1] in forms:
                 found.append((name != preferred, -len(words), i, i + len(words), name))
     return min(found)[2:] if found else None
 
@@ -244,7 +245,8 @@ def _taxonomic(
     if not candidates:
         return "", f"{name!r} has no {'sibling' if same else 'noun under another hypernym'}"
     new = candidates[int(gen.integers(len(candidates)))]
-    new += tokens[j - 1].lower[len(name.split()[-1]) :]  # the plural ending the caption used
+    if tokens[j - 1].lower != name.split()[-1] and not is_plural(new):
+        new = plural(new)  # the caption said the plural: inflect's (`foxes`, `mice`), not its ending
     edits = _with_article(tokens, i, new)
     edits[0] = (tokens[i].start, tokens[j - 1].end, new)
     return edit_spans(caption, edits), ""

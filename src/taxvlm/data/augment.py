@@ -4,6 +4,16 @@ A Tux Paint stamp is one RGBA picture per concept, while the split (docs/protoco
 concept to split 70/5/25. Each view pastes the stamp, scaled and possibly mirrored, at a random
 position on a plain random background, then takes a random resized crop. This is a smoke-scale
 stand-in: the views share one object instance, so it tests the pipeline, not visual generalisation.
+
+The image operations are torchvision's (`torchvision.transforms.v2.functional`: resize, horizontal
+flip, resized crop, on PIL images, so the pixels are PIL's as before); the random parameters stay
+drawn here from the view's numpy Generator (**decision**). torchvision's random transforms
+(`v2.RandomResizedCrop`, `v2.RandomHorizontalFlip`) cannot give the same views for the same seed:
+they take no generator and draw from torch's global RNG, and `RandomResizedCrop` samples otherwise
+(up to ten tries, then a centre crop, where this module clamps the box to the canvas), so every
+default image, and with it every result, would change. The paste onto a random background has no
+torchvision counterpart. torchvision is imported on first use: importing it (and torch) takes
+seconds, which every importer of `taxvlm.data.datasets` would otherwise pay.
 """
 
 from __future__ import annotations
@@ -29,9 +39,11 @@ def _place(stamp: Image.Image, canvas: Image.Image, rng: np.random.Generator) ->
     size = canvas.width
     scale = rng.uniform(*SCALE_RANGE) * size / max(stamp.size)
     width, height = max(1, round(stamp.width * scale)), max(1, round(stamp.height * scale))
-    object_ = stamp.resize((width, height), Image.Resampling.LANCZOS)
+    from torchvision.transforms.v2 import InterpolationMode, functional as TF  # torch + torchvision: seconds
+
+    object_ = TF.resize(stamp, [height, width], interpolation=InterpolationMode.LANCZOS)
     if rng.random() < 0.5:
-        object_ = object_.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        object_ = TF.horizontal_flip(object_)
     left = int(rng.integers(0, size - width + 1))
     top = int(rng.integers(0, size - height + 1))
     canvas.paste(object_, (left, top), object_)
@@ -46,8 +58,9 @@ def _resized_crop(canvas: Image.Image, rng: np.random.Generator) -> Image.Image:
     height = min(size, round(math.sqrt(area / aspect)))
     left = int(rng.integers(0, size - width + 1))
     top = int(rng.integers(0, size - height + 1))
-    box = (left, top, left + width, top + height)
-    return canvas.crop(box).resize((size, size), Image.Resampling.BICUBIC)
+    from torchvision.transforms.v2 import InterpolationMode, functional as TF
+
+    return TF.resized_crop(canvas, top, left, height, width, [size, size], interpolation=InterpolationMode.BICUBIC)
 
 
 def make_view(stamp: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:

@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from taxvlm.data import lexicon
 from taxvlm.data.conditions import Removal
 from taxvlm.data.errors import DataError, read_table
 from taxvlm.prompts import CAPTION_PROMPT
@@ -125,13 +126,15 @@ def dataset_captions(images: pd.DataFrame, concepts: pd.DataFrame, given: pd.Dat
 
 
 def _forms_pattern(forms: Iterable[str]) -> re.Pattern[str] | None:
-    """Whole-word, case-insensitive matcher of the forms and their simple plurals."""
+    """Whole-word, case-insensitive matcher of the forms, their simple plurals and their inflect plural
+    (`lexicon.plural`: `person` → `people`, `mouse` → `mice`)."""
     alternatives = set()
     for form in {f.strip().lower() for f in forms} - {""}:
         words = r"\s+".join(re.escape(w) for w in form.split())
         alternatives.add(words + r"(?:s|es)?")
         if form.endswith("y"):
             alternatives.add(words[:-1] + "ies")
+        alternatives.add(r"\s+".join(re.escape(w) for w in lexicon.plural(form).split()))
     if not alternatives:
         return None
     return re.compile(r"\b(?:" + "|".join(sorted(alternatives, key=len, reverse=True)) + r")\b", re.IGNORECASE)

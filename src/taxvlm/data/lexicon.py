@@ -1,16 +1,21 @@
-"""Surface forms and indefinite articles for the question template `Is there {article} {name} ...`.
+"""Surface forms, indefinite articles and plurals for the question template `Is there {article} {name} ...`
+and the text probe's phrasings.
 
-The rules are deliberately small and documented rather than linguistically complete; a dataset that
-needs something else states it explicitly (the `folder` TSV's `article` column).
+English morphology comes from `inflect` (`a`/`an` by sound: `an hour`, `a unicorn`, `a one-way sign`;
+plurals with irregulars: `mouse` → `mice`, `potato` → `potatoes`, `item of clothing` → `items of
+clothing`). A dataset that needs something else states it explicitly (the `folder` TSV's `article`
+column, a `plural` column in concepts.tsv).
 
-- No article for mass nouns and plural-only / plural surface forms (`Is there food ...`,
-  `Is there scissors ...`): the head of the name is looked up in `NO_ARTICLE_HEADS`; a
-  head ending in `s` counts as plural unless it ends in `ss`/`us`/`is`/`os` or is listed in
-  `SINGULAR_S_HEADS` (`bus`, `walrus`, `canvas`, ...). The head is the last word, or in an
-  `X of Y` form the last word before `of` (`an item of clothing`, `a pair of scissors`).
-- Otherwise `an` before a written vowel, except words that start with a consonant sound
-  (`A_WORD_PREFIXES`: uni-, eu-, one ...) and `a` before a consonant, except silent-h words
-  (`AN_WORD_PREFIXES`: hour, honest ...).
+Kept by hand (**decision**), because inflect cannot decide it: whether a name takes an article at all.
+inflect has no notion of mass nouns (`a food`, `a honey`) and reads plural-only forms as singular
+(`a jeans`, `a scissors`, plural `jeanss`); its `singular_noun` is no test of plurality either (it
+singularises `bus` to `bu`, `lens` to `len`). So: no article for mass nouns and plural-only / plural
+surface forms (`Is there food ...`, `Is there scissors ...`): the head of the name is looked up in
+`NO_ARTICLE_HEADS`; a head ending in `s` counts as plural unless it ends in `ss`/`us`/`is`/`os` or is
+listed in `SINGULAR_S_HEADS` (`bus`, `walrus`, `canvas`, ...). The head is the last word, or in an
+`X of Y` form the last word before `of` (`an item of clothing`, `a pair of scissors`). Such a name is
+its own plural. Also kept: the plural of an `X of Y` form is that of X (inflect leaves `piece of
+jewelry` unchanged), and `PLURAL_OVERRIDES`, seven words whose inflect plural is wrong.
 
 Lexical overlap (`lexical_overlap`): a leaf whose name spells its hypernym (blackbird → bird) can be
 answered from the words alone; pairs.tsv flags such pairs so that reports can set them apart
@@ -19,8 +24,10 @@ answered from the words alone; pairs.tsv flags such pairs so that reports can se
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import Any
 
 ARTICLES = ("a", "an", "")
 
@@ -35,10 +42,22 @@ NO_ARTICLE_HEADS = frozenset(
     """.split()
 )
 SINGULAR_S_HEADS = frozenset("bus canvas gas lens atlas iris thermos".split())
+# Where inflect's plural is wrong for a THINGSplus or Tux Paint name: it gives `-oes` to every
+# consonant + `o` word missing from its own `-os` list (`burritoes`), and `thermoss`.
+PLURAL_OVERRIDES = {
+    w: w + "es" if w.endswith("s") else w + "s"
+    for w in "burrito jalapeno lego nacho pesto velcro thermos".split()
+}
 _SINGULAR_S_ENDINGS = ("ss", "us", "is", "os")
-A_WORD_PREFIXES = ("uni", "use", "usu", "uten", "uri", "ukulele", "eu", "ewe", "one", "once", "ouija")
-AN_WORD_PREFIXES = ("hour", "honest", "honor", "honour", "heir")
-_VOWELS = "aeiou"
+
+
+@functools.cache
+def _engine() -> Any:
+    """inflect's engine, imported on first use: the import takes seconds (it builds its word lists),
+    which every importer of this module would otherwise pay."""
+    import inflect
+
+    return inflect.engine()
 
 
 def surface_form(concept_id: str) -> str:
@@ -67,22 +86,37 @@ def takes_no_article(name: str) -> bool:
     return head.endswith("s")
 
 
+def is_plural(name: str) -> bool:
+    """True for a plural surface form (`scissors`, `united states`): a name without an article that
+    is no mass noun (the head rule of `takes_no_article`)."""
+    return head_word(name) not in NO_ARTICLE_HEADS and takes_no_article(name)
+
+
 def indefinite_article(name: str) -> str:
     """`a`, `an` or `` (none) for a surface form, by the rules in the module docstring."""
     if takes_no_article(name):
         return ""
     if not name.strip():
         raise ValueError("indefinite_article: empty name")
-    first = _unaccented(name.lower().split()[0])
-    if first.startswith(A_WORD_PREFIXES):
-        return "a"
-    if first.startswith(AN_WORD_PREFIXES) or first[0] in _VOWELS:
-        return "an"
-    return "a"
+    return _engine().a(_unaccented(name.strip())).split(" ", 1)[0]
+
+
+@functools.cache
+def plural(name: str) -> str:
+    """The plural of a countable singular surface form: of its head (the part before ` of `) by
+    inflect (`mouse` → `mice`, `item of clothing` → `items of clothing`), unless the head's last word
+    is in `PLURAL_OVERRIDES`. A name without an article (`takes_no_article`: a mass noun or a plural)
+    is its own plural; callers keep it as it is."""
+    head, sep, rest = name.partition(" of ")
+    words = head.split(" ")
+    override = PLURAL_OVERRIDES.get(words[-1].lower())
+    head = " ".join([*words[:-1], override]) if override else _engine().plural_noun(head)
+    return head + sep + rest
 
 
 def _unaccented(word: str) -> str:
-    """`éclair` → `eclair`: an accented vowel is still a written vowel (`an éclair`)."""
+    """`éclair` → `eclair`: an accented vowel is still a written vowel (`an éclair`); inflect reads
+    only unaccented letters."""
     return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
