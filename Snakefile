@@ -39,7 +39,7 @@ wildcard_constraints:
     shuffle="original|across|within",
     objective="yesno|caption",
     seed=r"\d+",
-    asset=_alternation(config["assets"]),
+    asset=_alternation(asset_entries(config["assets"])),
 
 
 include: "workflow/rules/assets.smk"
@@ -61,3 +61,13 @@ rule all:
         CAPTION_OUTPUTS,
         COMPOSITIONAL_OUTPUTS,
         PROBE_OUTPUTS,
+
+
+onsuccess:
+    if unpinned_report(config["assets"]):
+        print(unpinned_report(config["assets"]), file=sys.stderr)
+
+
+onerror:
+    if unpinned_report(config["assets"]):
+        print(unpinned_report(config["assets"]), file=sys.stderr)

@@ -27,6 +27,7 @@ from taxvlm.config import (
     training_config,
     unpinned_models,
 )
+from taxvlm.assets.lock import asset_entries, check_pins, unpinned_report
 from taxvlm.compositional.config import (
     COMP,
     benchmark_paths,
@@ -45,6 +46,9 @@ with keep_lm_training_overrides(config):
 check_references(config)
 CONFIG_FINGERPRINT = config_fingerprint(config)
 check_compositional(config)
+check_pins(config["assets"])
+if unpinned_report(config["assets"]):
+    print(unpinned_report(config["assets"]), file=sys.stderr)
 if unpinned_models(config):
     print(
         "warning: hub models without a pinned `revision` (what was loaded is recorded in "
