@@ -98,3 +98,16 @@ def test_every_gpu_job_goes_to_the_gpu_partition_with_one_request(tmp_path: Path
             assert res["slurm_partition"] == "gpu" and int(res["mem_mb"]) >= 16000, rule
         else:
             assert res["slurm_partition"] == "cpu", rule
+
+
+def test_localrules_are_downloads_data_and_aggregation_never_gpu_rules() -> None:
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "Snakefile").read_text(), re.M)
+    assert block, "Snakefile has no localrules block"
+    local = set(re.findall(r"\w+", block.group(1)))
+    sources = "\n".join(p.read_text() for p in sorted((REPO / "workflow/rules").glob("*.smk")))
+    defined = set(re.findall(r"^rule (\w+):", sources, re.M)) | {"all"}
+    assert local <= defined, local - defined
+    gpu_rules = set(re.findall(r"^rule (\w+):(?:(?!^rule ).)*?\*\*gpu_job\(", sources, re.M | re.S))
+    assert gpu_rules and not local & gpu_rules
+    assert {"fetch_asset", "extract_things", "build_dataset", "build_questions", "materialize_condition",
+            "collect_metrics", "figures", "tables"} <= local
