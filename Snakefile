@@ -39,7 +39,7 @@ wildcard_constraints:
     shuffle="original|across|within",
     objective="yesno|caption",
     seed=r"\d+",
-    asset=_alternation(config["assets"]),
+    asset=_alternation(asset_entries(config["assets"])),
 
 
 include: "workflow/rules/assets.smk"
@@ -54,6 +54,42 @@ include: "workflow/rules/tune.smk"
 include: "workflow/rules/compositional.smk"
 
 
+# Run by Snakemake itself, never submitted to a cluster: downloads (compute nodes often have no
+# internet), data building, and light aggregation of results; targets without an action.
+localrules:
+    all,
+    compositional,
+    fetch_asset,
+    install_wordnet,
+    extract_tuxpaint,
+    extract_things,
+    convert_weights,
+    build_dataset,
+    build_questions,
+    materialize_condition,
+    collect_metrics,
+    provenance,
+    collect_dynamics,
+    coherence,
+    combine_textprobe,
+    figures,
+    tables,
+    plot_taxonomy,
+    caption_collect,
+    caption_figure,
+    tune,
+    compositional_wordnet,
+    compositional_negatives,
+    compositional_coco,
+    compositional_coco_negatives,
+    compositional_fetch_benchmark,
+    compositional_fetch_coco,
+    compositional_benchmark_items,
+    compositional_benchmark_images,
+    compositional_collect,
+    compositional_report,
+
+
 rule all:
     default_target: True
     input:
@@ -61,3 +97,13 @@ rule all:
         CAPTION_OUTPUTS,
         COMPOSITIONAL_OUTPUTS,
         PROBE_OUTPUTS,
+
+
+onsuccess:
+    if unpinned_report(config["assets"]):
+        print(unpinned_report(config["assets"]), file=sys.stderr)
+
+
+onerror:
+    if unpinned_report(config["assets"]):
+        print(unpinned_report(config["assets"]), file=sys.stderr)

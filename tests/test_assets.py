@@ -377,3 +377,109 @@ def _empty_wheel(tmp_path: Path) -> Path:
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("pkg/__init__.py", "")
     return wheel
+
+
+# --- unpinned assets: recorded in the lock file, warned about, verified later (issue 30) ---------------
+
+
+def test_unpinned_asset_is_recorded_then_verified(http_root: tuple[Path, str], tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from taxvlm.assets import lock as asset_lock
+
+    url, sha = _served(http_root, b"first")
+    spec = {"source": "url", "url": url, "sha256": None}
+    dest, lock = tmp_path / "downloads" / "thing", tmp_path / "assets.lock"
+    with caplog.at_level("WARNING"):
+        fetch_asset(spec, dest, lock=lock)
+    assert dest.read_bytes() == b"first" and sha in caplog.text and str(lock) in caplog.text
+    assert asset_lock.read_lock(lock) == {"thing": {"sha256": sha, "fetched_from": {"source": "url", "url": url}}}
+    dest.unlink()
+    fetch_asset(spec, dest, lock=lock)  # the same file again: verified against the recorded hash
+    assert dest.read_bytes() == b"first"
+    dest.unlink()
+    _served(http_root, b"changed upstream")
+    with pytest.raises(AssetError, match="recorded in .*assets.lock.*delete its entry") as err:
+        fetch_asset(spec, dest, lock=lock)
+    assert sha in str(err.value) and not dest.exists() and os.listdir(dest.parent) == []
+    # another source under the same key: the old record does not apply, the new download is recorded
+    root, base = http_root
+    (root / "other.bin").write_bytes(b"other")
+    fetch_asset({**spec, "url": f"{base}/other.bin"}, dest, lock=lock)
+    assert asset_lock.read_lock(lock)["thing"]["fetched_from"]["url"] == f"{base}/other.bin"
+
+
+def test_pinned_hash_wins_over_the_lock(http_root: tuple[Path, str], tmp_path: Path) -> None:
+    from taxvlm.assets import lock as asset_lock
+
+    url, sha = _served(http_root, b"payload")
+    lock = tmp_path / "assets.lock"
+    asset_lock.record("thing", {"source": "url", "url": url}, "f" * 64, lock)
+    fetch_asset({"source": "url", "url": url, "sha256": sha}, tmp_path / "thing", lock=lock)
+    with pytest.raises(AssetError, match="sha256 mismatch \\(expected 0+"):
+        fetch_asset({"source": "url", "url": url, "sha256": "0" * 64}, tmp_path / "other" / "thing", lock=lock)
+
+
+def test_kept_unpinned_download_is_recorded_not_fetched_again(tmp_path: Path) -> None:
+    from taxvlm.assets import lock as asset_lock
+
+    dest, lock = tmp_path / "thing", tmp_path / "assets.lock"
+    (tmp_path / "thing.unpinned").write_bytes(b"kept")
+    fetch_asset({"source": "url", "url": "http://127.0.0.1:9/none", "sha256": None}, dest, lock=lock)
+    assert dest.read_bytes() == b"kept" and not (tmp_path / "thing.unpinned").exists()
+    assert asset_lock.read_lock(lock)["thing"]["sha256"] == hashlib.sha256(b"kept").hexdigest()
+
+
+def test_lock_records_from_parallel_writers(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taxvlm.assets import lock as asset_lock
+
+    lock = tmp_path / "resources" / "assets.lock"
+    names = [f"a{i}" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: asset_lock.record(n, {"source": "url", "url": n}, n.ljust(64, "0"), lock), names))
+    assert sorted(asset_lock.read_lock(lock)) == sorted(names)
+
+
+def test_require_pins_makes_a_missing_pin_a_config_error(tmp_path: Path) -> None:
+    from taxvlm.assets import lock as asset_lock
+    from taxvlm.config import ConfigError
+
+    assets = {"a": {"source": "url", "url": "u", "sha256": None}, "b": {"source": "url", "url": "v", "sha256": "0" * 64}}
+    asset_lock.check_pins(assets)  # recording is the default
+    asset_lock.check_pins({**assets, "require_pins": False})
+    with pytest.raises(ConfigError, match="assets.require_pins is true.*assets.a.sha256"):
+        asset_lock.check_pins({**assets, "require_pins": True})
+    asset_lock.check_pins({"b": assets["b"], "require_pins": True})
+    assert asset_lock.asset_entries({**assets, "require_pins": True}) == assets
+
+
+def test_unpinned_report_says_what_is_recorded(tmp_path: Path) -> None:
+    from taxvlm.assets import lock as asset_lock
+
+    lock = tmp_path / "assets.lock"
+    assets = {"a": {"source": "url", "url": "u", "sha256": None}, "b": {"source": "url", "url": "v", "sha256": None},
+              "c": {"source": "url", "url": "w", "sha256": "0" * 64}, "require_pins": False}
+    assert asset_lock.unpinned_report({"c": assets["c"]}, lock) == ""
+    asset_lock.record("a", assets["a"], "1" * 64, lock)
+    report = asset_lock.unpinned_report(assets, lock).splitlines()
+    assert "2 asset(s) without a pinned sha256" in report[0] and str(lock) in report[0]
+    assert report[1:] == [f"  a: recorded sha256 {'1' * 64} (paste into assets.a.sha256 to pin)",
+                          "  b: not downloaded yet (its hash is recorded on first download)"]
+    lock.write_text("{not json")
+    assert "not valid JSON" in asset_lock.unpinned_report(assets, lock)
+
+
+def test_workflow_refuses_unpinned_assets_when_pins_are_required(tmp_path: Path) -> None:
+    """The paper's grid has unpinned THINGS archives: a dry run names each missing pin before any job."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    pins = tmp_path / "pins.yaml"
+    pins.write_text("assets:\n  require_pins: true\n")
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/things.yaml", str(pins)],
+                          cwd=repo, capture_output=True, text=True, env=env, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "assets.require_pins is true" in out and "assets.things_images_a_c.sha256" in out

@@ -27,7 +27,7 @@ from taxvlm.io import read_json, read_tsv
 
 from spec_builders import section
 
-THINGSPLUS = Path(__file__).parents[2] / "shared/data/thingsplus"
+THINGSPLUS = Path(__file__).parents[1] / "data/thingsplus"
 PAIRS_TSV = THINGSPLUS / "xu2026_leaf_hypernym_pairs.tsv"
 FORMS_TSV = THINGSPLUS / "xu2026_hypernym_surface_forms.tsv"
 IMAGES_PER_LEAF = 4  # uniform: 3 train / 1 test per leaf
@@ -42,7 +42,7 @@ SHUFFLES = ["original", "across", "within"]
 PAPER_UNSEEN_SHARE = {10: 0.17, 30: 0.48, 50: 0.70, 70: 0.85, 90: 0.96}
 
 pytestmark = pytest.mark.skipif(
-    not PAIRS_TSV.is_file(), reason=f"paper pair set not found at {PAIRS_TSV} (../shared beside the repo)"
+    not PAIRS_TSV.is_file(), reason=f"paper pair set not found at {PAIRS_TSV}"
 )
 
 

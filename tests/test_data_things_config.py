@@ -11,12 +11,27 @@ from taxvlm.io import read_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 THINGS = yaml.safe_load((REPO / "config/things.yaml").read_text())
-THINGSPLUS = REPO.parent / "shared/data/thingsplus"
+THINGSPLUS = REPO / "data/thingsplus"
 SYSTEMATIC_TSV = THINGSPLUS / "xu2026_systematic_categories.tsv"
+# the project's reference copies (only on the development machines; the product never reads them)
+REFERENCE = REPO.parent / "shared/data/thingsplus"
 
-pytestmark = pytest.mark.skipif(
-    not SYSTEMATIC_TSV.is_file(), reason=f"paper tables not found at {THINGSPLUS} (../shared beside the repo)"
-)
+
+def test_things_tables_ship_in_the_repository() -> None:
+    section = THINGS["dataset"]["things"]
+    for key in ("categories", "pairs", "hypernym_forms"):
+        path = Path(section[key])
+        assert not path.is_absolute() and path.parts[:2] == ("data", "thingsplus"), (key, path)
+        assert (REPO / path).is_file(), path
+    assert "BY 4.0" in (THINGSPLUS / "README.md").read_text()
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference copies not found at {REFERENCE}")
+def test_shipped_tables_equal_the_reference_copies() -> None:
+    tsvs = sorted(p.name for p in REFERENCE.glob("*.tsv"))
+    assert tsvs == sorted(p.name for p in THINGSPLUS.glob("*.tsv"))
+    for name in tsvs:
+        assert (THINGSPLUS / name).read_bytes() == (REFERENCE / name).read_bytes(), name
 
 
 def test_systematic_lists_are_the_papers() -> None:

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from slurm.cluster import ACCOUNT, PARTITION, SlurmCluster, SlurmUnavailable, ensure_installed  # noqa: E402
+from slurm.cluster import (  # noqa: E402
+    ACCOUNT, CPU_PARTITION, GPU_PARTITION, PARTITION, SlurmCluster, SlurmUnavailable, ensure_installed,
+)
 from workflow_copy import REPO, copy_workflow  # noqa: E402
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -175,7 +176,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory):
     except SlurmUnavailable as reason:
         pytest.skip(f"SLURM cannot be installed here: {reason}")
     try:
-        # Two fake GPUs (backed by /dev/null, /dev/zero): the profile's GPU requests get scheduled.
+        # Two fake GPUs (a GRES without devices) and cpu/gpu partitions: GPU requests get scheduled.
         cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), fake_gpus=2).start()
     except SlurmUnavailable as reason:
         pytest.skip(f"SLURM cannot be started here: {reason}")
@@ -184,39 +185,34 @@ def slurm(tmp_path_factory: pytest.TempPathFactory):
     cluster.stop()
 
 
-def slurm_test_profile(workdir: Path, cluster: SlurmCluster) -> Path:
-    """profiles/slurm with its placeholders filled in for the test cluster.
+# Site values given the documented way (README, "Running the paper's grid on your cluster"): the
+# environment, never an edited profile.
+SLURM_SITE = {"TAXVLM_SLURM_ACCOUNT": ACCOUNT, "TAXVLM_SLURM_CPU_PARTITION": CPU_PARTITION,
+              "TAXVLM_SLURM_GPU_PARTITION": GPU_PARTITION}
+# the runs ask for a GPU as on a GPU cluster (the jobs compute on the CPU: no device is visible)
+GPU_OVERRIDE = "compute:\n  gpus_per_job: 1\n"
 
-    Requests are clamped to what the single test node has (two fake GPUs, its CPUs and memory, so
-    that two jobs fit at a time); everything else, GPU requests included, is the shipped profile.
-    """
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    placeholders = {"<cpu-partition>": PARTITION, "<gpu-partition>": PARTITION, "<account>": ACCOUNT}
-    memory = cluster.hardware["memory"] // 4
 
-    def adapt(resources: dict) -> dict:
-        out = {}
-        for key, value in resources.items():
-            if isinstance(value, str) and value.strip() in placeholders:
-                value = placeholders[value.strip()]
-            if key == "mem_mb":
-                value = min(int(value), memory)
-            if key == "cpus_per_task":
-                value = 1
-            out[key] = value
-        return out
-
-    assert profile["executor"] == "slurm"
-    defaults = profile["default-resources"]
-    assert {defaults["slurm_partition"], defaults["slurm_account"]} <= set(placeholders), defaults
-    profile["default-resources"] = adapt(defaults)
-    profile["set-resources"] = {rule: adapt(res) for rule, res in profile.get("set-resources", {}).items()}
-    profile["slurm-init-seconds-before-status-checks"] = 2
-    profile["slurm-keep-successful-logs"] = True
-    target = workdir / "profiles/slurm-test/config.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(profile, sort_keys=False))
-    return target.parent
+def submitted_jobs(output: str) -> dict[str, dict]:
+    """SLURM job id -> {rule, threads, gpu} of each job Snakemake submitted (from its job blocks)."""
+    blocks, current = {}, None
+    for line in output.splitlines():
+        match = re.match(r"^(local)?rule (\w+):", line)
+        if match:
+            current = {"rule": match.group(2), "local": bool(match.group(1)), "threads": 1, "gpu": 0}
+            continue
+        if current is None:
+            continue
+        field = re.match(r"^\s+(jobid|threads|resources): (.*)", line)
+        if field and field.group(1) == "jobid":
+            blocks[field.group(2).strip()] = current
+        elif field and field.group(1) == "threads":
+            current["threads"] = int(field.group(2))
+        elif field and field.group(1) == "resources":
+            gpu = re.search(r"\bgpu=(\d+)", field.group(2))
+            current["gpu"] = int(gpu.group(1)) if gpu else 0
+    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output)
+    return {slurm_id: blocks[job_id] for job_id, slurm_id in submitted}
 
 
 # ----------------------------------------------------------------------------- the rerun contract
@@ -492,37 +488,55 @@ def test_trivial_workflow_runs_as_slurm_jobs(slurm: SlurmCluster, tmp_path: Path
 
 @pytest.mark.workflow
 def test_runs_on_slurm_equal_the_local_runs(slurm: SlurmCluster, base_run, tmp_path: Path) -> None:
-    """Two runs (one per LM) and everything they need, each job a SLURM job, give the local run's
-    predictions. Two runs rather than the whole grid: every rule a run needs is covered, and the grid
-    on SLURM was the longest test of the suite (its jobs queue one by one on the test cluster)."""
+    """Two runs (one per LM) and everything they need, through profiles/slurm exactly as shipped with
+    the site values in the environment, on a cluster with a `cpu` and a `gpu` partition, give the
+    local run's predictions. Every job asking for a GPU ran on `gpu` with one GPU request, every
+    other job on `cpu` or locally (only the workflow's localrules), each with CPUs = its threads.
+    Two runs rather than the whole grid: every rule a run needs is covered, and the grid on SLURM
+    was the longest test of the suite (its jobs queue one by one on the test cluster)."""
     local, _, local_seconds = base_run
     workdir = copy_with_override(tmp_path / "slurm-run")
-    profile = slurm_test_profile(workdir, slurm)
-    plan = snakemake("-n", *CONFIGS, "--cores", "2", *SLURM_TARGETS, cwd=workdir)
+    (workdir / "gpu.yaml").write_text(GPU_OVERRIDE)
+    configs = [*CONFIGS, "gpu.yaml"]
+    plan = snakemake("-n", *configs, "--cores", "2", *SLURM_TARGETS, cwd=workdir)
     expected = job_table(plan.stdout + plan.stderr)
     start = time.monotonic()
-    result = snakemake("--workflow-profile", str(profile), *SLURM_TARGETS, *CONFIGS, cwd=workdir,
-                       environ={**slurm.env(), "HF_HUB_OFFLINE": "1", "HF_TOKEN": SECRET})
+    result = snakemake("--workflow-profile", "profiles/slurm", *SLURM_TARGETS, *configs,
+                       "--slurm-init-seconds-before-status-checks", "2", cwd=workdir,
+                       environ={**slurm.env(), **SLURM_SITE, "HF_HUB_OFFLINE": "1", "HF_TOKEN": SECRET})
     seconds = time.monotonic() - start
     output = result.stdout + result.stderr
     print(f"\nSLURM: install {slurm.install_seconds:.0f}s, start-up {slurm.startup_seconds:.1f}s; "
           f"tiny grid locally {local_seconds:.0f}s, two runs on SLURM {seconds:.0f}s")
 
-    local_rules = set(re.findall(r"^localrule (\w+):", output, re.M))
-    assert local_rules <= {"all"}, f"ran outside SLURM: {local_rules}"
+    localrules = set(re.findall(r"^    (\w+),$", (REPO / "Snakefile").read_text().split("localrules:", 1)[1]
+                                .split("\n\n", 1)[0], re.M))
+    ran_locally = Counter(re.findall(r"^localrule (\w+):", output, re.M))
+    assert set(ran_locally) <= localrules, f"ran outside SLURM: {set(ran_locally) - localrules}"
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     jobs = [job for job in slurm.accounting() if job["JobName"] == run_id]
     ran = Counter(job["Comment"].removeprefix("rule_").split("_wildcards_")[0] for job in jobs)
-    assert ran == expected and {"train_projector", "evaluate_projector"} <= set(ran), (ran, expected)
-    assert {(job["State"], job["Account"], job["Partition"]) for job in jobs} == {
-        ("COMPLETED", ACCOUNT, PARTITION)}
-    gpu_rules = {rule for rule, res in yaml.safe_load(profile.joinpath("config.yaml").read_text())
-                 ["set-resources"].items() if "gpu" in str(res.get("gres", ""))}
-    for job in jobs:
-        rule = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
-        assert ("gres/gpu=1" in job["AllocTRES"]) == (rule in gpu_rules), job
-    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    assert ran + ran_locally == expected and {"train_projector", "evaluate_projector"} <= set(ran), (
+        ran, ran_locally, expected)
+    assert not set(ran) & localrules, set(ran) & localrules
+    assert {(job["State"], job["Account"]) for job in jobs} == {("COMPLETED", ACCOUNT)}
+    submitted = submitted_jobs(output)
     assert sorted(submitted) == sorted(job["JobIDRaw"] for job in jobs)
+    assert {"extract_features", "train_projector", "evaluate_projector", "name_projector"} <= {
+        info["rule"] for info in submitted.values() if info["gpu"] > 0}
+    for job in jobs:
+        info = submitted[job["JobIDRaw"]]
+        details = slurm.job_details(job["JobIDRaw"])
+        gpu_requests = [key for key in ("TresPerJob", "TresPerNode", "TresPerSocket", "TresPerTask")
+                        if "gpu" in details.get(key, "")]
+        if info["gpu"] > 0:
+            assert job["Partition"] == GPU_PARTITION, (info, job)
+            assert gpu_requests == ["TresPerJob"] and details["TresPerJob"] == "gres:gpu:1", (info, details)
+            assert "gres/gpu=1" in job["AllocTRES"], (info, job)
+        else:
+            assert job["Partition"] == CPU_PARTITION and not gpu_requests, (info, job, details)
+            assert "gres/gpu" not in job["AllocTRES"], (info, job)
+        assert int(job["AllocCPUS"]) == info["threads"], (info, job)
 
     for name in SLURM_TARGETS:
         assert (workdir / name).read_text() == (local / name).read_text(), name

@@ -40,6 +40,13 @@ OURS = "taxvlm-test-slurm"  # a marker in the path of every config this module w
 CLUSTER = "taxvlmtest"
 PARTITION = "debug"
 ACCOUNT = "taxvlm"
+# With fake GPUs, two more partitions over the node, as a site with GPUs has them: jobs that ask for
+# a GPU belong on GPU_PARTITION, all others on CPU_PARTITION (tests read placement from sacct/scontrol).
+CPU_PARTITION = "cpu"
+GPU_PARTITION = "gpu"
+# Memory the node declares with fake GPUs (SlurmdParameters=config_overrides: registered as configured
+# even where the machine has less), so the shipped profile's requests are scheduled as they are.
+DECLARED_MEMORY_MB = 96000
 
 
 class SlurmUnavailable(RuntimeError):
@@ -127,8 +134,9 @@ class SlurmCluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     hardware: dict[str, int] = field(default_factory=dict)
     startup_seconds: float = 0.0
-    # Advertise this many GPUs backed by /dev/null, so GPU requests (--gres/--gpus) are scheduled.
-    fake_gpus: int = 0  # at most 4
+    # Advertise this many GPUs as a `gpu` GRES backed by no GPU (/dev/null, ...; at most 4), so GPU
+    # requests (--gres/--gpus) are scheduled; adds the CPU_PARTITION and GPU_PARTITION partitions.
+    fake_gpus: int = 0
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve() / OURS
@@ -256,6 +264,8 @@ class SlurmCluster:
         dbd.chmod(0o600)
         # Leave a little memory to the OS so the node registers with what it has.
         memory = max(hw["memory"] - 256, 512)
+        if self.fake_gpus:
+            memory = max(memory, DECLARED_MEMORY_MB)
         gres = f" Gres=gpu:{self.fake_gpus}" if self.fake_gpus else ""
         lines = [
             *auth,
@@ -277,18 +287,24 @@ class SlurmCluster:
             f"AccountingStoragePass={self.munge_socket}",
             "AccountingStorageEnforce=associations", "AccountingStoreFlags=job_comment",
             "JobCompType=jobcomp/none",
-            "MinJobAge=300", "KillWait=5", "InactiveLimit=0", "SlurmdTimeout=300",
+            # jobs stay visible to `scontrol show job` for an hour after they end
+            "MinJobAge=3600", "KillWait=5", "InactiveLimit=0", "SlurmdTimeout=300",
             "SlurmctldDebug=info", "SlurmdDebug=info",
-            *(["GresTypes=gpu", "AccountingStorageTRES=gres/gpu"] if self.fake_gpus else []),
+            *(["GresTypes=gpu", "AccountingStorageTRES=gres/gpu", "SlurmdParameters=config_overrides"]
+              if self.fake_gpus else []),
             f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={hw['cpus']} Boards=1 "
             f"SocketsPerBoard={hw['sockets']} CoresPerSocket={hw['cores']} "
             f"ThreadsPerCore={hw['threads']} RealMemory={memory}{gres} State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+            *([f"PartitionName={CPU_PARTITION} Nodes=ALL MaxTime=INFINITE State=UP",
+               f"PartitionName={GPU_PARTITION} Nodes=ALL MaxTime=INFINITE State=UP"] if self.fake_gpus else []),
         ]
         self.conf.write_text("\n".join(lines) + "\n")
         (root / "etc/plugstack.conf").write_text("")
         if self.fake_gpus:
-            # GPU "devices" backed by character devices every machine has (nothing uses them).
+            # No GPU: the GRES's "devices" are character devices every machine has (nothing uses
+            # them). SLURM 22.05's slurmd reports a count-only gpu GRES (no File=, even with
+            # Flags=CountOnly) as 0 and the node goes INVAL, so the files are needed.
             devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/urandom"][: self.fake_gpus]
             (root / "etc/gres.conf").write_text(
                 "".join(f"NodeName={self.host} Name=gpu File={dev}\n" for dev in devices))
@@ -324,8 +340,9 @@ class SlurmCluster:
 
         def idle() -> bool:
             self._alive("slurmd")
-            state = self.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10).stdout
-            return state.strip() in ("idle", "mixed", "allocated")
+            # one line per node and partition
+            states = set(self.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10).stdout.split())
+            return bool(states) and states <= {"idle", "mixed", "allocated"}
 
         wait_until(idle, timeout, "node idle", interval=0.5, log=self.root / "log/slurmd.log")
 
@@ -347,10 +364,15 @@ class SlurmCluster:
     def accounting(self) -> list[dict[str, str]]:
         """Every job the accounting database knows (main jobs only)."""
         fields = ["JobIDRaw", "JobName", "Account", "Partition", "State", "ExitCode", "AllocTRES",
-                  "Comment"]
+                  "AllocCPUS", "Comment"]
         out = self.run("sacct", "-a", "-X", "-P", "-n", "--starttime", "now-1day",
                        f"--format={','.join(f + '%300' for f in fields)}", timeout=30).stdout
         return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
+
+    def job_details(self, job_id: str) -> dict[str, str]:
+        """`scontrol show job` of one job as {field: value} (kept MinJobAge after it ends)."""
+        out = self.run("scontrol", "-o", "show", "job", job_id, timeout=30).stdout
+        return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ rule textprobe:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("evaluate"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         probe=config["analysis"]["textprobe"],
@@ -178,7 +178,7 @@ rule upper_bound:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("evaluate"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],

@@ -42,7 +42,7 @@ rule caption_decode:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("decode"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         run=lambda wc: dict(wc.items()),

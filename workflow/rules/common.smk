@@ -11,6 +11,7 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from taxvlm.analysis.names import FIGURE_NAMES, TABLE_NAMES
+from taxvlm.placement import gpu_job_resources, host_mem_mb, model_billions, runtime_min
 from taxvlm.provenance import config_fingerprint
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name, tuning_plan
@@ -27,6 +28,7 @@ from taxvlm.config import (
     training_config,
     unpinned_models,
 )
+from taxvlm.assets.lock import asset_entries, check_pins, unpinned_report
 from taxvlm.compositional.config import (
     COMP,
     benchmark_paths,
@@ -45,6 +47,9 @@ with keep_lm_training_overrides(config):
 check_references(config)
 CONFIG_FINGERPRINT = config_fingerprint(config)
 check_compositional(config)
+check_pins(config["assets"])
+if unpinned_report(config["assets"]):
+    print(unpinned_report(config["assets"]), file=sys.stderr)
 if unpinned_models(config):
     print(
         "warning: hub models without a pinned `revision` (what was loaded is recorded in "
@@ -89,6 +94,33 @@ def lm_spec(name):
     return {
         key: value for key, value in config["lms"][name].items() if key != "training"
     }
+
+
+def _job_model_billions(wildcards, lm):
+    """Size of the model a GPU job loads: its LM (given, or the `lm` wildcard), else its encoder."""
+    name = lm or wildcards.get("lm")
+    if name:
+        return model_billions(config["lms"][name], name)
+    encoder = wildcards.get("encoder")
+    if encoder:
+        return model_billions(config["encoders"][encoder], encoder)
+    return model_billions(None)
+
+
+def gpu_job(kind, lm=None, members=1):
+    """Resources of a GPU step (one on a GPU when compute.gpus_per_job > 0; taxvlm.placement): the
+    one GPU request, the GPU partition (site values from the environment), host memory and runtime from
+    the job's model (and its attempt); threads give the CPUs. With gpus_per_job 0: only gpu=0.
+    """
+    resources = gpu_job_resources(GPU, kind, model_billions(None), os.environ, members)
+    if GPU:
+        resources["mem_mb"] = lambda wildcards: host_mem_mb(
+            _job_model_billions(wildcards, lm)
+        )
+        resources["runtime"] = lambda wildcards, attempt: runtime_min(
+            kind, _job_model_billions(wildcards, lm), members, attempt
+        )
+    return resources
 
 
 def model_spec(family, name):

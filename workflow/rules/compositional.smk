@@ -85,7 +85,7 @@ rule compositional_score_vlm:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=COMP_SECTION["batch_size"],
@@ -108,7 +108,7 @@ rule compositional_text_features:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         types=COMP_SECTION["types"],
@@ -195,7 +195,7 @@ rule compositional_faithful:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         spec=lambda wc: COMP_SECTION["open_clip"][wc.clip],
         section=COMP_SECTION,
@@ -218,7 +218,7 @@ rule compositional_score_open_clip:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         spec=lambda wc: COMP_SECTION["open_clip"][wc.clip],
         image_root=".",
@@ -294,7 +294,7 @@ rule compositional_benchmark_open_clip:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         spec=lambda wc: COMP_SECTION["open_clip"][wc.clip],
         image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],
@@ -336,7 +336,7 @@ rule compositional_benchmark_features:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["feature_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],
@@ -361,7 +361,7 @@ rule compositional_benchmark_vlm:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=COMP_SECTION["batch_size"],
@@ -384,7 +384,7 @@ rule compositional_benchmark_faithful:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("compositional"),
     params:
         spec=COMP_SECTION["open_clip"].get(FAITHFUL.get("model"), {}),
         image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],

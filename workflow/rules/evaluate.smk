@@ -30,7 +30,7 @@ rule evaluate_projector:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("evaluate"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],
@@ -57,7 +57,7 @@ rule name_projector:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("evaluate"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],

@@ -16,7 +16,7 @@ rule extract_features:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["feature_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("features"),
     params:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],

@@ -48,7 +48,7 @@ rule probe_states:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("probe"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         settings={

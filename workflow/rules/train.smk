@@ -27,7 +27,7 @@ rule train_projector:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("train"),
     params:
         lm=lambda wc: lm_spec(wc.lm),
         encoder=lambda wc: config["encoders"][wc.encoder],
@@ -58,7 +58,7 @@ for group in FUSED_GROUPS:
             "../../envs/taxvlm.yaml"
         threads: config["compute"]["train_threads"]
         resources:
-            gpu=GPU,
+            **gpu_job("train", lm=group.runs[0].lm, members=len(group.runs)),
         params:
             lm=lm_spec(group.runs[0].lm),
             encoder=config["encoders"][group.runs[0].encoder],

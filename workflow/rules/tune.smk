@@ -28,7 +28,7 @@ rule tune_candidate:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
     resources:
-        gpu=GPU,
+        **gpu_job("tune", lm=TUNING["lm"]),
     params:
         lm=lm_spec(TUNING["lm"]),
         encoder=lambda wc: config["encoders"][wc.encoder],

@@ -7,7 +7,9 @@ complete and verified (`atomic_path`), so an interrupted or rejected download le
 URL downloads time out (`TIMEOUT_S` without a byte), compare the bytes received with Content-Length,
 and retry transient failures with back-off (`RETRY_DELAYS_S`). An asset without a pinned sha256 is
 kept complete beside `dest` as `<name>.unpinned` with its hash printed: once the hash is in the config
-the next run takes that file instead of downloading it again. Credentials never appear in messages
+the next run takes that file instead of downloading it again. The workflow passes a lock file instead
+(`taxvlm.assets.lock`): there the first download of an unpinned asset is recorded and used, and later
+downloads are verified against the recorded hash. Credentials never appear in messages
 (the URL's user:password is redacted); put them in `~/.netrc` (read here for the URL's host) rather
 than in the URL.
 
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from taxvlm.assets import lock as asset_lock
 from taxvlm.io import atomic_path, sha256_file
 from taxvlm.progress import Progress
 
@@ -203,26 +206,67 @@ _FETCHERS: dict[str, Callable[[dict[str, Any], Path], None]] = {
 }
 
 
-def fetch_asset(spec: dict[str, Any], dest: Path) -> None:
+def fetch_asset(spec: dict[str, Any], dest: Path, lock: Path | None = None) -> None:
     """Fetch the asset described by `spec` (a config `assets.<name>` entry) to exactly `dest`.
 
     The asset name used in messages is `dest.name` (downloads are stored as
-    `resources/downloads/<name>`).
+    `resources/downloads/<name>`). Without a pinned `sha256` and without a `lock` file, the download is
+    kept beside `dest` and the fetch fails with its hash (`_keep_unpinned`). With a `lock` file
+    (`taxvlm.assets.lock`, what the workflow passes), an unpinned asset's first download is recorded
+    there with a warning and used; later downloads of the same source must match the recorded hash.
     """
     dest = Path(dest)
     source = spec.get("source")
     if source not in _FETCHERS:
         raise AssetError(f"asset {dest.name!r}: unknown source {source!r}; known: {sorted(_FETCHERS)}")
-    expected = spec.get("sha256")
+    pinned = spec.get("sha256")
+    recorded = None if pinned or lock is None else asset_lock.locked_sha256(dest.name, spec, lock)
+    expected = pinned or recorded
     if _take_unpinned(dest, expected):
         log.info("asset %s: took the kept download, which matches the pinned sha256", dest.name)
+        return
+    if not expected and lock is not None and _take_kept(dest, spec, lock):
         return
     try:
         with atomic_path(dest) as tmp:
             _FETCHERS[source](spec, tmp)
             if not expected:
-                raise _keep_unpinned(dest.name, tmp, dest)
-            _verify_sha256(tmp, expected)
+                if lock is None:
+                    raise _keep_unpinned(dest.name, tmp, dest)
+                _record_first(dest.name, spec, tmp, lock)
+            elif recorded:
+                _verify_recorded(tmp, recorded, lock)
+            else:
+                _verify_sha256(tmp, expected)
     except AssetError as err:
         raise AssetError(f"asset {dest.name!r} ({dest}): {err}") from None
     log.info("asset %s ready at %s", dest.name, dest)
+
+
+def _record_first(name: str, spec: dict[str, Any], tmp: Path, lock: Path) -> None:
+    actual = sha256_file(tmp)
+    asset_lock.record(name, spec, actual, lock)
+    log.warning(
+        "asset %s has no sha256 in the config: recorded the download's sha256 %s in %s; later downloads are "
+        "verified against it (paste it into assets.%s.sha256 to pin it in the config)", name, actual, lock, name
+    )
+
+
+def _verify_recorded(tmp: Path, recorded: str, lock: Path) -> None:
+    actual = sha256_file(tmp)
+    if actual != recorded:
+        raise AssetError(
+            f"sha256 mismatch with the hash recorded in {lock} at the first download (recorded {recorded}, "
+            f"actual {actual}): the upstream file changed. Nothing was written; to accept the new file, "
+            f"delete its entry from {lock} and rerun."
+        )
+
+
+def _take_kept(dest: Path, spec: dict[str, Any], lock: Path) -> bool:
+    """A complete download kept by an earlier run (`.unpinned`) is recorded in the lock and used."""
+    kept = dest.with_name(dest.name + UNPINNED_SUFFIX)
+    if not kept.is_file():
+        return False
+    _record_first(dest.name, spec, kept, lock)
+    os.replace(kept, dest)
+    return True
