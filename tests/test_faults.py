@@ -81,8 +81,8 @@ ORDER = [*STAGES, "report"]
 N_KILLS = 12
 
 # Compared for completeness only, not content: report.html (Snakemake's report embeds the time it was
-# made and the jobs' runtimes). Not under results/, so not compared: logs/ (timestamps, progress
-# lines), .snakemake/ (Snakemake's own metadata). Training checkpoints (results/checkpoints/) are
+# made and the jobs' runtimes). Not compared: results/benchmarks/ (each job's measured time and
+# memory), logs/ (timestamps, progress lines), .snakemake/ (Snakemake's own metadata). Training checkpoints (results/checkpoints/) are
 # transient: present while a training runs, deleted when it ends; a kill may leave one, which the
 # rerun resumes from (test_operations checks that resumption is bit-identical).
 NOT_COMPARED = {"report.html"}
@@ -114,20 +114,23 @@ def stage_of(rule: str) -> str:
 
 # ------------------------------------------------------------------------------ comparing results
 def result_files(root: Path) -> dict[str, Path]:
-    """Every file under root/results by relative path, temporaries and training checkpoints left out."""
+    """Every output file (results/, and the converted models under resources/) by relative path, but
+    temporaries, training checkpoints and Snakemake's benchmark timings (results/benchmarks/)."""
     out = {}
-    for path in (root / "results").rglob("*"):
-        rel = path.relative_to(root / "results")
-        if any(TMP.fullmatch(part) for part in rel.parts) or rel.parts[0] == "checkpoints" or \
-                path.name == Path(PARTIAL_REPORT).name:
-            continue
-        if path.is_file() and not path.is_symlink():
-            out[str(rel)] = path
+    for top in ("results", "resources"):
+        for path in (root / top).rglob("*"):
+            rel = path.relative_to(root)
+            if any(TMP.fullmatch(part) for part in rel.parts) or rel.parts[1] in ("checkpoints", "benchmarks") or \
+                    path.name == Path(PARTIAL_REPORT).name:
+                continue
+            if path.is_file() and not path.is_symlink():
+                out[str(rel)] = path
     return out
 
 
 def temporaries(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in (root / "results").rglob("*") if TMP.fullmatch(p.name))
+    return sorted(str(p.relative_to(root)) for top in ("results", "resources") for p in (root / top).rglob("*")
+                  if TMP.fullmatch(p.name))
 
 
 def same_value(a, b) -> bool:
@@ -286,15 +289,15 @@ def wait_until(predicate, run: Run, timeout: float, step: float = 0.02) -> bool:
 def base_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """The uninterrupted run with its report: the reference every test compares with.
 
-    TAXVLM_FAULT_BASE=<folder> reuses a finished uninterrupted run of this configuration (a copy of
-    it), to try more seeds without paying for the reference again."""
-    workdir = tmp_path_factory.mktemp("faults") / "base"
+    TAXVLM_FAULT_BASE=<folder> reuses, read-only and in place, the base folder of an earlier session
+    (under its --basetemp), to try more seeds without paying for the reference again."""
     if os.environ.get("TAXVLM_FAULT_BASE"):
-        clone_run(Path(os.environ["TAXVLM_FAULT_BASE"]), workdir)
+        workdir = Path(os.environ["TAXVLM_FAULT_BASE"])
         assert (workdir / "faults.yaml").read_text() == FAULTS_OVERRIDE, "TAXVLM_FAULT_BASE ran another configuration"
-    else:
-        copy_workflow(workdir)
-        (workdir / "faults.yaml").write_text(FAULTS_OVERRIDE)
+        assert (workdir / REPORT).is_file(), f"TAXVLM_FAULT_BASE: {workdir} is not a finished base run"
+        return workdir, 20.0
+    workdir = copy_workflow(tmp_path_factory.mktemp("faults") / "base")
+    (workdir / "faults.yaml").write_text(FAULTS_OVERRIDE)
     snakemake(*ARGS, cwd=workdir)
     start = time.monotonic()
     make_report(workdir)
@@ -347,7 +350,7 @@ def test_random_kills_leave_only_complete_files_and_the_reruns_end_identical(bas
     pending = [k for k in plan if k.stage != "report"]
     for kill in pending:
         run = Run(workdir, *ARGS)
-        if not wait_until(lambda: run.planned() is not None, run, 300):
+        if not wait_until(lambda: run.planned() is not None, run, RUN_TIMEOUT):
             run.kill()
             raise AssertionError(f"no job table:\n{run.text()[-3000:]}")
         planned = {stage_of(rule) for rule in run.planned()}
@@ -357,7 +360,7 @@ def test_random_kills_leave_only_complete_files_and_the_reruns_end_identical(bas
             kill.note = "missed: nothing left to do"
             continue
         target = stages[0]
-        if not wait_until(lambda: any(stage_of(r) == target for r in run.running()), run, 900):
+        if not wait_until(lambda: any(stage_of(r) == target for r in run.running()), run, RUN_TIMEOUT):
             run.kill()
             kill.note = f"missed: no {target} job started"
             after_kill(kill, run)
@@ -404,7 +407,7 @@ def test_a_second_run_at_once_is_refused_by_the_lock_and_touches_nothing(base_ru
     first = Run(workdir, *ARGS, "--forcerun", TAXONOMY, "--", TAXONOMY)  # one job, which holds the lock
     locks = workdir / ".snakemake/locks"
     try:
-        assert wait_until(lambda: locks.is_dir() and any(locks.iterdir()), first, 300), first.text()[-3000:]
+        assert wait_until(lambda: locks.is_dir() and any(locks.iterdir()), first, RUN_TIMEOUT), first.text()[-3000:]
         os.killpg(first.proc.pid, signal.SIGSTOP)  # the first run holds its lock, frozen
         # .snakemake/log gets every invocation's log file, the second's too
         before = snapshot(workdir, skip=(".snakemake/log",))
