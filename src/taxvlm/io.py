@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -191,8 +192,9 @@ def load_pt(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     except FileNotFoundError:
         raise
     except Exception as err:  # RuntimeError, EOFError, UnpicklingError, ... for damaged files
-        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise corrupt_result(path, f"unreadable torch file ({type(err).__name__}: {detail})") from err
+        # not torch's own hint (an unpickling error suggests weights_only=False, which is not the fix)
+        detail = "" if isinstance(err, pickle.UnpicklingError) else ": " + str(err).strip()[:120].split("\n")[0]
+        raise corrupt_result(path, f"unreadable torch file ({type(err).__name__}{detail})") from err
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
