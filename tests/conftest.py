@@ -10,6 +10,23 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The fault suite's kill schedule comes from this seed (tests/test_faults.py); another seed gives
+# other kill moments: `make faults FAULT_SEED=123`, `pytest -m faults --fault-seed 123`.
+DEFAULT_FAULT_SEED = 29
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fault-seed", type=int, default=None,
+                     help=f"seed of the fault suite's kill schedule (else $TAXVLM_FAULT_SEED, else {DEFAULT_FAULT_SEED})")
+
+
+@pytest.fixture(scope="session")
+def fault_seed(request: pytest.FixtureRequest) -> int:
+    option = request.config.getoption("--fault-seed")
+    if option is not None:
+        return int(option)
+    return int(os.environ.get("TAXVLM_FAULT_SEED") or DEFAULT_FAULT_SEED)
+
 # initializer_range 0.2 (not HF's 0.02) so that a soft prompt can move the tiny LM's answer distribution.
 TINY_LM = {
     "hidden_size": 64,

@@ -45,7 +45,7 @@ from torch import nn
 
 from taxvlm.decision import decide, pair_id, pair_sizes
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
-from taxvlm.io import read_tsv, write_tsv
+from taxvlm.io import load_pt, read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt
 from taxvlm.progress import Progress
 from taxvlm.runs import LoadedRun, load_run
@@ -164,8 +164,8 @@ def _score_kept_points(
     come from different trainings). The projector ends in its final state again."""
     if checkpoints_path is None:
         return pd.DataFrame(columns=BY_STEP_COLUMNS)
-    points = torch.load(checkpoints_path, map_location="cpu", weights_only=True)["points"]
-    final_state = torch.load(projector_path, map_location="cpu", weights_only=True)["state_dict"]
+    points = load_pt(checkpoints_path)["points"]
+    final_state = load_pt(projector_path)["state_dict"]
     last = points[-1]
     if any(not torch.equal(last["state_dict"][k], v) for k, v in final_state.items()):
         raise ValueError(f"the last point of {checkpoints_path} (step {last['step']}) is not {projector_path}")

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from taxvlm.devices import resolve_device
-from taxvlm.io import atomic_path, read_tsv
+from taxvlm.io import CorruptResultError, atomic_path, read_tsv
 from taxvlm.models.encoders import Preprocess, load_encoder
 from taxvlm.progress import Progress
 from taxvlm.specs import EncoderSpec
@@ -23,7 +23,7 @@ from taxvlm.specs import EncoderSpec
 log = logging.getLogger(__name__)
 
 
-class CorruptCacheError(RuntimeError):
+class CorruptCacheError(CorruptResultError):
     """A feature cache that cannot be read (truncated, overwritten, not a cache)."""
 
 

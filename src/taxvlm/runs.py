@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from taxvlm.features import load_features
+from taxvlm.io import load_pt
 from taxvlm.models.lms import load_lm
 from taxvlm.models.projector import build_projector
 from taxvlm.specs import TrainedRun
@@ -20,7 +21,7 @@ from taxvlm.specs import TrainedRun
 def load_projector(path: Path, init: str, seed: int, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The trained projector in eval mode and its spec; fails if it was trained for another init/seed
     (the rule's wildcards and the file would then describe different runs)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_pt(path)
     if (ckpt["init"], ckpt["seed"]) != (init, seed):
         raise ValueError(
             f"{path} was trained with init={ckpt['init']} seed={ckpt['seed']}, not init={init} seed={seed}"

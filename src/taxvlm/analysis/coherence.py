@@ -28,7 +28,7 @@ import torch
 
 from taxvlm.analysis.metrics import RUN_KEYS
 from taxvlm.analysis.stats import correlations
-from taxvlm.io import read_tsv
+from taxvlm.io import load_pt, read_tsv
 
 COHERENCE_COLUMNS: tuple[str, ...] = (
     "encoder",
@@ -47,7 +47,7 @@ def mean_embeddings(features_path: str | os.PathLike[str], chunk: int = 512) -> 
 
     Averaged in chunks so a large fp16 cache is never expanded to float32 all at once.
     """
-    cache = torch.load(features_path, map_location="cpu", weights_only=True)
+    cache = load_pt(features_path)
     tokens = cache["tokens"]
     means = torch.cat([tokens[i : i + chunk].float().mean(dim=1) for i in range(0, len(tokens), chunk)])
     return list(cache["image_ids"]), means.numpy()

@@ -27,7 +27,7 @@ from taxvlm.compositional.evaluation import (
 )
 from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
-from taxvlm.io import atomic_dir, read_tsv, write_json, write_tsv
+from taxvlm.io import atomic_dir, atomic_path, load_pt, read_tsv, write_json, write_tsv
 from taxvlm.seeding import derive_seed
 from taxvlm.specs import FrozenLM, TrainedRun
 
@@ -74,7 +74,8 @@ def compute_text_features(negatives_path: Path, types: list[str], lm: FrozenLM, 
     t0 = time.perf_counter()
     features = C.lm_text_features(model, tokenizer, texts)
     log.info("embedded %d texts in %.1fs", len(texts), time.perf_counter() - t0)
-    torch.save({"texts": texts, "features": features.half()}, out)
+    with atomic_path(out) as tmp:  # was written in place: a killed job left a truncated file
+        torch.save({"texts": texts, "features": features.half()}, tmp)
 
 
 def _write_model(out_dir: Path, state: dict[str, Any], curve: pd.DataFrame, scored: pd.DataFrame, info: dict) -> None:
@@ -133,11 +134,11 @@ def train_pipeline_mode(
 
     contrastive = section["contrastive"]
     recipe = C.Recipe.from_config(contrastive, **_pipeline_overrides(contrastive))
-    ckpt = torch.load(projector_path, map_location="cpu", weights_only=True)
+    ckpt = load_pt(projector_path)
     projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
     projector.load_state_dict(ckpt["state_dict"])
     data = load_features(features_path)
-    text = torch.load(text_features_path, map_location="cpu", weights_only=True)
+    text = load_pt(text_features_path)
     torch.manual_seed(seed)  # the text head's initial weights
     encoder = C.PipelineDualEncoder(projector, data[ckpt["spec"]["features"]], text["features"])
     image_index = {i: n for n, i in enumerate(data["image_ids"])}
@@ -245,7 +246,7 @@ def score_open_clip(
     dev = resolve_device("auto")
     model, tokenizer, preprocess = load_open_clip(spec, out.parent / f".{out.name}.open_clip_config", dev)
     if state_path is not None:
-        model.load_state_dict(torch.load(state_path, map_location=dev, weights_only=True)["state_dict"])
+        model.load_state_dict(load_pt(state_path, map_location=dev)["state_dict"])
     if images_path is not None:
         items = test_items(items_path, images_path)
         table = read_table(images_path, ["image_id", "path"])

@@ -32,7 +32,7 @@ def read_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
     """Read a TSV and check that it has `columns` (extra columns are kept); every cell in NFC."""
     if not Path(path).is_file():
         raise MissingDataError(f"table not found: {path}")
-    frame = read_tsv(path)
+    frame = read_tsv(path, complete=False)  # users' tables may lack a final newline
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; has {list(frame.columns)}")

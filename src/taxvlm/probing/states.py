@@ -42,7 +42,7 @@ from torch import nn
 
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
-from taxvlm.io import atomic_dir, read_json, read_tsv, write_json, write_tsv
+from taxvlm.io import atomic_dir, load_pt, read_json, read_tsv, write_json, write_tsv
 from taxvlm.models.lms import (
     PromptFormat,
     build_prompt,
@@ -228,7 +228,7 @@ def _open(out: Path, shape: tuple[int, int, int]) -> np.memmap:
 def _load(run: TrainedRun, dev: torch.device) -> LoadedRun:
     """The run, loaded after checking that its projector and LM are the ones the config describes."""
     run_dir = run.projector.parent
-    ckpt = torch.load(run.projector, map_location="cpu", weights_only=True)
+    ckpt = load_pt(run.projector)
     train_config = read_json(run_dir / "train_config.json")
     check_run(str(run_dir), ckpt, train_config, run.lm.spec.record(), run.lm.init, run.seed)
     return load_run(run, dev)
