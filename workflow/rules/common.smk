@@ -174,7 +174,7 @@ def final_outputs():
         "results/analysis/headline.tsv",
         *(f"results/analysis/figures/{name}.png" for name in FIGURE_NAMES),
         *(f"results/analysis/tables/{name}.csv" for name in TABLE_NAMES),
-        # outputs no later rule reads are rebuilt only when requested: without these, a deleted
+        # outputs that nothing downstream reads are rebuilt only when requested: without these, a deleted
         # answer figure or markdown table stayed missing (found by tests/test_faults.py)
         "results/analysis/figures/answer.png",
         "results/analysis/tables/answer.csv",
