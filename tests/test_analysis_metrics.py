@@ -227,3 +227,15 @@ def test_headline_ci_matches_scipy():
 
 def test_t_interval_undefined_for_one_value():
     assert all(math.isnan(v) for v in t_interval([0.5]))
+
+
+
+def test_tables_take_the_text_probe_summary_as_a_path_or_a_list_of_none_or_one(monkeypatch) -> None:
+    """The tables and figures rules name it as a list (empty where the grid probes no LM)."""
+    import taxvlm.analysis.tables as tables
+
+    seen = []
+    monkeypatch.setattr(tables, "load_tables", lambda metrics, coherence, textprobe, *rest: seen.append(textprobe))
+    for given in ("s.tsv", ["s.tsv"], []):
+        tables.tables_from_inputs({"metrics": "metrics.tsv", "textprobe": given})
+    assert seen == [["s.tsv"], ["s.tsv"], []]

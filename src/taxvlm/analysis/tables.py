@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pandas as pd
 
@@ -64,13 +65,14 @@ def load_tables(
     )
 
 
-def tables_from_inputs(inputs: Mapping[str, PathLike]) -> AnalysisTables:
+def tables_from_inputs(inputs: Mapping[str, Any]) -> AnalysisTables:
     """`load_tables` of a rule's named inputs: `metrics`, and whichever of `coherence`, `textprobe`
-    (one combined summary), `pairs` and `dynamics` the rule has (the figures and tables rules)."""
-    textprobe = inputs.get("textprobe")
+    (the combined summary: a path, or a list of none or one where the grid may probe no LM), `pairs`
+    and `dynamics` the rule has (the figures and tables rules)."""
+    textprobe = inputs.get("textprobe") or []
     return load_tables(
-        inputs["metrics"], inputs.get("coherence"), [textprobe] if textprobe else [], inputs.get("pairs"),
-        inputs.get("dynamics"), inputs.get("dynamics_twin"),
+        inputs["metrics"], inputs.get("coherence"), [textprobe] if isinstance(textprobe, str) else list(textprobe),
+        inputs.get("pairs"), inputs.get("dynamics"), inputs.get("dynamics_twin"),
     )  # fmt: skip
 
 
