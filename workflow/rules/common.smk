@@ -264,7 +264,8 @@ def tuning_training(objective, init, candidate):
     settings, the tuning's length and a validation scoring after every epoch."""
     tuning = config["tuning"]
     by_name = {
-        candidate_name(c): c for _, c in tuning_plan(tuning["targets"], tuning["candidates"])
+        candidate_name(c): c
+        for _, c in tuning_plan(tuning["targets"], tuning["candidates"])
     }
     return (
         training_config(config, config["tuning"]["lm"], objective, init)
