@@ -79,6 +79,7 @@ TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/
 SLURM_TARGETS = (
     "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/predictions.tsv",
     "results/runs/tiny_vit/tiny_llama_b/pretrained/full/original/yesno/seed7/predictions.tsv",
+    "results/runs/tiny_vit/tiny_llama_b/pretrained/full/original/yesno/seed7/naming.tsv",
 )
 
 
