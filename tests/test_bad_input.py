@@ -552,6 +552,22 @@ def test_progress_is_quiet_in_a_log_file_and_logs_rate_and_eta(
     assert progress.status_line("unzip", 50, 200, 10.0, "image") == "unzip: 50/200 image (5 image/s, ETA 0:00:30)"
 
 
+def test_progress_counts_each_item_once_when_the_bar_redraws(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A redrawing bar (tqdm calls `update` from inside its own loop) still logs done = items so far:
+    a 71-s naming job once logged `score: 65/45 batch (ETA -1 day, 23:59:41)`."""
+    import io
+
+    from taxvlm import progress
+
+    monkeypatch.setattr(progress.sys, "stderr", io.StringIO())
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="taxvlm.progress"):
+        assert list(progress.Progress(range(4), desc="score", unit="batch", mininterval=0.0, delay=0.0)) == [0, 1, 2, 3]
+    assert [r.getMessage().split(" batch")[0] for r in caplog.records] == [f"score: {i}/4" for i in range(1, 5)]
+
+
 @pytest.mark.skipif(shutil.which("zip") is None or shutil.which("unzip") is None, reason="needs Info-ZIP zip and unzip")
 @pytest.mark.parametrize("tool", ["unzip", "zipfile"])
 def test_things_encrypted_zip_gives_the_same_tree_with_either_tool(

@@ -48,10 +48,17 @@ class Progress(tqdm):
         self._logged_at = self._started
 
     def __iter__(self) -> Iterator[Any]:
-        for item in super().__iter__():
-            yield item
-            self._done += 1
-            self._maybe_log()
+        """Each item through `update`: tqdm's own loop counts privately and calls `update` only when
+        it redraws, so counting in both places counted items twice."""
+        if self.disable:
+            yield from self.iterable
+            return
+        try:
+            for item in self.iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
 
     def update(self, n: float | None = 1) -> bool | None:
         shown = super().update(n)
