@@ -5,7 +5,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 STAMPS_DEB := resources/downloads/tuxpaint_stamps
 
-# `make run` needs exactly python3.11 (what requirements.txt pins for) and Debian's apt-get (the
+# `make run` needs exactly python3.11 (what requirements.lock is locked for) and Debian's apt-get (the
 # default's Tux Paint stamps come as a .deb): elsewhere it stops before doing anything, with one line
 # saying what is missing. A .deb already at $(STAMPS_DEB) stands in for apt-get.
 ifneq ($(filter run,$(MAKECMDGOALS)),)
@@ -17,16 +17,36 @@ $(error make run needs Debian's apt-get to download the Tux Paint stamps (tuxpai
 endif
 endif
 
-.PHONY: run test faults bench lint env apt-lists browser docs
+.PHONY: run test faults bench lint env test-env lock apt-lists browser docs
 
 env: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Every package from the lock, each checked against its hashes; taxvlm itself editable, without deps
+# (they are the lock's).
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# The test and lint tools: the runtime lock plus pytest, playwright, snakefmt (same pins for the rest).
+test-env: $(VENV)/.test-installed
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-test.lock
+	touch $@
+
+# After editing the pins in pyproject.toml: both locks again, by uv (pinned), for Python 3.11 on
+# x86_64 Linux whatever machine runs it. uv runs from a venv of its own, so the project's stays locked.
+UV_VENV := .venv-lock
+UV_LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock"
+lock:
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet uv==0.13.10
+	$(UV_VENV)/bin/uv pip compile pyproject.toml $(UV_LOCK_FLAGS) -o requirements.lock
+	$(UV_VENV)/bin/uv pip compile pyproject.toml --group test $(UV_LOCK_FLAGS) -o requirements-test.lock
 
 # apt-get download needs package lists; a fresh Debian machine may have none.
 apt-lists:
@@ -52,13 +72,13 @@ browser:
 # One torch thread per test worker: two workers with a thread per core each oversubscribe the CPU,
 # and OpenMP's spinning threads then make the suite several times slower (measured: the LM, captioning
 # and encoder test files took 3.7x as long with the default threads as with OMP_NUM_THREADS=1).
-test: env browser
+test: test-env browser
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 # The fault suite (tests/test_faults.py): SIGKILLs at seeded random moments of every stage, two runs
 # at once, damaged results, a full disk (a tmpfs, when root). Its own CI step, not part of `make test`.
 # FAULT_SEED=N for another kill schedule (the seed in use is printed).
-faults: env
+faults: test-env
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m faults tests/test_faults.py --durations=10 \
 		$(if $(FAULT_SEED),--fault-seed $(FAULT_SEED))
 
@@ -68,7 +88,7 @@ bench: env
 	$(BIN)/python benchmarks/packed.py
 	$(BIN)/python benchmarks/compile.py
 
-lint: env
+lint: test-env
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 

@@ -143,17 +143,43 @@ def test_overrides_select_by_objective_and_init_the_lms_own_last() -> None:
     assert config["training"]["overrides"][0] == {"objective": "caption", "lr": 1e-2}  # never mutated
 
 
-def test_conda_env_pins_match_requirements() -> None:
-    pins = {
-        line.split("==")[0].lower(): line.strip()
-        for line in (REPO / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
+def _project() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    """Canonical package name → `name==version` (PEP 503 names: `PyYAML` is `pyyaml`, `a_b` is `a-b`)."""
+    return {re.sub(r"[-_.]+", "-", pin.split("==")[0]).lower(): pin.split("==")[1] for pin in lines}
+
+
+def _locked(path: Path) -> tuple[dict[str, str], set[str]]:
+    """A uv-compiled lock's pins, and the names of those without a `--hash`."""
+    entries = re.findall(r"^(\S+==\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", path.read_text(), re.M)
+    pins = _pins([pin for pin, _ in entries])
+    return pins, {name for name, (_, hashes) in zip(pins, entries) if not hashes}
+
+
+def test_conda_env_pins_match_the_project_dependencies() -> None:
+    pins = _pins(_project()["project"]["dependencies"])
     env = yaml.safe_load((REPO / "envs/taxvlm.yaml").read_text())
     pip_section = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
-    assert pip_section, "envs/taxvlm.yaml has no pip pins"
-    for pin in pip_section:
-        assert pins.get(pin.split("==")[0].lower()) == pin, f"{pin} differs from requirements.txt"
+    jobs_need = {name: version for name, version in pins.items() if not name.startswith("snakemake")}
+    assert _pins(pip_section) == jobs_need, "envs/taxvlm.yaml and pyproject.toml's dependencies differ"
+
+
+def test_locks_hold_every_pin_with_its_hashes() -> None:
+    """requirements.lock: the runtime pins and everything they pull in; requirements-test.lock: that
+    plus the test group, at the same versions. A pin edited in pyproject.toml without `make lock` fails here."""
+    project = _project()
+    runtime, unhashed = _locked(REPO / "requirements.lock")
+    test, test_unhashed = _locked(REPO / "requirements-test.lock")
+    assert not unhashed | test_unhashed, f"locked without a hash: {sorted(unhashed | test_unhashed)}"
+    for wanted, lock in ((project["project"]["dependencies"], runtime), (project["dependency-groups"]["test"], test)):
+        stale = {name: version for name, version in _pins(wanted).items() if lock.get(name) != version}
+        assert not stale, f"pyproject.toml pins {stale}, the lock does not: run `make lock`"
+    assert {name: test[name] for name in runtime} == runtime, "the test lock moved a runtime pin"
 
 
 def _fused_config(fuse: int, conditions: list[str], seeds: list[int], m_fuse: int | None = None) -> dict:

@@ -146,7 +146,7 @@ def test_tune_chooses_per_target_and_writes_the_choices_as_config(tiny_run: Path
 def test_report_shows_every_figure_and_table_in_a_real_browser(request: pytest.FixtureRequest) -> None:
     """Every category, every result's view and description, clicked in headless Chromium: no console
     or page error, no docutils System Message, every image decodes, every table has rows."""
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt pins it)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.lock pins it)")
     executable = chromium()
     if executable is None:
         pytest.skip("no Chromium on PATH: `make test` installs Debian's chromium when run as root or with sudo")

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "data", "envs", "src", ".test", "profiles", "requirements.txt"]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "data", "envs", "src", ".test", "profiles", "pyproject.toml"]
 
 
 def copy_workflow(dest: Path) -> Path:
