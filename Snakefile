@@ -64,6 +64,7 @@ localrules:
     extract_tuxpaint,
     extract_things,
     convert_weights,
+    prefetch_model,
     build_dataset,
     build_questions,
     materialize_condition,

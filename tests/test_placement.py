@@ -111,3 +111,23 @@ def test_localrules_are_downloads_data_and_aggregation_never_gpu_rules() -> None
     assert gpu_rules and not local & gpu_rules
     assert {"fetch_asset", "extract_things", "build_dataset", "build_questions", "materialize_condition",
             "collect_metrics", "figures", "tables"} <= local
+
+
+def test_hub_models_are_fetched_once_on_the_login_node_and_jobs_load_the_fetched_folders(tmp_path: Path) -> None:
+    """The paper grid (`config/things.yaml`): one local `prefetch_model` job per hub model, and every
+    job that loads a model reads its fetched folder, so no GPU job reaches the hub."""
+    assert "prefetch_model" in re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "Snakefile").read_text(), re.M)[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "config/things.yaml",
+         "--directory", str(tmp_path / "wd")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    config = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    hub_models = {f"resources/hub/{family}/{name}" for family in ("encoders", "lms")
+                  for name, spec in config[family].items() if not spec.get("weights")}  # fmt: skip
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n((?:    .+\n)+)", proc.stdout, re.M)
+    fetched = {re.search(r"output: (\S+)", block)[1] for rule, block in jobs if rule == "prefetch_model"}
+    assert fetched == hub_models
+    loaders = [(rule, block) for rule, block in jobs if rule in {"extract_features", "train_projector", "name_projector"}]
+    assert loaders and all("resources/hub/" in re.search(r"input: (.+)", block)[1] for _, block in loaders)

@@ -82,3 +82,22 @@ rule convert_weights:
         options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
     script:
         "../scripts/assets_convert.py"
+
+
+# A hub model (no local `weights`): fetched once, here, on the machine running Snakemake; the jobs
+# that use it load this folder and never reach the hub (taxvlm.assets.hub).
+rule prefetch_model:
+    input:
+        code=script_code("prefetch_model.py"),
+    output:
+        directory("resources/hub/{family}/{name}"),
+    log:
+        "logs/prefetch_model/{family}/{name}.log",
+    benchmark:
+        "results/benchmarks/prefetch_model/{family}/{name}.tsv"
+    conda:
+        "../../envs/taxvlm.yaml"
+    params:
+        spec=lambda wc: hub_identity(wc.family, wc.name),
+    script:
+        "../scripts/prefetch_model.py"

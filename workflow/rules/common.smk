@@ -128,10 +128,19 @@ def model_spec(family, name):
 
 
 def weights_dir(family, name):
-    """The local folder a model loads from, or [] when it loads by hub name."""
+    """The local folder a model loads from: its converted `weights`, or the hub snapshot that
+    prefetch_model fetches (so no job loads from the hub)."""
     if model_spec(family, name).get("weights"):
         return f"resources/models/{family}/{name}"
-    return []
+    return f"resources/hub/{family}/{name}"
+
+
+def hub_identity(family, name):
+    """What fetching a hub model depends on, and only that: editing a model's other settings (its
+    layer, an LM's training block) must not fetch it again and rerun every job that loads it.
+    """
+    spec = model_spec(family, name)
+    return {key: spec.get(key) for key in ("source", "name", "id", "revision")}
 
 
 def run_dir(run):

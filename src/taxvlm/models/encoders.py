@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from taxvlm.models.guard import check_loading_info, require_pretrained
+from taxvlm.models.origin import loaded_from
 from taxvlm.specs import EncoderSpec
 
 Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
@@ -132,7 +133,7 @@ def _pinned_open_clip_file(spec: EncoderSpec) -> str:
 def _loaded(spec: EncoderSpec, weights_dir: Path | None, commit: str | None = None) -> dict[str, Any]:
     """What was loaded, for the feature cache and train_config.json: local folder or hub id + commit."""
     if weights_dir is not None:
-        return {"weights_dir": str(weights_dir)}
+        return loaded_from(weights_dir)
     return {"id": spec.id or spec.name, "revision": spec.revision, "commit": commit}
 
 

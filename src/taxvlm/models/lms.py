@@ -36,6 +36,7 @@ from torch import nn
 
 from taxvlm.compile import CompiledLM
 from taxvlm.models.guard import check_loading_info
+from taxvlm.models.origin import loaded_from
 from taxvlm.prompts import CAPTION_PROMPT
 from taxvlm.seeding import derive_seed
 from taxvlm.specs import FrozenLM
@@ -80,7 +81,7 @@ def loaded_lm(model: nn.Module, lm: FrozenLM) -> dict[str, Any]:
     """What was loaded (train_config.json): the local folder, or the hub id, requested revision and the
     commit transformers resolved, so an unpinned hub model is still traceable."""
     if lm.weights_dir is not None:
-        return {"weights_dir": str(lm.weights_dir)}
+        return loaded_from(lm.weights_dir)
     commit = getattr(model.config, "_commit_hash", None)
     return {"id": lm.spec.id, "revision": lm.spec.revision, "commit": commit}
 
