@@ -88,7 +88,7 @@ rule convert_weights:
 # that use it load this folder and never reach the hub (taxvlm.assets.hub).
 rule prefetch_model:
     input:
-        code=script_code("prefetch_model.py"),
+        code=script_code("assets_prefetch.py"),
     output:
         directory("resources/hub/{family}/{name}"),
     log:
@@ -100,4 +100,4 @@ rule prefetch_model:
     params:
         spec=lambda wc: hub_identity(wc.family, wc.name),
     script:
-        "../scripts/prefetch_model.py"
+        "../scripts/assets_prefetch.py"
