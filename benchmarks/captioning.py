@@ -3,8 +3,8 @@ batch of images) vs the same `generate` one image at a time (`generate_caption_i
 tests' oracle), on the same model, projector and features.
 
 At commit 64d84db this benchmark also timed a hand-written KV-cache decoder that dropped finished rows;
-issue 31 kept it only if >= 1.5x faster than batched `generate`. On SmolLM2-135M it was 0.82x, so the
-package now decodes with `generate` (the decision and its numbers: `benchmarks/README.md`).
+issue 31 kept it only if >= 1.5x faster than batched `generate`. On SmolLM2-135M it was not (its
+table: `benchmarks/results-captioning.md`), so the package now decodes with `generate`.
 
 Models (`--lm`): `tiny` (default; the tests' tiny random Llama), `smollm2-shape` (SmolLM2-135M's
 published shape with random weights: no files needed; random logits rarely pick EOS, so every caption
