@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm.cluster import (  # noqa: E402
     ACCOUNT, CPU_PARTITION, GPU_PARTITION, PARTITION, SlurmCluster, SlurmUnavailable, ensure_installed,
 )
+from things_fixture import overlay, paper_leaves, serving, write_archives  # noqa: E402
 from workflow_copy import REPO, copy_workflow  # noqa: E402
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -76,10 +78,12 @@ N_PROBED = 6
 # yes/no, naming by likelihood, and the probe's hidden states
 PER_RUN_EVALUATION = {"evaluate_projector": N_RUNS, "name_projector": N_RUNS, "probe_states": N_PROBED}
 TRAIN_TARGET = "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/projector.pt"
+# Two runs of the THINGS-format fixture (tests/things_fixture.py) under config/things.yaml: the paper
+# grid's own data path, its pretrained run and its twin, with both readouts
 SLURM_TARGETS = (
-    "results/runs/tiny_vit/tiny_llama/pretrained/none/original/yesno/seed7/predictions.tsv",
-    "results/runs/tiny_vit/tiny_llama_b/pretrained/full/original/yesno/seed7/predictions.tsv",
-    "results/runs/tiny_vit/tiny_llama_b/pretrained/full/original/yesno/seed7/naming.tsv",
+    "results/runs/tiny_vit/tiny_llama/pretrained/full/original/yesno/seed7/predictions.tsv",
+    "results/runs/tiny_vit/tiny_llama/pretrained/full/original/yesno/seed7/naming.tsv",
+    "results/runs/tiny_vit/tiny_llama/random/full/original/yesno/seed7/predictions.tsv",
 )
 
 
@@ -190,8 +194,6 @@ def slurm(tmp_path_factory: pytest.TempPathFactory):
 # environment, never an edited profile.
 SLURM_SITE = {"TAXVLM_SLURM_ACCOUNT": ACCOUNT, "TAXVLM_SLURM_CPU_PARTITION": CPU_PARTITION,
               "TAXVLM_SLURM_GPU_PARTITION": GPU_PARTITION}
-# the runs ask for a GPU as on a GPU cluster (the jobs compute on the CPU: no device is visible)
-GPU_OVERRIDE = "compute:\n  gpus_per_job: 1\n"
 
 
 def submitted_jobs(output: str) -> dict[str, dict]:
@@ -487,18 +489,38 @@ def test_trivial_workflow_runs_as_slurm_jobs(slurm: SlurmCluster, tmp_path: Path
     assert ids == sorted(job["JobIDRaw"] for job in jobs)
 
 
+@pytest.fixture(scope="module")
+def things_served(tmp_path_factory: pytest.TempPathFactory):
+    """(base URL, archives) of the THINGS-format fixture, served for this module's tests."""
+    if shutil.which("zip") is None:
+        pytest.skip("building THINGS-format archives needs Info-ZIP zip")
+    folder = tmp_path_factory.mktemp("things")
+    archives = write_archives(paper_leaves(), folder)
+    with serving(folder) as base_url:
+        yield base_url, archives
+
+
+def things_workdir(dest: Path, served: tuple[str, list[Path]], gpus_per_job: int) -> tuple[Path, list[str]]:
+    """A workflow copy with the THINGS fixture's overlay, and the config arguments that run it."""
+    workdir = copy_workflow(dest)
+    (workdir / "fixture.yaml").write_text(yaml.safe_dump(overlay(*served, gpus_per_job=gpus_per_job)))
+    return workdir, ["--configfile", "config/things.yaml", "fixture.yaml"]
+
+
 @pytest.mark.workflow
-def test_runs_on_slurm_equal_the_local_runs(slurm: SlurmCluster, base_run, tmp_path: Path) -> None:
-    """Two runs (one per LM) and everything they need, through profiles/slurm exactly as shipped with
-    the site values in the environment, on a cluster with a `cpu` and a `gpu` partition, give the
-    local run's predictions. Every job asking for a GPU ran on `gpu` with one GPU request, every
-    other job on `cpu` or locally (only the workflow's localrules), each with CPUs = its threads.
-    Two runs rather than the whole grid: every rule a run needs is covered, and the grid on SLURM
-    was the longest test of the suite (its jobs queue one by one on the test cluster)."""
-    local, _, local_seconds = base_run
-    workdir = copy_with_override(tmp_path / "slurm-run")
-    (workdir / "gpu.yaml").write_text(GPU_OVERRIDE)
-    configs = [*CONFIGS, "gpu.yaml"]
+def test_runs_on_slurm_equal_the_local_runs(slurm: SlurmCluster, things_served, tmp_path: Path) -> None:
+    """The paper grid's data path (config/things.yaml on the THINGS-format fixture, tiny models): two
+    runs and everything they need, through profiles/slurm exactly as shipped with the site values in
+    the environment, on a cluster with a `cpu` and a `gpu` partition, give the local run's predictions.
+    Every job asking for a GPU (`gpus_per_job: 1`, as things.yaml asks) ran on `gpu` with one GPU
+    request, every other job on `cpu` or locally (only the workflow's localrules), each with CPUs = its
+    threads. Two runs rather than the whole grid: every rule a run needs is covered, and a grid on
+    SLURM was the longest test of the suite (its jobs queue one by one on the test cluster)."""
+    local, configs = things_workdir(tmp_path / "local", things_served, gpus_per_job=0)
+    start = time.monotonic()
+    snakemake(*configs, "--cores", "2", *SLURM_TARGETS, cwd=local)
+    local_seconds = time.monotonic() - start
+    workdir, configs = things_workdir(tmp_path / "slurm-run", things_served, gpus_per_job=1)
     plan = snakemake("-n", *configs, "--cores", "2", *SLURM_TARGETS, cwd=workdir)
     expected = job_table(plan.stdout + plan.stderr)
     start = time.monotonic()
@@ -508,12 +530,13 @@ def test_runs_on_slurm_equal_the_local_runs(slurm: SlurmCluster, base_run, tmp_p
     seconds = time.monotonic() - start
     output = result.stdout + result.stderr
     print(f"\nSLURM: install {slurm.install_seconds:.0f}s, start-up {slurm.startup_seconds:.1f}s; "
-          f"tiny grid locally {local_seconds:.0f}s, two runs on SLURM {seconds:.0f}s")
+          f"two THINGS-fixture runs locally {local_seconds:.0f}s, on SLURM {seconds:.0f}s")
 
     localrules = set(re.findall(r"^    (\w+),$", (REPO / "Snakefile").read_text().split("localrules:", 1)[1]
                                 .split("\n\n", 1)[0], re.M))
     ran_locally = Counter(re.findall(r"^localrule (\w+):", output, re.M))
     assert set(ran_locally) <= localrules, f"ran outside SLURM: {set(ran_locally) - localrules}"
+    assert {"fetch_asset", "extract_things", "build_dataset"} <= set(ran_locally)  # THINGS's data path
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     jobs = [job for job in slurm.accounting() if job["JobName"] == run_id]
     ran = Counter(job["Comment"].removeprefix("rule_").split("_wildcards_")[0] for job in jobs)
