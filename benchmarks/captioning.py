@@ -116,7 +116,8 @@ def main() -> None:
         )
     print("\n".join(lines))
     if args.out:
-        args.out.write_text(f"# Captioning decode\n\n`benchmarks/captioning.py {' '.join(sys.argv[1:])}`\n\n" + "\n".join(lines) + "\n")
+        command = f"`benchmarks/captioning.py {' '.join(sys.argv[1:])}`"
+        args.out.write_text("\n\n".join(["# Captioning decode", command, "\n".join(lines)]) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ By source:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -29,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from taxvlm.io import atomic_dir
+from taxvlm.io import atomic_dir, write_json
 from taxvlm.models.origin import HUB_RECORD
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def prefetch_model(spec: Mapping[str, Any], out_dir: Path) -> None:
         raise ValueError(f"model {name!r}: source {source!r} cannot be fetched from the hub")
     with atomic_dir(out_dir) as tmp:
         record = fetch(spec, tmp)
-        (tmp / HUB_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_json(record, tmp / HUB_RECORD)
     log.info("fetched %s at commit %s into %s", record["id"], record["commit"], out_dir)
 
 

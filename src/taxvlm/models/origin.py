@@ -6,9 +6,10 @@ models (`taxvlm.assets.hub`): editing the fetcher must not rerun every job that 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from taxvlm.io import read_json
 
 HUB_RECORD = "hub.json"  # written by taxvlm.assets.hub into each fetched folder
 
@@ -16,5 +17,5 @@ HUB_RECORD = "hub.json"  # written by taxvlm.assets.hub into each fetched folder
 def loaded_from(weights_dir: Path) -> dict[str, Any]:
     """A local folder, plus its hub record (id, requested revision, commit) when it was fetched."""
     record = Path(weights_dir) / HUB_RECORD
-    hub = json.loads(record.read_text()) if record.exists() else {}
+    hub = read_json(record) if record.exists() else {}
     return {"weights_dir": str(weights_dir), **{k: v for k, v in hub.items() if k != "files"}}
