@@ -76,7 +76,8 @@ test: test-env browser
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 # The fault suite (tests/test_faults.py): SIGKILLs at seeded random moments of every stage, two runs
-# at once, damaged results, a full disk (a tmpfs, when root). Not part of `make test` (its time budget).
+# at once, damaged results, a full disk (a tmpfs, when root). Not part of `make test` (its time budget):
+# .ci/run runs it as a step of its own.
 # FAULT_SEED=N for another kill schedule (the seed in use is printed).
 faults: test-env
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m faults tests/test_faults.py --durations=10 \
