@@ -51,7 +51,12 @@ include: "workflow/rules/captioning.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/probing.smk"
 include: "workflow/rules/tune.smk"
-include: "workflow/rules/compositional.smk"
+
+
+# A disabled stage costs nothing: its rules are not even read.
+if config["compositional"]["enabled"]:
+
+    include: "workflow/rules/compositional.smk"
 
 
 # Run by Snakemake itself, never submitted to a cluster: downloads (compute nodes often have no
@@ -79,16 +84,6 @@ localrules:
     caption_collect,
     caption_figure,
     tune,
-    compositional_wordnet,
-    compositional_negatives,
-    compositional_coco,
-    compositional_coco_negatives,
-    compositional_fetch_benchmark,
-    compositional_fetch_coco,
-    compositional_benchmark_items,
-    compositional_benchmark_images,
-    compositional_collect,
-    compositional_report,
 
 
 rule all:
@@ -96,8 +91,14 @@ rule all:
     input:
         final_outputs(),
         CAPTION_OUTPUTS,
-        COMPOSITIONAL_OUTPUTS,
+        compositional_outputs(),
         PROBE_OUTPUTS,
+
+
+# The compositional stage's results (config.compositional.enabled; nothing when disabled).
+rule compositional:
+    input:
+        compositional_outputs(),
 
 
 onsuccess:

@@ -443,7 +443,7 @@ def test_lock_records_from_parallel_writers(tmp_path: Path) -> None:
 
 def test_require_pins_makes_a_missing_pin_a_config_error(tmp_path: Path) -> None:
     from taxvlm.assets import lock as asset_lock
-    from taxvlm.config import ConfigError
+    from taxvlm.grid import ConfigError
 
     assets = {"a": {"source": "url", "url": "u", "sha256": None}, "b": {"source": "url", "url": "v", "sha256": "0" * 64}}
     asset_lock.check_pins(assets)  # recording is the default

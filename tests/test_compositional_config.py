@@ -9,7 +9,8 @@ import yaml
 from snakemake.utils import update_config
 
 from taxvlm.compositional.config import check_compositional
-from taxvlm.config import ConfigError, check_references, schema_error
+from taxvlm.config import check_references, schema_error
+from taxvlm.grid import ConfigError
 
 from spec_builders import validated
 

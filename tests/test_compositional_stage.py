@@ -4,7 +4,11 @@ COCO captions, θ collection, report figures and tables."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +19,8 @@ from snakemake.utils import update_config, validate
 
 from taxvlm.compositional import config as cc
 from taxvlm.compositional import report, stage
-from taxvlm.config import ConfigError, expand_experiments
+from taxvlm.config import expand_experiments
+from taxvlm.grid import ConfigError
 from taxvlm.io import read_tsv, write_tsv
 
 from spec_builders import trained_run
@@ -30,33 +35,56 @@ def _config(name: str) -> dict:
     return config
 
 
+def plan(preset: str) -> tuple[Counter, list[str]]:
+    """Jobs per rule of the `compositional` target under a preset (a dry run from scratch), and the
+    files the collecting job reads."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", f"config/{preset}",
+         "--cores", "2", "compositional"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-4000:]
+    jobs = Counter(re.findall(r"^(?:local)?rule (\w+):$", text, re.M))
+    collected = re.search(r"^rule compositional_collect:\n    input: (.*)$", text, re.M).group(1).split(", ")
+    return jobs, [path for path in collected if path.startswith("results/")]
+
+
 def test_default_lists_vlms_pipeline_and_faithful_models() -> None:
+    jobs, collected = plan("compositional_default.yaml")
+    assert (jobs["compositional_score_vlm"], jobs["compositional_pipeline"], jobs["compositional_faithful"],
+            jobs["compositional_score_open_clip"]) == (2, 5, 5, 1)
+    assert sum(path.endswith("/scored.tsv") or "/scored/" in path for path in collected) == 2 + 5 + 5 + 1
+    assert sum(path.endswith("/curve.tsv") for path in collected) == 8  # every ablation but itc, both modes
+    assert "compositional_benchmark_open_clip" not in jobs
     config = _config("compositional_default.yaml")
-    runs = expand_experiments(config["experiments"])
-    scored = cc.scored_paths(config, runs)
-    kinds = pd.Series([name.split("/")[0] for name in scored]).value_counts().to_dict()
-    assert kinds == {"vlm": 2, "pipeline": 5, "faithful": 5, "open_clip": 1}
     assert [r.init for r in cc.pipeline_runs(config)] == ["pretrained"]
-    assert len(cc.curve_paths(config, runs)) == 8  # every ablation but itc, both modes
-    assert cc.benchmark_paths(config, runs) == {}
-    assert "results/compositional/accuracy.tsv" in cc.compositional_outputs(config, "results/analysis")
 
 
 def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_must_match() -> None:
+    jobs, collected = plan("compositional.yaml")
     config = _config("compositional.yaml")
     runs = expand_experiments(config["experiments"])
-    bench = cc.benchmark_paths(config, runs)
-    assert len(bench) == 7 * (1 + 5 + len(runs))  # open_clip, faithful ablations, the grid's VLMs
-    run = runs[0].path
-    assert bench[f"sugarcrepe/vlm/{run}"] == f"results/compositional/benchmarks/sugarcrepe/vlm/{run}.tsv"
-    assert not any(
-        name.startswith("faithful/") for name in cc.scored_paths(config, expand_experiments(config["experiments"]))
-    )
+    # every benchmark x (its open_clip model, the faithful ablations, the grid's VLMs)
+    assert (jobs["compositional_benchmark_open_clip"], jobs["compositional_benchmark_faithful"],
+            jobs["compositional_benchmark_vlm"]) == (7, 7 * 5, 7 * len(runs))
+    assert f"results/compositional/benchmarks/sugarcrepe/vlm/{runs[0].path}.tsv" in collected
+    assert not any(path.startswith("results/compositional/faithful/") and path.endswith("scored.tsv")
+                   for path in collected)  # faithful mode trains on COCO: not scored on the dataset
     config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "systematic1", "init": "random"}
     with pytest.raises(ConfigError, match="pipeline.runs .* matches no run"):
         cc.check_compositional(config)
     config["compositional"]["enabled"] = False
     cc.check_compositional(config)  # a disabled section builds nothing, so it cannot be wrong
+
+
+def test_a_disabled_stage_plans_nothing_and_its_rules_are_not_read() -> None:
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--list-rules"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rules = result.stdout.split()
+    assert "compositional" in rules  # the target exists, empty while the stage is disabled
+    assert not [rule for rule in rules if rule.startswith("compositional_")]
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:

@@ -10,7 +10,6 @@ import yaml
 from snakemake.utils import update_config
 
 from taxvlm.config import (
-    ConfigError,
     Run,
     check_references,
     expand_experiments,
@@ -20,6 +19,7 @@ from taxvlm.config import (
     schema_error,
     training_config,
 )
+from taxvlm.grid import ConfigError
 from taxvlm.specs import with_schema_defaults
 
 from spec_builders import validated
@@ -247,7 +247,8 @@ def test_fuse_memory_budget_is_scheduling_not_a_runs_identity() -> None:
 
 
 def test_a_pretrained_run_without_its_twin_is_refused_naming_the_run():
-    from taxvlm.config import ConfigError, Run, check_twins
+    from taxvlm.config import Run, check_twins
+    from taxvlm.grid import ConfigError
 
     pretrained = Run("e", "l", "pretrained", "full", "original", "caption", 7)
     twin = Run("e", "l", "random", "full", "original", "caption", 7)

@@ -8,6 +8,7 @@ the resumability and failure tests work on copies of it.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -250,18 +251,48 @@ def test_changing_an_encoder_layer_reruns_its_features_and_downstream_only(base_
                              **AGGREGATION, **CONFIG_CHANGED}), table
 
 
+def edit_functions(module: Path, functions: tuple[str, ...]) -> None:
+    """A real code edit: a statement added at the top of each named function's body."""
+    lines = module.read_text().splitlines(keepends=True)
+    tree = ast.parse("".join(lines))
+    starts = [node.body[0] for node in ast.walk(tree)
+              if isinstance(node, ast.FunctionDef) and node.name in functions]
+    assert len(starts) == len(functions), f"not all of {functions} in {module}"
+    for statement in sorted(starts, key=lambda s: s.lineno, reverse=True):
+        lines.insert(statement.lineno - 1, " " * statement.col_offset + "_edited = True\n")
+    module.write_text("".join(lines))
+
+
+def plan_after_editing(workdir: Path, module: str, functions: tuple[str, ...]) -> Counter:
+    """The dry run's job table with the package module edited; the file restored after (mtime too)."""
+    path = workdir / "src/taxvlm" / module
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        edit_functions(path, functions)
+        return dry_run(workdir)[0]
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 @pytest.mark.workflow
 def test_editing_package_code_reruns_the_rules_that_use_it(base_run) -> None:
-    module = base_run[0] / "src/taxvlm/evaluate.py"
-    original = module.read_bytes()
-    stat = module.stat()
-    try:
-        module.write_bytes(original + b"\n# an edit\n")
-        table, _ = dry_run(base_run[0])
-    finally:
-        module.write_bytes(original)
-        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    table = plan_after_editing(base_run[0], "evaluate.py", ("evaluate_projector", "name_projector"))
     assert table == Counter({**PER_RUN_EVALUATION, **AGGREGATION}), table  # both evaluation jobs live in evaluate.py
+
+
+@pytest.mark.workflow
+def test_editing_planning_reruns_no_job(base_run) -> None:
+    """The fused groups and a config warning are planning (taxvlm.config, imported by the Snakefile
+    only): their effects reach jobs as wildcards and params, so editing their code reruns nothing."""
+    assert plan_after_editing(base_run[0], "config.py", ("fused_groups", "unpinned_models")) == Counter()
+
+
+@pytest.mark.workflow
+def test_editing_the_scoring_code_reruns_evaluation_but_not_features(base_run) -> None:
+    table = plan_after_editing(base_run[0], "scoring.py", ("score_questions",))
+    assert table["evaluate_projector"] == N_RUNS and table["name_projector"] == N_RUNS, table
+    assert "extract_features" not in table and "build_dataset" not in table, table
 
 
 @pytest.mark.workflow

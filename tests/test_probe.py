@@ -354,7 +354,8 @@ def test_bad_runs_fail_naming_the_run(run_dir, tiny_lm_dir: Path, tmp_path: Path
 
 
 def test_probe_run_selection_and_name_suffix() -> None:
-    from taxvlm.config import ConfigError, Run
+    from taxvlm.config import Run
+    from taxvlm.grid import ConfigError
     from taxvlm.probing.selection import name_suffix, probe_runs
 
     runs = [

@@ -1,14 +1,24 @@
-"""Rules list the package files they run; the list must follow imports."""
+"""Rules list the package files they run; the list must follow imports, and planning is in none."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from taxvlm.sources import module_sources, script_sources
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+# Modules the rules import that jobs import too, and why each is not planning.
+SHARED_WITH_JOBS = {
+    "grid": "the words planning and jobs share (the config error, objectives, scheduling keys)",
+    "analysis.names": "figure and table names: the rules declare the files the figures job writes",
+    "provenance": "the config fingerprint the provenance job records",
+    "tune": "the tuning plan's names, which the tuning summary job reads back",
+    "assets.lock": "the asset lock the fetch job records unpinned downloads in",
+}
 
 
 def names(paths: list[str]) -> set[str]:
@@ -49,3 +59,20 @@ def test_script_sources_follow_the_script_imports(tmp_path: Path) -> None:
     files = names(script_sources(SRC, script))
     assert {"evaluate.py", "features.py", "models/projector.py"} <= files
     assert "train.py" not in files
+
+
+def modules_the_rules_import() -> set[str]:
+    rules = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    text = "\n".join(path.read_text() for path in rules)
+    return set(re.findall(r"^from taxvlm\.([\w.]+) import", text, re.M))
+
+
+def test_no_job_imports_planning_so_editing_planning_reruns_no_job() -> None:
+    """Rules take their script's imports as inputs, so a planning module in a job's imports would make
+    a planning edit (the fused groups, a config warning) rerun features and training."""
+    planning = modules_the_rules_import() - set(SHARED_WITH_JOBS)
+    assert {"config", "placement", "sources", "probing.selection"} <= planning
+    planning_files = {module.replace(".", "/") + ".py" for module in planning}
+    for script in sorted((REPO / "workflow/scripts").glob("*.py")):
+        imported = names(script_sources(SRC, script)) & planning_files
+        assert not imported, f"{script.name} imports planning modules {sorted(imported)} (share through taxvlm.grid)"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from taxvlm.config import NOT_RUN_SETTINGS, ConfigError, training_config
+from taxvlm.config import training_config
+from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
 from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, RunSpec, TrainingSpec, trained_run, with_schema_defaults
 
 from spec_builders import validated

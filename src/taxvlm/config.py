@@ -1,8 +1,11 @@
-"""Config checks and the experiment grid.
+"""Planning: config checks, the experiment grid and its fused groups, config warnings.
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks types and fills defaults; this module
 adds what a schema cannot express (cross-references between sections) and turns the union of
 experiment grids into the list of runs, so the workflow and the tests share one definition.
+
+Only the Snakefile (and planning modules it imports) import this module, never a job: jobs share
+its words through `taxvlm.grid`, so that editing planning reruns no job (`tests/test_sources.py`).
 """
 
 from __future__ import annotations
@@ -19,12 +22,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config problem, reported as one line naming the field."""
+from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
 
 
-OBJECTIVES: tuple[str, ...] = ("yesno", "caption")
 # A run's folder under results/runs/ (and checkpoints/, logs/...): the rules' wildcard pattern, and
 # `Run.path` fills it in, so the two cannot drift apart.
 RUN_PATH = "{encoder}/{lm}/{init}/{condition}/{shuffle}/{objective}/seed{seed}"
@@ -161,13 +161,6 @@ def check_references(config: Mapping[str, Any]) -> None:
         for name in names if key.endswith(("asset", "assets")) else []:
             if name not in assets:
                 raise ConfigError(f"config.dataset.{kind}.{key}: '{name}' is not defined under config.assets")
-
-
-# Training keys that say how runs are scheduled, not what a run is: never part of a run's identity.
-SCHEDULING_KEYS: tuple[str, ...] = ("fuse", "fuse_memory_gib")
-# Training keys that are no run's setting: the scheduling keys, and the per-objective/init overrides
-# that `training_config` resolves into the settings.
-NOT_RUN_SETTINGS: tuple[str, ...] = (*SCHEDULING_KEYS, "overrides")
 
 
 def training_config(config: Mapping[str, Any], lm: str, objective: str, init: str) -> dict[str, Any]:

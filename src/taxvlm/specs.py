@@ -23,7 +23,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from taxvlm.config import NOT_RUN_SETTINGS, ConfigError
+from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 

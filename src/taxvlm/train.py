@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taxvlm.compile import maybe_compiled
-from taxvlm.config import OBJECTIVES
+from taxvlm.grid import OBJECTIVES
 from taxvlm.data.captions import caption_target
 from taxvlm.decision import absolute, pair_id
 from taxvlm.scoring import continuation_logits, naming_frame, naming_phrases, score_questions

@@ -1,7 +1,7 @@
 import os
 import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from snakemake.utils import validate
 
@@ -15,9 +15,9 @@ from taxvlm.placement import gpu_job_resources, host_mem_mb, model_billions, run
 from taxvlm.provenance import config_fingerprint
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name, tuning_plan
+from taxvlm.grid import ConfigError
 from taxvlm.config import (
     RUN_PATH,
-    ConfigError,
     check_references,
     check_twins,
     expand_experiments,
@@ -29,14 +29,7 @@ from taxvlm.config import (
     unpinned_models,
 )
 from taxvlm.assets.lock import asset_entries, check_pins, unpinned_report
-from taxvlm.compositional.config import (
-    COMP,
-    benchmark_paths,
-    check_compositional,
-    compositional_outputs,
-    curve_paths,
-    scored_paths,
-)
+from taxvlm.compositional.config import check_compositional, pipeline_runs
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
@@ -307,3 +300,99 @@ def fused_inputs(group):
 def fused_outputs(group, name):
     """One of train_projector's outputs, for every member of a fused group."""
     return [f"{run_dir(r)}/{name}" for r in group.runs]
+
+
+# The compositional stage (config.compositional): its rules (compositional.smk) are included only when
+# it is enabled; its paths, like every stage's, are here.
+COMP = "results/compositional"
+COMP_SECTION = config["compositional"]
+
+
+def _faithful_on_dataset():
+    contrastive = COMP_SECTION["contrastive"]
+    return (
+        "faithful" in contrastive["modes"]
+        and contrastive["faithful"]["captions"] == "dataset"
+    )
+
+
+def compositional_scored():
+    """Model name -> scored.tsv of every model scored on the dataset's hard negatives (the grid's
+    VLMs, the open_clip models, the pipeline- and faithful-mode contrastive models)."""
+    contrastive = COMP_SECTION["contrastive"]
+    scored = {}
+    if COMP_SECTION["vlm"]:
+        scored |= {
+            f"vlm/{run.path}": f"{COMP}/scored/vlm/{run.path}.tsv" for run in RUNS
+        }
+    for clip in sorted(COMP_SECTION["open_clip"]):
+        scored[f"open_clip/{clip}"] = f"{COMP}/scored/open_clip/{clip}.tsv"
+    if "pipeline" in contrastive["modes"]:
+        for run in pipeline_runs(config):
+            for ablation in contrastive["ablations"]:
+                scored[f"pipeline/{ablation}/{run.path}"] = (
+                    f"{COMP}/pipeline/{run.path}/{ablation}/scored.tsv"
+                )
+    if _faithful_on_dataset():
+        model = contrastive["faithful"]["model"]
+        for ablation in contrastive["ablations"]:
+            scored[f"faithful/{ablation}/{model}"] = (
+                f"{COMP}/faithful/{model}/{ablation}/scored.tsv"
+            )
+    return scored
+
+
+def compositional_curves():
+    """Model name -> curve.tsv of every contrastive model trained with hard negatives (θ moves)."""
+    return {
+        name: path.removesuffix("scored.tsv") + "curve.tsv"
+        for name, path in compositional_scored().items()
+        if PurePosixPath(name).parts[0] in ("pipeline", "faithful")
+        and PurePosixPath(name).parts[1] != "itc"
+    }
+
+
+def compositional_benchmark_scored():
+    """`benchmark/model` -> scored.tsv of every benchmark x (open_clip model, faithful ablation, and
+    with `vlm` every trained run of the grid)."""
+    contrastive = COMP_SECTION["contrastive"]
+    scored = {}
+    for bench in sorted(COMP_SECTION["benchmarks"]):
+        if COMP_SECTION["vlm"]:
+            scored |= {
+                f"{bench}/vlm/{run.path}": f"{COMP}/benchmarks/{bench}/vlm/{run.path}.tsv"
+                for run in RUNS
+            }
+        for clip in sorted(COMP_SECTION["open_clip"]):
+            scored[f"{bench}/open_clip/{clip}"] = (
+                f"{COMP}/benchmarks/{bench}/open_clip/{clip}.tsv"
+            )
+        if "faithful" in contrastive["modes"]:
+            for ablation in contrastive["ablations"]:
+                scored[f"{bench}/faithful/{ablation}"] = (
+                    f"{COMP}/benchmarks/{bench}/faithful/{ablation}.tsv"
+                )
+    return scored
+
+
+def compositional_outputs():
+    """What the `compositional` target (and, when enabled, the default target) builds."""
+    if not COMP_SECTION["enabled"]:
+        return []
+    outputs = [f"{COMP}/accuracy.tsv", f"{ANALYSIS}/tables/compositional_accuracy.md"]
+    outputs += [
+        f"{ANALYSIS}/figures/compositional_{name}.png"
+        for name in ("accuracy", "taxonomic", "thetas")
+    ]
+    if COMP_SECTION["benchmarks"]:
+        outputs += [
+            f"{COMP}/benchmark_accuracy.tsv",
+            f"{ANALYSIS}/tables/compositional_benchmarks.md",
+        ]
+    contrastive = COMP_SECTION["contrastive"]
+    if "faithful" in contrastive["modes"] and not _faithful_on_dataset():
+        model = contrastive["faithful"]["model"]
+        outputs += [
+            f"{COMP}/faithful/{model}/{a}/model.pt" for a in contrastive["ablations"]
+        ]
+    return outputs

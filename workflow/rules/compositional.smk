@@ -4,7 +4,6 @@
 # compositional benchmarks (downloaded by pinned URL + sha256) scored by the open_clip models, the
 # faithful models and the grid's VLMs (their encoder run over each benchmark's images).
 
-COMP_SECTION = config["compositional"]
 CONTRASTIVE = COMP_SECTION["contrastive"]
 CLIPS = sorted(COMP_SECTION["open_clip"])
 BENCHMARKS = sorted(COMP_SECTION["benchmarks"])
@@ -14,21 +13,29 @@ FAITHFUL_DATA = (
 )
 
 
+# Run by Snakemake itself (see the Snakefile's localrules): downloads, and light table work.
+localrules:
+    compositional_wordnet,
+    compositional_negatives,
+    compositional_coco,
+    compositional_coco_negatives,
+    compositional_fetch_benchmark,
+    compositional_fetch_coco,
+    compositional_benchmark_items,
+    compositional_benchmark_images,
+    compositional_collect,
+    compositional_report,
+
+
 wildcard_constraints:
     ablation="itc|hn|imc|cmr|all",
     clip=_alternation(CLIPS),
     benchmark=_alternation(BENCHMARKS),
 
 
-COMP_SCORED = scored_paths(config, RUNS)
-COMP_CURVES = curve_paths(config, RUNS)
-BENCHMARK_SCORED = benchmark_paths(config, RUNS)
-COMPOSITIONAL_OUTPUTS = compositional_outputs(config, ANALYSIS)
-
-
-rule compositional:
-    input:
-        COMPOSITIONAL_OUTPUTS,
+COMP_SCORED = compositional_scored()
+COMP_CURVES = compositional_curves()
+BENCHMARK_SCORED = compositional_benchmark_scored()
 
 
 rule compositional_wordnet:

@@ -91,7 +91,7 @@ def check_pins(assets: Mapping[str, Any]) -> None:
     """With `assets.require_pins: true`, an asset without a pinned sha256 is a config error."""
     missing = unpinned(assets)
     if assets.get("require_pins") and missing:
-        from taxvlm.config import ConfigError
+        from taxvlm.grid import ConfigError
 
         fields = ", ".join(f"assets.{name}.sha256" for name in missing)
         raise ConfigError(

@@ -1,11 +1,14 @@
-"""Cross-checks of the `compositional` config section that the schema cannot express."""
+"""Planning of the compositional stage (imported by the Snakefile only): the cross-checks of its config
+section that the schema cannot express, and the trained runs its pipeline mode starts from. Its paths
+are the rules' (`workflow/rules/common.smk`), like every stage's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from taxvlm.config import ConfigError, Run, expand_experiments
+from taxvlm.config import Run, expand_experiments
+from taxvlm.grid import ConfigError
 
 
 def check_compositional(config: Mapping[str, Any]) -> None:
@@ -45,70 +48,3 @@ def pipeline_runs(config: Mapping[str, Any]) -> list[Run]:
             chosen.setdefault((run.encoder, run.lm, run.objective), run)
     return sorted(chosen.values())
 
-
-COMP = "results/compositional"
-
-
-def _faithful_on_dataset(section: Mapping[str, Any]) -> bool:
-    contrastive = section["contrastive"]
-    return "faithful" in contrastive["modes"] and contrastive["faithful"]["captions"] == "dataset"
-
-
-def scored_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:
-    """Model name → scored.tsv of every model scored on the dataset's hard negatives (the grid's
-    VLMs, the open_clip models, the pipeline- and faithful-mode contrastive models)."""
-    section = config["compositional"]
-    contrastive = section["contrastive"]
-    scored = {f"vlm/{run.path}": f"{COMP}/scored/vlm/{run.path}.tsv" for run in runs} if section["vlm"] else {}
-    scored |= {f"open_clip/{c}": f"{COMP}/scored/open_clip/{c}.tsv" for c in sorted(section["open_clip"])}
-    if "pipeline" in contrastive["modes"]:
-        for run in pipeline_runs(config):
-            for ablation in contrastive["ablations"]:
-                scored[f"pipeline/{ablation}/{run.path}"] = f"{COMP}/pipeline/{run.path}/{ablation}/scored.tsv"
-    if _faithful_on_dataset(section):
-        model = contrastive["faithful"]["model"]
-        for ablation in contrastive["ablations"]:
-            scored[f"faithful/{ablation}/{model}"] = f"{COMP}/faithful/{model}/{ablation}/scored.tsv"
-    return scored
-
-
-def curve_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:
-    """Model name → curve.tsv of every contrastive model trained with hard negatives (θ moves)."""
-    return {
-        name: path.removesuffix("scored.tsv") + "curve.tsv"
-        for name, path in scored_paths(config, runs).items()
-        if name.split("/")[0] in ("pipeline", "faithful") and name.split("/")[1] != "itc"
-    }
-
-
-def benchmark_paths(config: Mapping[str, Any], runs: list[Run]) -> dict[str, str]:
-    """`benchmark/model` → scored.tsv of every benchmark × (open_clip model, faithful ablation, and with
-    `vlm` every trained run of the grid)."""
-    section = config["compositional"]
-    contrastive = section["contrastive"]
-    scored = {}
-    for bench in sorted(section["benchmarks"]):
-        if section["vlm"]:
-            scored |= {f"{bench}/vlm/{run.path}": f"{COMP}/benchmarks/{bench}/vlm/{run.path}.tsv" for run in runs}
-        for c in sorted(section["open_clip"]):
-            scored[f"{bench}/open_clip/{c}"] = f"{COMP}/benchmarks/{bench}/open_clip/{c}.tsv"
-        if "faithful" in contrastive["modes"]:
-            for ablation in contrastive["ablations"]:
-                scored[f"{bench}/faithful/{ablation}"] = f"{COMP}/benchmarks/{bench}/faithful/{ablation}.tsv"
-    return scored
-
-
-def compositional_outputs(config: Mapping[str, Any], analysis: str) -> list[str]:
-    """What the `compositional` target (and, when enabled, the default target) builds."""
-    section = config["compositional"]
-    if not section["enabled"]:
-        return []
-    outputs = [f"{COMP}/accuracy.tsv", f"{analysis}/tables/compositional_accuracy.md"]
-    outputs += [f"{analysis}/figures/compositional_{n}.png" for n in ("accuracy", "taxonomic", "thetas")]
-    if section["benchmarks"]:
-        outputs += [f"{COMP}/benchmark_accuracy.tsv", f"{analysis}/tables/compositional_benchmarks.md"]
-    contrastive = section["contrastive"]
-    if "faithful" in contrastive["modes"] and not _faithful_on_dataset(section):
-        model = contrastive["faithful"]["model"]
-        outputs += [f"{COMP}/faithful/{model}/{a}/model.pt" for a in contrastive["ablations"]]
-    return outputs

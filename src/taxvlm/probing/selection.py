@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taxvlm.config import ConfigError, Run
+from taxvlm.config import Run
+from taxvlm.grid import ConfigError
 
 SELECTORS = {
     "encoders": "encoder",
