@@ -32,7 +32,7 @@ from taxvlm.assets.tiny import build_tiny_causal_lm
 from taxvlm.compile import CompiledLM
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path
-from taxvlm.train import batch_loss
+from taxvlm.training.objective import batch_loss
 
 SHAPES = {
     "64-d, 2 layers": TINY_SHAPE,

@@ -3,13 +3,13 @@
 G runs of one group (same features, LM, init, settings; different rows and seeds, as the conditions
 of one seed) trained two ways, side by side in one process:
 
-- step: one fused step (`taxvlm.train.fused_batch_losses`: the G batches stacked into one LM
+- step: one fused step (`taxvlm.training.objective.fused_batch_losses`: the G batches stacked into one LM
   forward/backward, then each member's clip + AdamW) vs G unfused steps (`batch_loss` per member, as
   `train_projector` runs them), interleaved rep by rep, medians; plus the largest |Δ loss| between
   the two on the same batches;
 - end to end: `train_projectors` on the G members vs G calls of `train_projector` (each loads the LM
   and the features once), wall time of short runs, peak resident memory of each way;
-- memory: `taxvlm.memory`'s activation estimate (what `training.fuse_memory_gib` sizes sub-stacks
+- memory: `taxvlm.training.memory`'s activation estimate (what `training.fuse_memory_gib` sizes sub-stacks
   by) vs the measured peak of one fused forward+backward of G = 1, 2, 4 members, above the memory
   held before it: on a GPU torch's allocator peak; on a CPU the kernel's resident high-water mark
   (VmHWM, reset through /proc/self/clear_refs after `malloc_trim` returned freed heap to the system).
@@ -43,19 +43,12 @@ from torch import nn
 from taxvlm.assets.tiny import build_tiny_causal_lm
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path, write_tsv
-from taxvlm.memory import member_activation_bytes, peak_memory
+from taxvlm.training.memory import member_activation_bytes, peak_memory
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
 from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, RunSpec, TrainingSpec, with_schema_defaults
-from taxvlm.train import (
-    Member,
-    SharedFiles,
-    batch_loss,
-    epoch_order,
-    fused_batch_losses,
-    train_projector,
-    train_projectors,
-)
+from taxvlm.training.loop import epoch_order, Member, SharedFiles, train_projector, train_projectors
+from taxvlm.training.objective import batch_loss, fused_batch_losses
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
@@ -252,7 +245,7 @@ def bench_memory(lm_dir: Path, root: Path, sizes: list[int], dev: torch.device) 
 def memory_table(rows: list[dict[str, float]], dev: torch.device) -> list[str]:
     """Markdown lines: estimate vs measured peak per G."""
     what = "allocator peak on the GPU" if dev.type == "cuda" else "resident high-water mark (VmHWM)"
-    lines = ["", f"Activation memory of one fused forward+backward: `taxvlm.memory`'s estimate (what "
+    lines = ["", f"Activation memory of one fused forward+backward: `taxvlm.training.memory`'s estimate (what "
              f"`training.fuse_memory_gib` sizes sub-stacks by) vs the measured {what} above the memory held before it.",
              "", "| G | estimated (MiB) | measured (MiB) | measured / estimated |", "|---|---|---|---|"]  # fmt: skip
     for row in rows:

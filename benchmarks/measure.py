@@ -21,7 +21,8 @@ from harness import autocast, interleaved, matmul, med
 from taxvlm.models.lms import common_prefix_len
 from taxvlm.models.projector import build_projector
 from taxvlm.scoring import score_questions, score_questions_reference
-from taxvlm.train import batch_loss, epoch_order
+from taxvlm.training.loop import epoch_order
+from taxvlm.training.objective import batch_loss
 from workload import BATCH, DINO_L, PAPER_LMS, PROJECTOR, TINY_DINO, TOKEN_PROJECTOR, Setup, paper_lm, random_dinov2, with_tokens
 
 def bench_eval(s: Setup, reps: int, spec: dict[str, Any] = PROJECTOR) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Packed vs two-pass vs `rows` training steps on the default's shapes (issue 19, item 3).
 
-One projector's training step (`taxvlm.train.fused_batch_losses` with one member, as `train_projector`
+One projector's training step (`taxvlm.training.objective.fused_batch_losses` with one member, as `train_projector`
 runs it, then clip + AdamW) three ways, side by side in one process, interleaved rep by rep, medians:
 
 - `rows`: the first batch of a `batching: rows` epoch (i.i.d. rows; one decoder pass when no image
@@ -41,7 +41,8 @@ from taxvlm.io import atomic_path
 from taxvlm.models.lms import build_prompt, common_prefix_len, load_lm
 from taxvlm.models.packed import packing_refusal
 from taxvlm.models.projector import build_projector
-from taxvlm.train import epoch_order, fused_batch_losses
+from taxvlm.training.loop import epoch_order
+from taxvlm.training.objective import fused_batch_losses
 
 GEMMA3_SHAPE = {"architecture": "gemma3", "hidden_size": 640, "num_hidden_layers": 18, "num_attention_heads": 4,
                 "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 2048, "sliding_window": 512,

@@ -21,13 +21,14 @@ import torch._inductor.config
 from torch._dynamo.utils import counters
 
 from taxvlm import compile as compile_mod
-from taxvlm import train as train_mod
 from taxvlm.assets.tiny import build_tiny_causal_lm
 from taxvlm.compile import CompiledLM
 from taxvlm.io import read_json, read_tsv, write_tsv
 from taxvlm.models.lms import build_prompt, decoder_forward, load_lm
 from taxvlm.models.projector import build_projector
-from taxvlm.train import Member, SharedFiles, batch_loss, train_projectors
+from taxvlm.training import loop as loop_mod
+from taxvlm.training.loop import Member, SharedFiles, train_projectors
+from taxvlm.training.objective import batch_loss
 
 from spec_builders import frozen_lm, run_spec
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
@@ -110,7 +111,7 @@ def test_compiled_fused_training_equals_eager(toy: Path, tiny_lm_dir: Path, monk
         wrappers.append(CompiledLM(model, mode, row_bucket, backend="aot_eager"))
         return wrappers[-1]
 
-    monkeypatch.setattr(train_mod, "maybe_compiled", spy)
+    monkeypatch.setattr(loop_mod, "maybe_compiled", spy)
     eager = _train(toy, tiny_lm_dir, "eager", "none")
     assert not wrappers
     torch._dynamo.reset()

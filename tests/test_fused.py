@@ -1,4 +1,4 @@
-"""Fused training (`taxvlm.train.train_projectors`): G projectors through one LM pass per step give
+"""Fused training (`taxvlm.training.loop.train_projectors`): G projectors through one LM pass per step give
 each run what its unfused training gives, finish at their own lengths and resume bit-identically."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from taxvlm import train as train_mod
+from taxvlm.training import loop as loop_mod
+from taxvlm.training.resume import History
 from taxvlm.evaluate import evaluate_projector
 from taxvlm.io import read_tsv, write_tsv
-from taxvlm.memory import member_activation_bytes
-from taxvlm.train import Member, SharedFiles, train_projector, train_projectors
+from taxvlm.training.memory import member_activation_bytes
+from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors
 
 from spec_builders import run_spec, trained_run
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
@@ -87,20 +88,20 @@ def test_killed_fused_group_resumes_to_the_same_projectors(
     """Killed after the group's first checkpoint (step 5), which also holds run b's end (4 steps: it
     left the stack before): every run ends bit-identical to the uninterrupted group's."""
     reference = _fused(toy, tiny_lm_dir, "uninterrupted")
-    save = train_mod._save_checkpoint
+    save = loop_mod.save_resume_state
     saved: list[int] = []
 
-    def save_then_die(state: dict, path: Path) -> None:
-        save(state, path)
-        saved.append(state["step"])
+    def save_then_die(path: Path, fingerprint: str, history: History, *state: object) -> None:
+        save(path, fingerprint, history, *state)
+        saved.append(history.step)
         if len(saved) == 3:  # all three members' checkpoints of the first group save
             raise KeyboardInterrupt("killed after the group's first checkpoint")
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop_mod, "save_resume_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         _fused(toy, tiny_lm_dir, "resumed")
     assert saved == [5, 4, 5]
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    monkeypatch.setattr(loop_mod, "save_resume_state", save)
     resumed = _fused(toy, tiny_lm_dir, "resumed")
     for a, b in zip(reference, resumed):
         for name in ("projector.pt", "checkpoints.pt"):
@@ -118,7 +119,7 @@ def test_sub_stacked_group_trains_the_projectors_of_one_stack(
     """A budget of 2.5 members' estimated activations steps the three members two per LM pass (and
     alone once the shorter run left); each run's losses and projector equal the one stack's."""
     one_stack = _fused(toy, tiny_lm_dir, "one_stack")
-    caplog.set_level(logging.INFO, logger="taxvlm.memory")
+    caplog.set_level(logging.INFO, logger="taxvlm.training.memory")
     members = _members(toy, "sub_stacks")
     train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu",
                      memory_gib=2.5 * _member_estimate(tiny_lm_dir) / 2**30)  # fmt: skip
@@ -131,7 +132,7 @@ def test_sub_stacked_group_trains_the_projectors_of_one_stack(
 
 
 def _member_estimate(lm_dir: Path) -> int:
-    """`taxvlm.memory`'s estimate for one member of the toy group (8 rows of the longest toy row)."""
+    """`taxvlm.training.memory`'s estimate for one member of the toy group (8 rows of the longest toy row)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from taxvlm.models.lms import build_prompt

@@ -1,4 +1,4 @@
-"""The activation estimate of fused training (`taxvlm.memory`): it counts what autograd keeps for a
+"""The activation estimate of fused training (`taxvlm.training.memory`): it counts what autograd keeps for a
 member's backward, grows linearly in batch and members, and sizes the sub-stacks."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from taxvlm.memory import fused_stack_size, member_activation_bytes, peak_memory, stack_size
+from taxvlm.training.memory import fused_stack_size, member_activation_bytes, peak_memory, stack_size
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
-from taxvlm.train import fused_batch_losses
+from taxvlm.training.objective import fused_batch_losses
 
 from spec_builders import frozen_lm
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from taxvlm import train as train_mod
+from taxvlm.training import loop as loop_mod
+from taxvlm.training.resume import History
 from taxvlm.decision import PREDICTION_COLUMNS
 from taxvlm.evaluate import evaluate_projector, name_projector
 from taxvlm.scoring import (
@@ -25,7 +26,9 @@ from taxvlm.scoring import (
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, caption_prompt, load_lm, splice
 from taxvlm.models.projector import build_projector
-from taxvlm.train import Member, SharedFiles, answer_loss, epoch_order, steps_every, train_projector, training_ids
+from taxvlm.training.kept_points import steps_every
+from taxvlm.training.loop import epoch_order, Member, SharedFiles, train_projector
+from taxvlm.training.objective import answer_loss, training_ids
 
 from spec_builders import frozen_lm, lm_spec, run_spec, trained_run
 
@@ -329,18 +332,18 @@ def test_killed_job_resumes_to_the_same_projector(
 ) -> None:
     reference = _train(toy, tiny_lm_dir, f"uninterrupted_{batching}", epochs=2, batching=batching, eval_every=1)
     name = f"resumed_{batching}"
-    save = train_mod._save_checkpoint
+    save = loop_mod.save_resume_state
 
-    def save_then_die(state: dict, path: Path) -> None:
-        save(state, path)
-        if state["step"] == 5:
+    def save_then_die(path: Path, fingerprint: str, history: History, *state: object) -> None:
+        save(path, fingerprint, history, *state)
+        if history.step == 5:
             raise KeyboardInterrupt("killed after the first checkpoint")
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop_mod, "save_resume_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         _train(toy, tiny_lm_dir, name, epochs=2, batching=batching, eval_every=1)
     assert (toy["root"] / f"{name}.ckpt").exists() and not (toy["root"] / name).exists()
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    monkeypatch.setattr(loop_mod, "save_resume_state", save)
     resumed = _train(toy, tiny_lm_dir, name, epochs=2, batching=batching, eval_every=1)
     a = torch.load(reference / "projector.pt", weights_only=True)["state_dict"]
     b = torch.load(resumed / "projector.pt", weights_only=True)["state_dict"]

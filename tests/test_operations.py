@@ -298,7 +298,7 @@ def test_editing_the_scoring_code_reruns_evaluation_but_not_features(base_run) -
 @pytest.mark.workflow
 def test_touching_files_without_changing_them_reruns_nothing(base_run) -> None:
     workdir = base_run[0]
-    for name in ("src/taxvlm/train.py", "src/taxvlm/io.py", ".test/data/hypernyms.tsv",
+    for name in ("src/taxvlm/training/loop.py", "src/taxvlm/io.py", ".test/data/hypernyms.tsv",
                  "results/data/pairs.tsv", "results/features/tiny_vit.pt"):
         (workdir / name).touch()
     assert dry_run(workdir)[0] == Counter()

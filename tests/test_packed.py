@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 import torch
 
-from taxvlm import train as train_mod
+from taxvlm.training import objective as objective_mod
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models import packed as packed_mod
 from taxvlm.models.packed import FULL, packed_continuation_logits, packing_refusal
 from taxvlm.models.projector import build_projector
 from taxvlm.scoring import continuation_logits
-from taxvlm.train import Member, SharedFiles, fused_batch_losses, train_projector, train_projectors
+from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors
+from taxvlm.training.objective import fused_batch_losses
 
 from spec_builders import frozen_lm, run_spec
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
@@ -124,12 +125,12 @@ def test_fused_packed_training_equals_unfused_two_pass_training(
     """Two members trained fused and packed vs each alone through the two-pass shared prefix: losses
     within 1e-5 at every step, the same validation curve; the packed path ran."""
     calls: list[int] = []
-    packed = train_mod.packed_continuation_logits
-    monkeypatch.setattr(train_mod, "packed_continuation_logits", lambda *a: calls.append(1) or packed(*a))
+    packed = objective_mod.packed_continuation_logits
+    monkeypatch.setattr(objective_mod, "packed_continuation_logits", lambda *a: calls.append(1) or packed(*a))
     members = [Member(toy / f"{t}.tsv", s, toy / "fused" / t, toy / "ckpt" / t, toy / "val.tsv") for t, s in SEEDS]
     train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu")
     assert len(calls) == 3  # one packed pass per fused step
-    monkeypatch.setattr(train_mod, "packed_continuation_logits", continuation_logits)
+    monkeypatch.setattr(objective_mod, "packed_continuation_logits", continuation_logits)
     for m in members:
         alone = toy / "alone" / m.out_dir.name
         alone_member = Member(m.train_tsv, m.seed, alone, toy / "alone.ckpt", m.val_tsv)

@@ -194,13 +194,13 @@ def fuse_limit(config: Mapping[str, Any], lm: str) -> int:
 
 def fuse_memory_gib(config: Mapping[str, Any], lm: str) -> float | None:
     """`training.fuse_memory_gib` of an LM (its own `training` block first): the activation budget of
-    one LM pass of its fused jobs (`taxvlm.memory`); None: no limit."""
+    one LM pass of its fused jobs (`taxvlm.training.memory`); None: no limit."""
     return _lm_training(config, lm)["fuse_memory_gib"]
 
 
 @dataclass(frozen=True)
 class FusedGroup:
-    """Runs trained by one fused job (`taxvlm.train.train_projectors`); named by its members, so an
+    """Runs trained by one fused job (`taxvlm.training.loop.train_projectors`); named by its members, so an
     unchanged member list keeps its name, its outputs and its params."""
 
     runs: tuple[Run, ...]

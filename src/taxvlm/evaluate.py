@@ -69,7 +69,7 @@ def evaluate_projector(
 
     The run's LM is the one it was trained through (the random twin is fixed per LM); its init and
     seed must match what `projector.pt` was trained with. With `checkpoints_path` (the run's kept
-    points, `taxvlm.train`), every kept point is scored the same way into `by_step_path`
+    points, `taxvlm.training.kept_points`), every kept point is scored the same way into `by_step_path`
     (`step`, `epoch` + the columns of predictions.tsv); the last point must be the projector itself, and
     its rows are predictions.tsv's.
     """

@@ -1,4 +1,4 @@
-"""The learning-rate schedule of both trainers (the projector's, `taxvlm.train`, and the contrastive
+"""The learning-rate schedule of both trainers (the projector's, `taxvlm.training.loop`, and the contrastive
 one, `taxvlm.compositional.contrastive`): linear warm-up, then cosine decay to 0 (open_clip's, which
 CE-CLIP trains with), from torch's own schedulers.
 

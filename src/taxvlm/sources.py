@@ -42,7 +42,7 @@ def script_sources(root: str | Path, script: str | Path) -> list[str]:
 
 
 def module_sources(root: str | Path, modules: list[str]) -> list[str]:
-    """Sorted files of `modules` (e.g. `taxvlm.train`) and every `taxvlm` module they import."""
+    """Sorted files of `modules` (e.g. `taxvlm.training.loop`) and every `taxvlm` module they import."""
     root = Path(root)
     seen: set[Path] = set()
     pending = [f"{PACKAGE}.{m}" if not m.startswith(PACKAGE) else m for m in modules]

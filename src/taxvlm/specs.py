@@ -138,7 +138,7 @@ class TrainedRun:
 @dataclass(frozen=True)
 class RunSpec:
     """What a projector training is, apart from its rows, seed and files: the settings every run of a
-    fused group shares (`taxvlm.train.train_projectors`)."""
+    fused group shares (`taxvlm.training.loop.train_projectors`)."""
 
     lm: FrozenLM
     encoder: EncoderSpec

@@ -3,7 +3,7 @@
 The honest-science rule of the project: nothing about training is chosen by looking at held-out
 hypernym results. The tuning runs train on the `tuning.condition` (default `full`: leaf questions or
 leaf captions only, so not even a seen hypernym enters) and are judged on `val_leaf.tsv`, leaves on
-validation images, under the objective's own readout (`taxvlm.train`: the yes/no questions' absolute
+validation images, under the objective's own readout (`taxvlm.training.validation`: the yes/no questions' absolute
 rule, or leaf naming by calibrated likelihood for captions). Each candidate (a learning rate and a
 feature normalisation) trains for `tuning.epochs` and scores the validation table after every epoch
 (`val_curve.tsv`), for every target (encoder × objective × init) of `tuning`: the random-init twin is

@@ -10,7 +10,7 @@ import torch
 
 from taxvlm.rulelog import rule_log
 from taxvlm.specs import RunSpec
-from taxvlm.train import Member, SharedFiles, train_projectors
+from taxvlm.training.loop import Member, SharedFiles, train_projectors
 
 sm = snakemake  # noqa: F821
 rule_log(sm.log[0])

@@ -9,7 +9,7 @@ import torch
 
 from taxvlm.rulelog import rule_log
 from taxvlm.specs import RunSpec
-from taxvlm.train import Member, SharedFiles, train_projector
+from taxvlm.training.loop import Member, SharedFiles, train_projector
 
 sm = snakemake  # noqa: F821
 rule_log(sm.log[0])

@@ -8,7 +8,7 @@ exactly the keys and values, at exactly the positions, of its own unpacked seque
 shared prefix (`taxvlm.models.lms.shared_prefix_forward`) runs a second decoder pass over the suffixes
 with the prefix's KV cache gathered per row, and on a GPU those launches bound the step; packing keeps
 the prefix computed once per image and runs one pass. Scoring and evaluation keep the two-pass form
-(their predictions do not change); this is the training path of `batching: images` (`taxvlm.train`).
+(their predictions do not change); this is the training path of `batching: images` (`taxvlm.training.objective`).
 
 Where: the mask is passed as a ready 4-D float mask (0 or the dtype's minimum, which HF `eager` adds to
 the scores and `sdpa` takes as is) with explicit `position_ids`. transformers returns such a mask

@@ -1,6 +1,6 @@
 """Activation memory of fused training: how many members one LM pass stacks, and the peak a job reports.
 
-A fused step (`taxvlm.train.train_projectors`) keeps every stacked member's activations from the
+A fused step (`taxvlm.training.loop.train_projectors`) keeps every stacked member's activations from the
 LM forward until the backward, so its memory grows with members x batch. Under
 `training.fuse_memory_gib` a group's job steps its members in sub-stacks of at most
 floor(budget / one member's estimate) members per LM pass (at least 1). Sub-stacking changes no
