@@ -97,5 +97,5 @@ lint: test-env
 # resolved config's fingerprint (a test fails when the committed default config no longer matches it).
 docs:
 	@test -f results/analysis/provenance.json || { echo "no results/analysis/provenance.json: run 'make run' first" >&2; exit 1; }
-	$(BIN)/python -m taxvlm.results_doc --results results --out docs/default-results.md
+	$(BIN)/python -m taxvlm.analysis.results_doc --results results --out docs/default-results.md
 	@if [ -f results/tuning/tuning.md ]; then cp results/tuning/tuning.md docs/tuning.md; fi

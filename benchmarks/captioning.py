@@ -1,4 +1,4 @@
-"""Captions/s of `taxvlm.captioning.greedy_caption_ids` (HF `generate(inputs_embeds=...)`, one call per
+"""Captions/s of `taxvlm.evaluation.captioning.greedy_caption_ids` (HF `generate(inputs_embeds=...)`, one call per
 batch of images) vs the same `generate` one image at a time (`generate_caption_ids_reference`, the
 tests' oracle), on the same model, projector and features.
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from harness import interleaved, machine, med
 from workload import ROOT, TINY_LM, hf_lm
-from taxvlm.captioning import generate_caption_ids_reference, greedy_caption_ids
+from taxvlm.evaluation.captioning import generate_caption_ids_reference, greedy_caption_ids
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.models.lms import caption_prompt, load_lm
 from taxvlm.models.projector import build_projector

@@ -1,4 +1,4 @@
-"""Eager vs compiled training step (`training.compile`, `taxvlm.compile`; issue 19, launch overhead).
+"""Eager vs compiled training step (`training.compile`, `taxvlm.models.compiled`; issue 19, launch overhead).
 
 One process, per LM shape: the same projector and batch stepped (loss, backward, clip, AdamW) through
 the eager LM and through `CompiledLM` (inductor, `default` mode, bucketed shapes), interleaved rep
@@ -29,7 +29,7 @@ from fused import TINY_SHAPE, build_inputs, interleaved, step_members
 from torch import nn
 
 from taxvlm.assets.tiny import build_tiny_causal_lm
-from taxvlm.compile import CompiledLM
+from taxvlm.models.compiled import CompiledLM
 from taxvlm.devices import flush_denormals_on_cpu
 from taxvlm.io import atomic_path
 from taxvlm.training.objective import batch_loss

@@ -20,7 +20,7 @@ from flops import Dims, train_flops
 from harness import autocast, interleaved, matmul, med
 from taxvlm.models.lms import common_prefix_len
 from taxvlm.models.projector import build_projector
-from taxvlm.scoring import score_questions, score_questions_reference
+from taxvlm.evaluation.scoring import score_questions, score_questions_reference
 from taxvlm.training.loop import epoch_order
 from taxvlm.training.objective import batch_loss
 from workload import BATCH, DINO_L, PAPER_LMS, PROJECTOR, TINY_DINO, TOKEN_PROJECTOR, Setup, paper_lm, random_dinov2, with_tokens

@@ -21,7 +21,7 @@ from taxvlm.analysis.contrasts import (
     verdict,
 )
 from taxvlm.analysis.metrics import RUN_KEYS, t_interval
-from taxvlm.decision import decide
+from taxvlm.evaluation.decision import decide
 from taxvlm.io import write_tsv
 
 

@@ -16,8 +16,8 @@ from taxvlm.analysis.dynamics import (
     read_dynamics,
 )
 from taxvlm.analysis.metrics import collect_metrics, headline, read_typed
-from taxvlm.decision import decide
-from taxvlm.evaluate import BY_STEP_COLUMNS
+from taxvlm.evaluation.decision import decide
+from taxvlm.evaluation.readouts import BY_STEP_COLUMNS
 from taxvlm.io import read_tsv, write_tsv
 
 HYPERNYMS = {"animal": ["cat", "dog", "owl"], "tool": ["saw", "axe", "pen"], "food": ["fig", "pea", "yam"]}

@@ -11,7 +11,7 @@ import pytest
 from taxvlm.analysis.figures import FIGURES, make_figures
 from taxvlm.analysis.metrics import READOUT_RULES, condition_axis, headline
 from taxvlm.analysis.tables import TABLES, AnalysisTables, headline_markdown, make_tables
-from taxvlm.decision import RULES
+from taxvlm.evaluation.decision import RULES
 
 CATEGORIES = ["animal", "bird", "tool", "food", "plant"]
 

@@ -19,7 +19,7 @@ from taxvlm.analysis.metrics import (
     score_predictions,
     t_interval,
 )
-from taxvlm.decision import NAMING_RULES, RULES, decide, pair_id
+from taxvlm.evaluation.decision import NAMING_RULES, RULES, decide, pair_id
 from taxvlm.io import write_tsv
 
 

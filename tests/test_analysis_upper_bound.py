@@ -15,7 +15,7 @@ from torch import nn
 from taxvlm.analysis.upper_bound import UPPER_BOUND_COLUMNS, leaf_texts, upper_bound_frame, upper_bound_job
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import build_prompt, caption_prompt, load_lm
-from taxvlm.scoring import naming_phrases
+from taxvlm.evaluation.scoring import naming_phrases
 
 from spec_builders import frozen_lm
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from taxvlm.analysis.captioning import caption_figure, caption_table, caption_table_markdown, collect_caption_scores
 from taxvlm.analysis.metrics import t_interval
-from taxvlm.captioning import (
+from taxvlm.evaluation.captioning import (
     caption_run,
     generate_caption_ids_reference,
     greedy_caption_ids,

@@ -1,4 +1,4 @@
-"""Compiled LM forward (`taxvlm.compile`, `training.compile`): bucketed padding keeps hidden states,
+"""Compiled LM forward (`taxvlm.models.compiled`, `training.compile`): bucketed padding keeps hidden states,
 losses and gradients equal to eager (fp32, CPU) and compiles once per bucket.
 
 Tolerances are measured (fp32 on a CPU): hidden states and input gradients differ from eager by
@@ -20,9 +20,9 @@ import torch
 import torch._inductor.config
 from torch._dynamo.utils import counters
 
-from taxvlm import compile as compile_mod
+from taxvlm.models import compiled as compile_mod
 from taxvlm.assets.tiny import build_tiny_causal_lm
-from taxvlm.compile import CompiledLM
+from taxvlm.models.compiled import CompiledLM
 from taxvlm.io import read_json, read_tsv, write_tsv
 from taxvlm.models.lms import build_prompt, decoder_forward, load_lm
 from taxvlm.models.projector import build_projector

@@ -7,7 +7,7 @@ import pandas as pd
 from taxvlm.data.conditions import Removal
 from taxvlm.data.materialize import COLUMNS, NO_NULL_LEAF, condition_summary, condition_tables, null_table
 from taxvlm.data.questions import make_questions
-from taxvlm.decision import pair_id
+from taxvlm.evaluation.decision import pair_id
 
 from spec_builders import section
 

@@ -11,7 +11,7 @@ import pytest
 from taxvlm.data.datasets import hypernyms_frame
 from taxvlm.data.errors import DataError
 from taxvlm.data.questions import build_questions, make_questions
-from taxvlm.decision import decide, pair_id
+from taxvlm.evaluation.decision import decide, pair_id
 from taxvlm.io import read_tsv, write_tsv
 
 from spec_builders import section

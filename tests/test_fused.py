@@ -12,7 +12,7 @@ import torch
 
 from taxvlm.training import loop as loop_mod
 from taxvlm.training.resume import History
-from taxvlm.evaluate import evaluate_projector
+from taxvlm.evaluation.readouts import evaluate_projector
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.training.memory import member_activation_bytes
 from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors

@@ -12,9 +12,9 @@ import torch
 
 from taxvlm.training import loop as loop_mod
 from taxvlm.training.resume import History
-from taxvlm.decision import PREDICTION_COLUMNS
-from taxvlm.evaluate import evaluate_projector, name_projector
-from taxvlm.scoring import (
+from taxvlm.evaluation.decision import PREDICTION_COLUMNS
+from taxvlm.evaluation.readouts import evaluate_projector, name_projector
+from taxvlm.evaluation.scoring import (
     COLUMNS,
     naming_frame,
     score_continuations,

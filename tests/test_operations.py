@@ -277,8 +277,8 @@ def plan_after_editing(workdir: Path, module: str, functions: tuple[str, ...]) -
 
 @pytest.mark.workflow
 def test_editing_package_code_reruns_the_rules_that_use_it(base_run) -> None:
-    table = plan_after_editing(base_run[0], "evaluate.py", ("evaluate_projector", "name_projector"))
-    assert table == Counter({**PER_RUN_EVALUATION, **AGGREGATION}), table  # both evaluation jobs live in evaluate.py
+    table = plan_after_editing(base_run[0], "evaluation/readouts.py", ("evaluate_projector", "name_projector"))
+    assert table == Counter({**PER_RUN_EVALUATION, **AGGREGATION}), table  # both evaluation jobs live in evaluation/readouts.py
 
 
 @pytest.mark.workflow
@@ -290,7 +290,7 @@ def test_editing_planning_reruns_no_job(base_run) -> None:
 
 @pytest.mark.workflow
 def test_editing_the_scoring_code_reruns_evaluation_but_not_features(base_run) -> None:
-    table = plan_after_editing(base_run[0], "scoring.py", ("score_questions",))
+    table = plan_after_editing(base_run[0], "evaluation/scoring.py", ("score_questions",))
     assert table["evaluate_projector"] == N_RUNS and table["name_projector"] == N_RUNS, table
     assert "extract_features" not in table and "build_dataset" not in table, table
 

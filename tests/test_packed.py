@@ -18,7 +18,7 @@ from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models import packed as packed_mod
 from taxvlm.models.packed import FULL, packed_continuation_logits, packing_refusal
 from taxvlm.models.projector import build_projector
-from taxvlm.scoring import continuation_logits
+from taxvlm.evaluation.scoring import continuation_logits
 from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors
 from taxvlm.training.objective import fused_batch_losses
 

@@ -239,7 +239,7 @@ def test_a_task_with_one_class_is_skipped_and_listed(tmp_path: Path) -> None:
 def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_lm_dir: Path, lm) -> dict[str, Path]:
     """A tiny yes/no run as the workflow leaves it: features, projector.pt, train_config.json,
     condition tables and predictions.tsv (margins from the evaluation's scorer)."""
-    from taxvlm.scoring import score_questions
+    from taxvlm.evaluation.scoring import score_questions
 
     model, prompt = lm
     root = tmp_path_factory.mktemp("run")

@@ -34,7 +34,7 @@ def test_the_fingerprint_ignores_key_order_and_written_defaults():
 
 def test_the_document_opens_with_its_provenance_and_the_answer(tmp_path):
     from taxvlm.io import write_json, write_text
-    from taxvlm.results_doc import results_document
+    from taxvlm.analysis.results_doc import results_document
 
     analysis = tmp_path / "analysis"
     write_json({"config_sha256": "a" * 64, "code_version": "abc123"}, analysis / "provenance.json")

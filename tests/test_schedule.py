@@ -1,4 +1,4 @@
-"""The one warm-up + cosine schedule (`taxvlm.schedule`, torch's schedulers) against the hand-written
+"""The one warm-up + cosine schedule (`taxvlm.training.schedule`, torch's schedulers) against the hand-written
 factor both trainers used before, step by step."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from taxvlm.schedule import warmup_cosine
+from taxvlm.training.schedule import warmup_cosine
 
 
 def _earlier_factor(step: int, warmup: int, total: int) -> float:

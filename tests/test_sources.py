@@ -55,9 +55,9 @@ def names_in(root: Path, paths: list[str]) -> set[str]:
 
 def test_script_sources_follow_the_script_imports(tmp_path: Path) -> None:
     script = tmp_path / "step.py"
-    script.write_text("import logging\nfrom taxvlm.evaluate import evaluate_projector\n")
+    script.write_text("import logging\nfrom taxvlm.evaluation.readouts import evaluate_projector\n")
     files = names(script_sources(SRC, script))
-    assert {"evaluate.py", "features.py", "models/projector.py"} <= files
+    assert {"evaluation/readouts.py", "features.py", "models/projector.py"} <= files
     assert "train.py" not in files
 
 

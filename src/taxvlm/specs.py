@@ -127,7 +127,7 @@ class FrozenLM:
 @dataclass(frozen=True)
 class TrainedRun:
     """A trained run as the later stages load it: its frozen LM, the seed its projector.pt must carry,
-    and its projector and feature files (`taxvlm.runs.load_run`)."""
+    and its projector and feature files (`taxvlm.evaluation.runs.load_run`)."""
 
     lm: FrozenLM
     seed: int

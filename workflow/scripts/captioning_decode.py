@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from taxvlm.captioning import caption_run
+from taxvlm.evaluation.captioning import caption_run
 from taxvlm.rulelog import rule_log
 from taxvlm.specs import trained_run
 

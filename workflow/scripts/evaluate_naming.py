@@ -2,13 +2,13 @@
 input.seen/unseen/leaf/null, input.concepts, input.hypernyms, input.lm_weights (optional folder); params.lm,
 params.batch_size; wildcards.init, wildcards.seed → output[0] (naming.tsv: the columns of
 predictions.tsv, margin = log-likelihood of the name with the image, margin_noimage = without it; see
-taxvlm.evaluate)."""
+taxvlm.evaluation.readouts)."""
 
 from pathlib import Path
 
 import torch
 
-from taxvlm.evaluate import name_projector
+from taxvlm.evaluation.readouts import name_projector
 from taxvlm.rulelog import rule_log
 from taxvlm.specs import trained_run
 

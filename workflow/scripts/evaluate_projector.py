@@ -2,13 +2,13 @@
 input.seen/unseen/leaf/null, input.lm_weights (optional folder); params.lm, params.batch_size;
 input.checkpoints (the run's kept points); wildcards.init, wildcards.seed → output.predictions
 (predictions.tsv: margins with and without the image, and the prediction of every decision rule, see
-taxvlm.decision) and output.by_step (the same for every kept point)."""
+taxvlm.evaluation.decision) and output.by_step (the same for every kept point)."""
 
 from pathlib import Path
 
 import torch
 
-from taxvlm.evaluate import evaluate_projector
+from taxvlm.evaluation.readouts import evaluate_projector
 from taxvlm.rulelog import rule_log
 from taxvlm.specs import trained_run
 

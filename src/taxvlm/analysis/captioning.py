@@ -1,8 +1,8 @@
-"""Report outputs of the captioning evaluation (`taxvlm.captioning`): the stacked per-run scores, a
+"""Report outputs of the captioning evaluation (`taxvlm.evaluation.captioning`): the stacked per-run scores, a
 table of CIDEr-D / BLEU-4 means with t-based seed CIs, and a figure of example test images with their
 reference and generated captions.
 
-Kept apart from `taxvlm.captioning` so that editing a table or the figure reruns no decoding job
+Kept apart from `taxvlm.evaluation.captioning` so that editing a table or the figure reruns no decoding job
 (rules list the package modules their script imports as inputs).
 """
 
@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from taxvlm.analysis.metrics import t_interval  # noqa: E402
-from taxvlm.captioning import METRICS  # noqa: E402
+from taxvlm.evaluation.captioning import METRICS  # noqa: E402
 from taxvlm.io import atomic_path, read_tsv, write_tsv  # noqa: E402
 
 PathLike = str | os.PathLike[str]

@@ -35,7 +35,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from taxvlm.analysis.metrics import READOUT_RULES, RUN_KEYS, read_typed
-from taxvlm.decision import PAIR_KEYS, PREDICTION_COLUMNS, pair_sizes, paired
+from taxvlm.evaluation.decision import PAIR_KEYS, PREDICTION_COLUMNS, pair_sizes, paired
 from taxvlm.io import read_tsv, write_tsv
 
 PathLike = str | os.PathLike[str]

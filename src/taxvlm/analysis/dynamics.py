@@ -39,7 +39,7 @@ from taxvlm.analysis.metrics import (
     score_predictions,
     t_interval,
 )
-from taxvlm.decision import RULES
+from taxvlm.evaluation.decision import RULES
 from taxvlm.io import read_tsv, write_text, write_tsv
 
 PathLike = str | os.PathLike[str]

@@ -4,9 +4,9 @@ Every function takes tables and an output path, draws whatever part of the grid 
 labelled placeholder instead of failing when its facet is absent from the experiment grid. Intervals
 are the t-based 95% CIs of docs/protocol.md §11 (`metrics.t_interval`), never seaborn's bootstrap, and every
 number printed on a figure is computed from the tables. PNGs carry no timestamp or version metadata.
-Every F1 figure shows each decision rule (`taxvlm.decision.RULES`) in its own panels; the paper's
+Every F1 figure shows each decision rule (`taxvlm.evaluation.decision.RULES`) in its own panels; the paper's
 figures are the `absolute` ones. The paper's figures read the yes/no readout; the `naming` figure reads
-naming by likelihood (LiMBeR's leaf vs hypernym naming, `taxvlm.evaluate`).
+naming by likelihood (LiMBeR's leaf vs hypernym naming, `taxvlm.evaluation.readouts`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from taxvlm.analysis.dynamics import NO_YESNO_RUNS, RULE_SCORES  # noqa: E402
 from taxvlm.analysis.metrics import SHUFFLE_ORDER, TEST_SET_ORDER, t_interval  # noqa: E402
 from taxvlm.analysis.stats import correlations  # noqa: E402
 from taxvlm.analysis.tables import AnalysisTables, absolute_rule, only_readout  # noqa: E402
-from taxvlm.decision import RULES  # noqa: E402
+from taxvlm.evaluation.decision import RULES  # noqa: E402
 from taxvlm.io import atomic_path  # noqa: E402
 
 PathLike = str | os.PathLike[str]

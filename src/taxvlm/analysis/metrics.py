@@ -4,9 +4,9 @@ Everything downstream (figures, tables, statistics) reads the one tidy table wri
 `collect_metrics`: one row per run × readout × decision rule × test set × category, where the category
 is the `asked` column (the hypernym, or the leaf, the question is about) — docs/protocol.md §11. The readout is
 how a run's answers were read: `yesno` (predictions.tsv: the forced-choice Yes/No margins, runs trained
-on the yes/no objective) or `naming` (naming.tsv: naming by likelihood, `taxvlm.evaluate`, any
+on the yes/no objective) or `naming` (naming.tsv: naming by likelihood, `taxvlm.evaluation.readouts`, any
 objective; only the paired rules, the absolute one has no meaning for a likelihood). Every rule
-(`taxvlm.decision.RULES`: absolute, the paper's; paired; paired_calibrated) gets the same scores; the
+(`taxvlm.evaluation.decision.RULES`: absolute, the paper's; paired; paired_calibrated) gets the same scores; the
 majority baseline does not depend on the rule. Besides them, `pair_accuracy`: the fraction of the
 category's pairs (positive question + its matched negative on one image, filed under the positive's
 category) in which the rule answers both questions right; under the paired rules that is how often the
@@ -26,7 +26,7 @@ from scipy import stats
 from sklearn.metrics import f1_score
 
 from taxvlm.data.conditions import parse_condition
-from taxvlm.decision import NAMING_RULES, PAIR_KEYS, PREDICTION_COLUMNS, RULES, pair_sizes
+from taxvlm.evaluation.decision import NAMING_RULES, PAIR_KEYS, PREDICTION_COLUMNS, RULES, pair_sizes
 from taxvlm.io import read_tsv, write_tsv
 
 RUN_KEYS: tuple[str, ...] = ("encoder", "lm", "init", "condition", "shuffle", "objective", "seed")

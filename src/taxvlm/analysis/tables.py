@@ -21,7 +21,7 @@ from taxvlm.analysis.metrics import (
     t_interval,
 )
 from taxvlm.analysis.textprobe import textprobe_correlations
-from taxvlm.decision import RULES
+from taxvlm.evaluation.decision import RULES
 from taxvlm.io import read_tsv, write_text
 
 PathLike = str | os.PathLike[str]

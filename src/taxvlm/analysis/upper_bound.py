@@ -6,7 +6,7 @@ If the LM cannot answer "Is there a bird in this image?" even when the image is 
 could at best hand over. Unlike the text probes (`taxvlm.analysis.textprobe`: the chat template,
 other phrasings, pooled spellings) nothing here differs from the VLM but the image tokens.
 
-- **Text** (**decision**): the leaf's naming phrase (`taxvlm.scoring.naming_phrases`: article + surface
+- **Text** (**decision**): the leaf's naming phrase (`taxvlm.evaluation.scoring.naming_phrases`: article + surface
   form from concepts.tsv, e.g. `a blackbird`, `jeans`) followed by a period, tokenized on its own
   without special tokens, exactly where `splice` puts the image: after `PromptFormat.head` for yes/no
   (BOS, the text's first token `Question` when the tokenizer adds no BOS, or the chat template's user
@@ -23,7 +23,7 @@ other phrasings, pooled spellings) nothing here differs from the VLM but the ima
 
 Rows: every hypernym question of questions.tsv under `yesno` (a positive without a matched foil keeps
 its absolute prediction under every rule, as in predictions.tsv); under `naming` only matched pairs
-(as in naming.tsv). Columns: `readout`, then predictions.tsv's (`taxvlm.scoring.COLUMNS`) with
+(as in naming.tsv). Columns: `readout`, then predictions.tsv's (`taxvlm.evaluation.scoring.COLUMNS`) with
 `test_set` = `text`, `image_id` = `text:<leaf>`, `row_id` = `<readout>|<question_id>`.
 """
 
@@ -40,11 +40,11 @@ import torch
 from torch import nn
 
 from taxvlm.data.errors import read_table
-from taxvlm.decision import decide, pair_id
+from taxvlm.evaluation.decision import decide, pair_id
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.io import write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm
-from taxvlm.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
+from taxvlm.evaluation.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
 from taxvlm.specs import FrozenLM
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from torch import nn
 
 from taxvlm.compositional.losses import ABLATIONS, Terms, ce_clip_loss, itc_loss
 from taxvlm.models.lms import decoder_forward, pad_right
-from taxvlm.schedule import warmup_cosine
+from taxvlm.training.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature

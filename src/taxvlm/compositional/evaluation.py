@@ -10,7 +10,7 @@ has one score and a perturbation identical to its caption ties exactly. Accuracy
 Scorers:
 - any open_clip model by name: cosine of image and text embeddings (`open_clip_scores`);
 - this pipeline's trained VLMs: log P(caption | `[head] [image] A picture of`) minus the same without
-  the image tokens (`vlm_scores`; taxvlm.scoring's continuation scoring, the naming readout's prompt),
+  the image tokens (`vlm_scores`; taxvlm.evaluation.scoring's continuation scoring, the naming readout's prompt),
   so a caption the LM finds likely on its own gains nothing;
 - the contrastive models of `taxvlm.compositional.contrastive` (cosine, `embedding_scores`).
 Every text is embedded or scored once per model (texts repeat across images and types).
@@ -33,7 +33,7 @@ from statsmodels.stats.proportion import proportion_confint
 from taxvlm.compositional.benchmarks import CROP_COLUMNS
 from taxvlm.data.errors import DataError
 from taxvlm.models.lms import caption_prompt
-from taxvlm.scoring import score_continuations, score_continuations_without_image
+from taxvlm.evaluation.scoring import score_continuations, score_continuations_without_image
 
 ITEM_COLUMNS = ["image_id", "caption", "negative", "type"]
 ACCURACY_COLUMNS = ["model", "type", "n", "correct", "accuracy", "ci_low", "ci_high"]

@@ -264,7 +264,7 @@ def _score_with_run(items: pd.DataFrame, image: str, run: TrainedRun, batch_size
     """`items` scored by one trained run (caption log-likelihood after the image minus without it)."""
     from taxvlm.compositional.evaluation import vlm_scorer
     from taxvlm.devices import resolve_device
-    from taxvlm.runs import load_run
+    from taxvlm.evaluation.runs import load_run
 
     loaded = load_run(run, resolve_device("auto"))
     scorer = vlm_scorer(loaded.model, loaded.tokenizer, loaded.projector, loaded.feats, loaded.index, batch_size)

@@ -42,7 +42,7 @@ from torch import nn
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.io import read_tsv, write_tsv
 from taxvlm.models.lms import CAPTION_PROMPT, caption_prompt, splice
-from taxvlm.runs import load_run
+from taxvlm.evaluation.runs import load_run
 from taxvlm.specs import TrainedRun
 
 log = logging.getLogger(__name__)

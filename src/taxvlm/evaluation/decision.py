@@ -11,7 +11,7 @@ margin with the image tokens left out (a property of the LM and the question tex
 - `paired_calibrated`: the same on margin − margin_noimage, which removes each question text's
   image-independent prior: the rule that can show knowledge rather than priors.
 
-The same paired rules read naming by likelihood (naming.tsv, `taxvlm.evaluate`), where `margin` is the
+The same paired rules read naming by likelihood (naming.tsv, `taxvlm.evaluation.readouts`), where `margin` is the
 name's log-likelihood after the image and `margin_noimage` its log-likelihood without it
 (`NAMING_RULES`: no absolute rule there).
 
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 RULES: tuple[str, ...] = ("absolute", "paired", "paired_calibrated")
-# Naming by likelihood (`taxvlm.evaluate`) compares two names; a likelihood has no absolute threshold.
+# Naming by likelihood (`taxvlm.evaluation.readouts`) compares two names; a likelihood has no absolute threshold.
 NAMING_RULES: tuple[str, ...] = ("paired", "paired_calibrated")
 PREDICTION_COLUMNS: dict[str, str] = {
     "absolute": "prediction",

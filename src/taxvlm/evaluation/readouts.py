@@ -1,5 +1,5 @@
 """The evaluation jobs of a trained projector: forced-choice Yes/No on the test sets (predictions.tsv)
-and naming by likelihood (naming.tsv). The scoring itself lives in `taxvlm.scoring`.
+and naming by likelihood (naming.tsv). The scoring itself lives in `taxvlm.evaluation.scoring`.
 
 Yes/No: log P(Yes) vs log P(No) at the answer position. Fast path (`score_questions`), exact up to float rounding: questions are sorted by image; per batch
 the shared prefix `[head] [image tokens] [the question tokens every question starts with]` runs once
@@ -8,7 +8,7 @@ The LM head and a full-vocabulary log-softmax are computed at one position per q
 Yes iff log P(Yes) > log P(No); a tie → No). `score_questions_reference` is the plain
 one-forward-per-question baseline the tests compare against.
 
-For the calibrated decision rule (`taxvlm.decision`), every distinct question text is also scored once
+For the calibrated decision rule (`taxvlm.evaluation.decision`), every distinct question text is also scored once
 with the image tokens left out (`score_without_image`: `[head] [question text]`, the same prompt
 format), and predictions.tsv carries the prediction of every rule.
 
@@ -43,13 +43,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.decision import decide, pair_id, pair_sizes
+from taxvlm.evaluation.decision import decide, pair_id, pair_sizes
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.io import load_pt, read_tsv, write_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt
 from taxvlm.progress import Progress
-from taxvlm.runs import LoadedRun, load_run
-from taxvlm.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
+from taxvlm.evaluation.runs import LoadedRun, load_run
+from taxvlm.evaluation.scoring import COLUMNS, naming_frame, naming_phrases, score_questions, score_without_image
 from taxvlm.specs import TrainedRun
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@
   continuation (a name after `[head] [image] A picture of`), with and without the image: naming by
   likelihood; `continuation_logits` is shared with the training loss.
 
-A module of its own so that editing the evaluation jobs (`taxvlm.evaluate`) reruns only them, while
+A module of its own so that editing the evaluation jobs (`taxvlm.evaluation.readouts`) reruns only them, while
 editing how a question is scored reruns training too (its validation curve uses it).
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.decision import decide, pair_id, pair_sizes
+from taxvlm.evaluation.decision import decide, pair_id, pair_sizes
 from taxvlm.models.lms import (
     PromptFormat,
     caption_prompt,

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from taxvlm.compile import CompiledLM
+from taxvlm.models.compiled import CompiledLM
 from taxvlm.models.guard import check_loading_info
 from taxvlm.models.origin import loaded_from
 from taxvlm.prompts import CAPTION_PROMPT
@@ -166,7 +166,7 @@ def decoder_forward(
     """Final hidden states `[B, L, d]` of the decoder (no LM head), and the KV cache when asked.
 
     No attention mask: sequences are right-padded, so causal attention alone keeps every real
-    position independent of the padding after it. A compiled LM (`taxvlm.compile`) runs the
+    position independent of the padding after it. A compiled LM (`taxvlm.models.compiled`) runs the
     cache-free forward compiled; a forward with a cache stays eager.
     """
     if isinstance(model, CompiledLM) and cache is None and not use_cache:
@@ -205,7 +205,7 @@ def shared_prefix_forward(
     (summed over the rows that share an image). Cost: G prefixes + B suffixes instead of B full rows.
     When no image repeats (G = B, as in i.i.d. batches from a large dataset) sharing saves nothing,
     and the rows run as one pass: a second decoder pass would only add its kernel launches, which
-    bound the step on a GPU. A compiled LM (`taxvlm.compile`) always runs one pass: its captured
+    bound the step on a GPU. A compiled LM (`taxvlm.models.compiled`) always runs one pass: its captured
     graph holds no KV cache.
     """
     n_images, dev = len(image_embeds), image_embeds.device

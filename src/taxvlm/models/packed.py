@@ -99,7 +99,7 @@ def packed_continuation_logits(
     prompt_ids: list[list[int]],
     target_ids: list[list[int]],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`taxvlm.scoring.continuation_logits` (the same logits, rows and targets, in the same order) from
+    """`taxvlm.evaluation.scoring.continuation_logits` (the same logits, rows and targets, in the same order) from
     one packed pass (module docstring); only for an LM `packing_refusal` accepts."""
     shared = common_prefix_len(prompt_ids)
     suffixes = [q[shared:] + a[:-1] for q, a in zip(prompt_ids, target_ids)]

@@ -50,7 +50,7 @@ from taxvlm.models.lms import (
     lm_logits,
     shared_prefix_forward,
 )
-from taxvlm.runs import LoadedRun, load_run
+from taxvlm.evaluation.runs import LoadedRun, load_run
 from taxvlm.seeding import rng
 from taxvlm.specs import TrainedRun
 

@@ -2,7 +2,7 @@
 
 Kept points (`training.eval_every`, in `eval_every_unit`s: epochs or steps): the projector's state at
 those steps and at the last one is kept in `checkpoints.pt`, which the evaluation scores to follow the
-readouts along training (`taxvlm.evaluate`). The kept steps follow from the config alone, never from
+readouts along training (`taxvlm.evaluation.readouts`). The kept steps follow from the config alone, never from
 a score, so no point is ever picked by a result; the last one is the run's projector.
 """
 

@@ -15,7 +15,7 @@ Under a memory budget (`training.fuse_memory_gib`) the members are stepped in su
 estimated from the config (`taxvlm.training.memory`), which again changes nothing beyond float rounding.
 `train_projector` is the group of one.
 
-Launch overhead (`training.compile`, `taxvlm.compile`): with `default` or `reduce-overhead` the frozen
+Launch overhead (`training.compile`, `taxvlm.models.compiled`): with `default` or `reduce-overhead` the frozen
 LM's decoder forward in the training step and its validation scoring runs compiled on padded, fixed
 shapes (rows right-padded to a multiple of 16 tokens, the batch padded with zero rows to its largest
 size), so a job compiles a few times and then reuses the graph; every row runs in one pass (no shared
@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.compile import maybe_compiled
+from taxvlm.models.compiled import maybe_compiled
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.features import load_features
 from taxvlm.io import atomic_path, read_tsv, write_json, write_tsv
@@ -48,7 +48,7 @@ from taxvlm.models.lms import load_lm, loaded_lm
 from taxvlm.models.packed import training_batching
 from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
-from taxvlm.schedule import warmup_cosine
+from taxvlm.training.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed, rng
 from taxvlm.specs import RunSpec, TrainingSpec
 from taxvlm.training.kept_points import kept_point, steps_every

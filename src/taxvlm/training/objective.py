@@ -37,7 +37,7 @@ from taxvlm.data.captions import caption_target
 from taxvlm.grid import OBJECTIVES
 from taxvlm.models.lms import CAPTION_PROMPT, build_prompt, caption_prompt
 from taxvlm.models.packed import packed_continuation_logits
-from taxvlm.scoring import continuation_logits
+from taxvlm.evaluation.scoring import continuation_logits
 from taxvlm.specs import LMSpec
 
 

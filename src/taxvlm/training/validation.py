@@ -7,7 +7,7 @@ on, and the evidence that a run learned its task. Columns `accuracy` and `yes_ra
 run's own readout rule, `pair_accuracy` is how often the positive's raw score beats its matched
 negative's on the same image:
 - `yesno`: accuracy and yes rate under the absolute rule, on the Yes−No margins;
-- `caption` (**decision**): leaf naming by likelihood (`taxvlm.scoring.naming_frame`): accuracy and
+- `caption` (**decision**): leaf naming by likelihood (`taxvlm.evaluation.scoring.naming_frame`): accuracy and
   yes rate under `paired_calibrated`, the readout that cancels each name's prior; pair accuracy on
   the raw log-likelihoods. The names' no-image likelihoods are computed once (the LM is frozen).
 """
@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from taxvlm.decision import absolute, pair_id
+from taxvlm.evaluation.decision import absolute, pair_id
 from taxvlm.io import read_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt
-from taxvlm.scoring import naming_frame, naming_phrases, score_questions
+from taxvlm.evaluation.scoring import naming_frame, naming_phrases, score_questions
 from taxvlm.specs import RunSpec
 
 VAL_BATCH_SIZE = 64
