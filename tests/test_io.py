@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from taxvlm.io import CorruptResultError, DiskFullError, atomic_path, load_pt, read_json, read_tsv, write_tsv
+from taxvlm.io import CorruptResultError, DiskFullError, atomic_path, load_pt, read_json, read_tsv, save_pt, write_tsv
 
 
 def test_a_table_cut_mid_line_is_named_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
@@ -60,3 +60,16 @@ def test_temporaries_of_a_killed_writer_are_cleared_by_the_next_write(tmp_path: 
     other.write_text("x")
     write_tsv(pd.DataFrame({"a": ["1"]}), tmp_path / "table.tsv")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tsv.abcd1234.tmp", "table.tsv"]
+
+
+def test_save_pt_writes_the_same_bytes_every_time(tmp_path: Path) -> None:
+    """Saved to a path, torch names the archive's inner folder after the (random) temporary file;
+    `save_pt` gives every run of a result the same bytes."""
+    import torch
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "meta": {"seed": 7}}
+    save_pt(state, tmp_path / "a.pt")
+    save_pt(state, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.equal(load_pt(tmp_path / "a.pt")["w"], state["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no temporary left

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from taxvlm.devices import resolve_device
-from taxvlm.io import CorruptResultError, atomic_path, read_tsv
+from taxvlm.io import CorruptResultError, read_tsv, save_pt
 from taxvlm.models.encoders import Preprocess, load_encoder
 from taxvlm.progress import Progress
 from taxvlm.specs import EncoderSpec
@@ -93,5 +93,4 @@ def extract_features(
     elapsed = time.perf_counter() - t0
     log.info("%d images in %.1fs (%.1f images/s) on %s", len(images), elapsed, len(images) / elapsed, dev)
     meta = {**encoder.meta, "image_size": image_size, "token_shape": list(tokens.shape[1:])}
-    with atomic_path(out_path) as tmp:
-        torch.save({"image_ids": list(images["image_id"]), "tokens": tokens, "pooled": pooled, "meta": meta}, tmp)
+    save_pt({"image_ids": list(images["image_id"]), "tokens": tokens, "pooled": pooled, "meta": meta}, out_path)

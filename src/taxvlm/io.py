@@ -182,6 +182,16 @@ def read_tsv(path: str | os.PathLike[str], *, complete: bool = True) -> pd.DataF
     return frame
 
 
+def save_pt(obj: Any, path: str | os.PathLike[str]) -> None:
+    """`torch.save` of a result, atomically and with the same bytes on every run: saved through a file
+    object, so the archive's inner folder is torch's fixed `archive/`; saved to a path, torch names it
+    after the file, here the random temporary name."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+
+
 def load_pt(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """`torch.load` of a result: a damaged file is named with the command that rebuilds it, not left
     to a traceback deep in torch's unpickler or zip reader."""

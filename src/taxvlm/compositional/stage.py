@@ -27,7 +27,7 @@ from taxvlm.compositional.evaluation import (
 )
 from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
-from taxvlm.io import atomic_dir, atomic_path, load_pt, read_tsv, write_json, write_tsv
+from taxvlm.io import atomic_dir, load_pt, read_tsv, save_pt, write_json, write_tsv
 from taxvlm.seeding import derive_seed
 from taxvlm.specs import FrozenLM, TrainedRun
 
@@ -74,13 +74,12 @@ def compute_text_features(negatives_path: Path, types: list[str], lm: FrozenLM, 
     t0 = time.perf_counter()
     features = C.lm_text_features(model, tokenizer, texts)
     log.info("embedded %d texts in %.1fs", len(texts), time.perf_counter() - t0)
-    with atomic_path(out) as tmp:  # was written in place: a killed job left a truncated file
-        torch.save({"texts": texts, "features": features.half()}, tmp)
+    save_pt({"texts": texts, "features": features.half()}, out)  # atomic: a killed job leaves no truncated file
 
 
 def _write_model(out_dir: Path, state: dict[str, Any], curve: pd.DataFrame, scored: pd.DataFrame, info: dict) -> None:
     with atomic_dir(out_dir) as tmp:
-        torch.save(state, tmp / "model.pt")
+        save_pt(state, tmp / "model.pt")
         write_tsv(curve, tmp / "curve.tsv")
         write_tsv(scored, tmp / "scored.tsv")
         write_json(info, tmp / "train_config.json")

@@ -43,7 +43,7 @@ from torch import nn
 from taxvlm.models.compiled import maybe_compiled
 from taxvlm.devices import flush_denormals_on_cpu, resolve_device
 from taxvlm.features import load_features
-from taxvlm.io import atomic_path, read_tsv, write_json, write_tsv
+from taxvlm.io import read_tsv, save_pt, write_json, write_tsv
 from taxvlm.models.lms import load_lm, loaded_lm
 from taxvlm.models.packed import training_batching
 from taxvlm.models.projector import build_projector
@@ -379,12 +379,10 @@ def _write_outputs(shared: _Shared, state: MemberState) -> None:
     d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
     spec = shared.spec
     identity = {"spec": spec.projector(), "d_vis": d_vis, "d_lm": d_lm, "init": spec.lm.init, "seed": state.member.seed}
-    with atomic_path(out_dir / "projector.pt") as tmp:
-        torch.save({"state_dict": {k: v.cpu() for k, v in projector.state_dict().items()}, **identity}, tmp)
+    save_pt({"state_dict": {k: v.cpu() for k, v in projector.state_dict().items()}, **identity}, out_dir / "projector.pt")
     if schedule.total not in {point["step"] for point in history.kept}:  # epochs: 0, nothing trained
         history.kept.append(kept_point(projector, history.step, schedule.steps_per_epoch))
-    with atomic_path(out_dir / "checkpoints.pt") as tmp:
-        torch.save({"points": history.kept, **identity}, tmp)
+    save_pt({"points": history.kept, **identity}, out_dir / "checkpoints.pt")
     write_tsv(pd.DataFrame(history.curve, columns=["step", "epoch", "loss", "lr"]), out_dir / "curve.tsv")
     write_tsv(pd.DataFrame(history.val_curve, columns=VAL_COLUMNS), out_dir / "val_curve.tsv")
     write_json(

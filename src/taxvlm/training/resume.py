@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from taxvlm.io import atomic_path, sha256_file
+from taxvlm.io import save_pt, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def save_resume_state(
         "val_curve": history.val_curve,
         "kept": history.kept,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_pt(state, path)
 
 
 def load_resume_state(
