@@ -342,11 +342,12 @@ def compositional_scored():
     return scored
 
 
-def compositional_curves():
-    """Model name -> curve.tsv of every contrastive model trained with hard negatives (θ moves)."""
+def compositional_curves(scored):
+    """Model name -> curve.tsv of every contrastive model among `scored` (compositional_scored())
+    trained with hard negatives (θ moves)."""
     return {
         name: path.removesuffix("scored.tsv") + "curve.tsv"
-        for name, path in compositional_scored().items()
+        for name, path in scored.items()
         if PurePosixPath(name).parts[0] in ("pipeline", "faithful")
         and PurePosixPath(name).parts[1] != "itc"
     }

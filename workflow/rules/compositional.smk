@@ -34,7 +34,7 @@ wildcard_constraints:
 
 
 COMP_SCORED = compositional_scored()
-COMP_CURVES = compositional_curves()
+COMP_CURVES = compositional_curves(COMP_SCORED)
 BENCHMARK_SCORED = compositional_benchmark_scored()
 
 

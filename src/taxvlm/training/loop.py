@@ -208,7 +208,9 @@ def _load_shared(spec: RunSpec, files: SharedFiles, device: str) -> _Shared:
     return _Shared(spec, files, model, tokenizer, feats, index, loaded, dev, batching)
 
 
-def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple[nn.Module, Any, Any]:
+def _new_projector(
+    shared: _Shared, seed: int, image_idx: torch.Tensor, schedule: StepSchedule
+) -> tuple[nn.Module, Any, Any]:
     """The member's projector (seeded init, feature norm from its training images), AdamW and schedule."""
     d_vis, d_lm = shared.feats.shape[-1], shared.model.get_input_embeddings().embedding_dim
     with torch.random.fork_rng(devices=[]):
@@ -218,7 +220,6 @@ def _new_projector(shared: _Shared, seed: int, image_idx: torch.Tensor) -> tuple
     projector.to(shared.dev)
     training = shared.spec.training
     optimizer = torch.optim.AdamW(projector.parameters(), lr=training.lr, weight_decay=training.weight_decay)
-    schedule = StepSchedule.of(training, len(image_idx))
     return projector, optimizer, warmup_cosine(optimizer, schedule.warmup, schedule.total)
 
 
@@ -250,8 +251,8 @@ def _start(shared: _Shared, member: Member) -> MemberState:
     default reads nothing else, and each scoring costs as much as a few training steps)."""
     spec, training = shared.spec, shared.spec.training
     rows = _training_rows(shared, read_tsv(member.train_tsv))
-    projector, optimizer, scheduler = _new_projector(shared, member.seed, rows.image_idx)
     schedule = StepSchedule.of(training, len(rows.image_idx))
+    projector, optimizer, scheduler = _new_projector(shared, member.seed, rows.image_idx, schedule)
     config = _run_config(spec, member.seed, shared.batching)
     run_fingerprint = fingerprint(config, member.train_tsv, len(shared.index))
     history = load_resume_state(member.resume_path, run_fingerprint, projector, optimizer, scheduler, shared.dev)
@@ -306,19 +307,18 @@ def _train_loop(shared: _Shared, states: list[MemberState], stack: int) -> None:
     (a finished member leaves the stack); every `checkpoint_every` steps all members' resume states
     are written, so a resumed group restarts in step and stacks the same batches as an uninterrupted one."""
     every = shared.spec.training.checkpoint_every
-    steps = lambda: [s.history.step for s in states]  # noqa: E731
     active = [s for s in states if s.history.step < s.schedule.total]
     if len({s.history.step for s in active}) > 1:
         log.warning("fused members resumed at different steps %s: each run stays exact to rounding, "
-                    "but its batches are stacked with others than in an uninterrupted run", steps())  # fmt: skip
-    start = sum(steps())
+                    "but its batches are stacked with others than in an uninterrupted run", _steps(states))  # fmt: skip
+    start = sum(_steps(states))
     t0, rate = time.perf_counter(), 0.0
-    bar = Progress(total=max(s.schedule.total for s in states), initial=min(steps()), desc="train", unit="step")
+    bar = Progress(total=max(s.schedule.total for s in states), initial=min(_steps(states)), desc="train", unit="step")
     with _deterministic(shared.dev.type == "cpu"):
         while active:
             for first in range(0, len(active), stack):
                 _fused_step(shared, active[first : first + stack])
-            rate = (sum(steps()) - start) * shared.spec.training.batch_size / (time.perf_counter() - t0)
+            rate = (sum(_steps(states)) - start) * shared.spec.training.batch_size / (time.perf_counter() - t0)
             bar.update(1)
             bar.set_postfix(loss=" ".join(f"{s.history.curve[-1]['loss']:.4f}" for s in active), samples_s=f"{rate:.1f}")
             unfinished = any(s.history.step < s.schedule.total for s in states)
@@ -328,9 +328,13 @@ def _train_loop(shared: _Shared, states: list[MemberState], stack: int) -> None:
                                       s.scheduler)  # fmt: skip
             active = [s for s in active if s.history.step < s.schedule.total]
     bar.close()
-    if sum(steps()) > start:
+    if sum(_steps(states)) > start:
         log.info("trained %d projector(s) at %.1f samples/s on %s; peak memory %s", len(states), rate, shared.dev,
                  peak_memory(shared.dev))  # fmt: skip
+
+
+def _steps(states: list[MemberState]) -> list[int]:
+    return [s.history.step for s in states]
 
 
 def _fused_step(shared: _Shared, active: list[MemberState]) -> None:
