@@ -79,6 +79,7 @@ STAGES = {
 }
 ORDER = [*STAGES, "report"]
 N_KILLS = 12
+MAX_TRIES = 4  # per kill: a kill that finds its stage done forces the stage's rules to run again
 
 # Compared for completeness only, not content: report.html (Snakemake's report embeds the time it was
 # made and the jobs' runtimes). Not compared: results/benchmarks/ (each job's measured time and
@@ -316,6 +317,7 @@ class Kill:
     delay: float
     hit: list[str] = field(default_factory=list)  # the rules running when it struck
     note: str = ""
+    missed: list[str] = field(default_factory=list)  # why each earlier try missed its stage
 
 
 def kill_plan(rng: random.Random) -> list[Kill]:
@@ -326,6 +328,38 @@ def kill_plan(rng: random.Random) -> list[Kill]:
     rng.shuffle(modes)
     return [Kill(stage, "delay" if stage == "report" else mode, round(rng.uniform(0.0, 5.0), 2))
             for stage, mode in zip(stages, modes)]
+
+
+def stage_rules(workdir: Path) -> dict[str, list[str]]:
+    """The workflow's rules by stage (fused groups' rules are named after their hash), for --forcerun."""
+    listed = snakemake(*CONFIGS, "--list-rules", cwd=workdir).stdout.split()
+    return {stage: [r for r in listed if stage_of(r) == stage and r != "all"] for stage in STAGES}
+
+
+def strike(kill: Kill, run: Run, workdir: Path, delay: float) -> str:
+    """Kill `run` while a job of the kill's stage runs: after `delay` seconds or as it writes a result.
+    Returns why it missed ("" when it struck): the stage had nothing to do, or the run ended first."""
+    if not wait_until(lambda: run.planned() is not None, run, RUN_TIMEOUT):
+        run.kill()
+        raise AssertionError(f"no job table:\n{run.text()[-3000:]}")
+    if kill.stage not in {stage_of(rule) for rule in run.planned()}:
+        run.kill()
+        return f"no {kill.stage} job left to do"
+    if not wait_until(lambda: any(stage_of(r) == kill.stage for r in run.running()), run, RUN_TIMEOUT):
+        run.kill()
+        assert run.proc.returncode in (0, -signal.SIGKILL), f"the run failed:\n{run.text()[-6000:]}"
+        return f"no {kill.stage} job started"
+    if kill.mode == "write":
+        before = set(temporaries(workdir))
+        wait_until(lambda: set(temporaries(workdir)) - before, run, 60, step=0.005)
+        new = sorted(set(temporaries(workdir)) - before)
+        kill.note = f"writing {new[0]}" if new else "no write seen"
+    else:
+        wait_until(lambda: False, run, delay)
+    kill.hit = run.running()
+    ended = run.done()
+    run.kill()
+    return "the run ended first" if ended else ""
 
 
 # ------------------------------------------------------------------------------------- the tests
@@ -339,7 +373,6 @@ def test_random_kills_leave_only_complete_files_and_the_reruns_end_identical(bas
               + ", ".join(f"{k.stage}/{k.mode}" for k in plan))
     workdir = copy_workflow(tmp_path / "killed")
     (workdir / "faults.yaml").write_text(FAULTS_OVERRIDE)
-    seen_tmp: list[str] = []
 
     def after_kill(kill: Kill, run: Run) -> None:
         problems = differences(base, workdir, complete=False)
@@ -347,60 +380,47 @@ def test_random_kills_leave_only_complete_files_and_the_reruns_end_identical(bas
                               + "\n" + run.text()[-3000:])
         snakemake("--unlock", *CONFIGS, cwd=workdir)  # the killed run's lock is stale
 
-    pending = [k for k in plan if k.stage != "report"]
-    for kill in pending:
-        run = Run(workdir, *ARGS)
-        if not wait_until(lambda: run.planned() is not None, run, RUN_TIMEOUT):
-            run.kill()
-            raise AssertionError(f"no job table:\n{run.text()[-3000:]}")
-        planned = {stage_of(rule) for rule in run.planned()}
-        stages = [s for s in ORDER[ORDER.index(kill.stage):] if s in planned] or [s for s in ORDER if s in planned]
-        if not stages:  # nothing left to do: the pipeline finished before this kill
-            run.wait()
-            kill.note = "missed: nothing left to do"
-            continue
-        target = stages[0]
-        if not wait_until(lambda: any(stage_of(r) == target for r in run.running()), run, RUN_TIMEOUT):
-            run.kill()
-            kill.note = f"missed: no {target} job started"
+    rules = stage_rules(workdir)
+    for kill in (k for k in plan if k.stage != "report"):
+        forced: list[str] = []
+        while len(kill.missed) < MAX_TRIES:
+            run = Run(workdir, *ARGS, *(["--forcerun", *forced] if forced else []))
+            missed = strike(kill, run, workdir, delay=kill.delay / 2 ** len(kill.missed))
             after_kill(kill, run)
-            continue
-        if kill.mode == "write":
-            before = set(temporaries(workdir))
-            wait_until(lambda: set(temporaries(workdir)) - before, run, 60, step=0.005)
-            new = sorted(set(temporaries(workdir)) - before)
-            kill.note = f"writing {new[0]}" if new else "no write seen"
-            seen_tmp += new
-        else:
-            wait_until(lambda: False, run, kill.delay)
-        kill.hit = run.running()
-        if run.done():
-            kill.note += " (run ended first)"
-        run.kill()
-        kill.stage = target
-        after_kill(kill, run)
+            if not missed:
+                break
+            # the stage had finished (an earlier kill came after the run's end, or the machine outran the
+            # delay): force the stage's rules to run again, and strike sooner
+            kill.missed.append(missed)
+            forced = rules[kill.stage]
 
     final = Run(workdir, *ARGS)
     assert final.wait() == 0, final.text()[-6000:]
-    for kill in plan[len(pending):]:  # the report, killed at a random moment of its making
-        run = Run(workdir, *CONFIGS, "--cores", "1", "--report", PARTIAL_REPORT)
-        wait_until(lambda: False, run, rng.uniform(0.2, 0.9) * report_seconds)
-        kill.hit, kill.note = ["report"], "" if not run.done() else "(report done first)"
-        run.kill()
-        after_kill(kill, run)
-        report = workdir / REPORT
-        assert not report.exists() or report.read_bytes().rstrip().endswith(b"</html>"), "truncated report"
+    for kill in (k for k in plan if k.stage == "report"):  # killed at a random moment of its making
+        share = rng.uniform(0.2, 0.9)
+        while len(kill.missed) < MAX_TRIES:
+            run = Run(workdir, *CONFIGS, "--cores", "1", "--report", PARTIAL_REPORT)
+            wait_until(lambda: False, run, share * report_seconds / 2 ** len(kill.missed))
+            kill.hit, ended = ["report"], run.done()
+            run.kill()
+            after_kill(kill, run)
+            report = workdir / REPORT
+            assert not report.exists() or report.read_bytes().rstrip().endswith(b"</html>"), "truncated report"
+            if not ended:
+                break
+            kill.missed.append("the report was done first")
     make_report(workdir)
 
     with capsys.disabled():
         for kill in plan:
-            print(f"  kill in {kill.stage:<10} {kill.mode:<5} hit {','.join(kill.hit) or '-'} {kill.note}")
+            tries = f" (struck at try {len(kill.missed) + 1}: {'; '.join(kill.missed)})" if kill.missed else ""
+            print(f"  kill in {kill.stage:<10} {kill.mode:<5} hit {','.join(kill.hit) or '-'} {kill.note}{tries}")
         print(f"  {len(result_files(base))} result files compared with the uninterrupted run's after every kill "
               "and at the end (tables and figures byte-identical, .pt tensor-equal)")
     assert not differences(base, workdir, complete=True), differences(base, workdir, complete=True)
     assert not temporaries(workdir), f"temporaries left behind: {temporaries(workdir)}"
-    struck = [k for k in plan if not k.note.startswith("missed")]
-    assert len(struck) == N_KILLS and {k.stage for k in struck} == set(ORDER), [vars(k) for k in plan]
+    missed = [vars(k) for k in plan if len(k.missed) == MAX_TRIES]
+    assert not missed and len(plan) == N_KILLS and {k.stage for k in plan} == set(ORDER), missed
     assert (workdir / REPORT).read_bytes().rstrip().endswith(b"</html>")
 
 
