@@ -1,24 +1,18 @@
 """taxvlm: cross-modal taxonomic generalisation of frozen (vision-)language models.
 
-Run `snakemake --cores all` for the embedded default (config/config.yaml); pass
-`--configfile other.yaml` to override keys (files are deep-merged over the default). Under
-`--directory DIR`, DIR/config/config.yaml is deep-merged over the default the same way
-(`snakemake --directory .test` runs the tiny CI configuration).
+Run `snakemake --cores all` for the embedded default preset (config/config.yaml). A preset stands
+alone: `--configfile other.yaml` runs that file instead of the default (what it leaves out is the
+schema's default), and further files after it are deep-merged over it. Under `--directory DIR`
+without `--configfile`, DIR/config/config.yaml is the preset (`snakemake --directory .test` runs
+the tiny CI configuration).
 """
-
-from pathlib import Path
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-DEFAULT_CONFIG = Path(workflow.basedir) / "config/config.yaml"
 
-
-configfile: str(DEFAULT_CONFIG)
-
-
-if Path("config/config.yaml").resolve() != DEFAULT_CONFIG.resolve():
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from snakemake.utils import validate
+import yaml
+from snakemake.utils import update_config, validate
 
 from taxvlm.config import keep_lm_training_overrides
+from taxvlm.grid import run_settings
+from taxvlm.presets import resolve_preset
 from taxvlm.specs import (
     SCHEMA_PATH,
     EncoderSpec,
@@ -36,7 +39,7 @@ def encoder_spec(**keys: Any) -> EncoderSpec:
 def training_spec(**keys: Any) -> TrainingSpec:
     """`keys` over the schema's defaults, unvalidated: tests also train for `epochs: 0` (the untrained
     baseline), which a config may not ask for."""
-    return TrainingSpec.from_config({**with_schema_defaults({}, "training"), **keys})
+    return TrainingSpec.from_config({**run_settings(with_schema_defaults({}, "training")), **keys})
 
 
 def run_spec(
@@ -59,6 +62,20 @@ def validated(config: dict[str, Any]) -> dict[str, Any]:
     schema's defaults, with each LM's `training` overrides kept as written."""
     with keep_lm_training_overrides(config):
         validate(config, str(SCHEMA_PATH))
+    return config
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def preset(*files: str, root: Path = REPO) -> dict[str, Any]:
+    """The config of `snakemake --configfile files...` (paths relative to `root`) before validation: the
+    files deep-merged by Snakemake's own merge, then resolved as common.smk resolves them (the dataset's
+    declaration under the preset, the models from the registry)."""
+    config: dict[str, Any] = {}
+    for name in files:
+        update_config(config, yaml.safe_load((root / name).read_text()) or {})
+    resolve_preset(config, REPO / "config")
     return config
 
 

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 
 from taxvlm.config import keep_lm_training_overrides, schema_error, training_config
 from taxvlm.models.guard import RandomInitError, require_pretrained
 
-from spec_builders import FOLDER_DATASET, encoder_spec, frozen_lm, section
+from spec_builders import FOLDER_DATASET, encoder_spec, frozen_lm, preset, section
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
 def _config() -> dict:
-    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+    """The default preset as the schema meets it (its models resolved from the registry)."""
+    return preset("config/config.yaml")
 
 
 def _listing(folder: Path) -> list[str]:
@@ -596,7 +596,7 @@ def test_things_encrypted_zip_gives_the_same_tree_with_either_tool(
 def test_unpinned_hub_models_are_listed() -> None:
     from taxvlm.config import unpinned_models
 
-    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    things = preset("config/things.yaml")
     assert unpinned_models(_config()) == []  # the default grid loads only local, hash-pinned weights
     # the paper grid pins every hub model whose commit could be verified (config/README.md), SigLIP not
     assert unpinned_models(things) == ["encoders.siglip_b16"]
@@ -606,7 +606,7 @@ def test_unpinned_hub_models_are_listed() -> None:
 
 def test_paper_grid_revisions_are_full_commit_hashes() -> None:
     """A branch or tag name would move with the hub; only a full 40-hex commit pins the files."""
-    things = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    things = preset("config/things.yaml")
     revisions = {name: spec["revision"] for family in ("encoders", "lms")
                  for name, spec in things[family].items() if "revision" in spec}
     assert len(revisions) == 6, revisions

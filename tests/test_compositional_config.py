@@ -5,24 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from snakemake.utils import update_config
 
 from taxvlm.compositional.config import check_compositional
 from taxvlm.config import check_references, schema_error
 from taxvlm.grid import ConfigError
 
-from spec_builders import validated
+from spec_builders import preset, validated
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
 def merged(*names: str) -> dict:
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    for name in names:
-        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    return validated(config)
+    """The validated config of the default preset with the named overlays after it."""
+    return validated(preset("config/config.yaml", *(f"config/{name}" for name in names)))
 
 
 @pytest.mark.parametrize("name", ["compositional.yaml", "compositional_default.yaml"])

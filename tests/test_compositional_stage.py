@@ -14,8 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import yaml
-from snakemake.utils import update_config, validate
 
 from taxvlm.compositional import config as cc
 from taxvlm.compositional import report, stage
@@ -23,23 +21,21 @@ from taxvlm.config import expand_experiments
 from taxvlm.grid import ConfigError
 from taxvlm.io import read_tsv, write_tsv
 
-from spec_builders import trained_run
+from spec_builders import preset, trained_run, validated
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(name: str) -> dict:
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))  # fills the defaults
-    return config
+    """The validated config of the default preset with the overlay `name` after it."""
+    return validated(preset("config/config.yaml", f"config/{name}"))
 
 
-def plan(preset: str) -> tuple[Counter, list[str]]:
-    """Jobs per rule of the `compositional` target under a preset (a dry run from scratch), and the
-    files the collecting job reads."""
+def plan(overlay: str) -> tuple[Counter, list[str]]:
+    """Jobs per rule of the `compositional` target under the default with `overlay` after it (a dry run
+    from scratch), and the files the collecting job reads."""
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", f"config/{preset}",
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", "config/config.yaml", f"config/{overlay}",
          "--cores", "2", "compositional"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )

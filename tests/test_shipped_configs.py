@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted([*REPO.glob("config/*.yaml"), *REPO.glob(".test/config/*.yaml"), *REPO.glob("profiles/*/config.yaml")])
+SHIPPED = sorted([*REPO.glob("config/**/*.yaml"), *REPO.glob(".test/config/*.yaml"), *REPO.glob("profiles/*/config.yaml")])
 DATA_SUFFIXES = {".tsv", ".csv", ".json", ".jsonl", ".txt", ".yaml", ".yml", ".zip", ".tar", ".gz"}
 
 

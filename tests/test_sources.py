@@ -71,7 +71,7 @@ def test_no_job_imports_planning_so_editing_planning_reruns_no_job() -> None:
     """Rules take their script's imports as inputs, so a planning module in a job's imports would make
     a planning edit (the fused groups, a config warning) rerun features and training."""
     planning = modules_the_rules_import() - set(SHARED_WITH_JOBS)
-    assert {"config", "placement", "sources", "probing.selection"} <= planning
+    assert {"config", "presets", "placement", "sources", "probing.selection"} <= planning
     planning_files = {module.replace(".", "/") + ".py" for module in planning}
     for script in sorted((REPO / "workflow/scripts").glob("*.py")):
         imported = names(script_sources(SRC, script)) & planning_files

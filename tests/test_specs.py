@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import update_config
 
 from taxvlm.config import training_config
-from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
+from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError, run_settings
 from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, RunSpec, TrainingSpec, trained_run, with_schema_defaults
 
-from spec_builders import validated
+from spec_builders import preset, validated
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -25,7 +24,7 @@ def _entry_properties(family: str) -> set[str]:
 
 def test_every_spec_builds_from_the_schema_defaults_alone() -> None:
     """Only the keys the schema requires are given; everything else comes from its defaults."""
-    training = TrainingSpec.from_config(with_schema_defaults({}, "training"))
+    training = TrainingSpec.from_config(run_settings(with_schema_defaults({}, "training")))
     assert training.prefix_tokens == 4 and training.grad_clip == 1.0 and training.warmup_fraction == 0.03
     assert training.checkpoint_every == 200 and training.batching == "rows"
     lm = LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*"))
@@ -55,28 +54,26 @@ def test_record_gives_the_config_mapping_back() -> None:
 
 def test_a_mapping_that_skipped_validation_or_has_a_stray_key_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"training: missing \['batching'\]; the schema requires these"):
-        TrainingSpec.from_config({k: v for k, v in with_schema_defaults({}, "training").items() if k != "batching"},
-                                 "training")  # fmt: skip
+        TrainingSpec.from_config({k: v for k, v in run_settings(with_schema_defaults({}, "training")).items()
+                                  if k != "batching"}, "training")  # fmt: skip
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lyer'\] for EncoderSpec"):
         EncoderSpec.from_config({**with_schema_defaults({"source": "hf", "layer": 1}, "encoders", "*"), "lyer": 1})
     with pytest.raises(ConfigError, match="config.lms.*: 'source' is a required property"):
         with_schema_defaults({}, "lms", "*")
 
 
-@pytest.mark.parametrize("extra", [[], ["limber.yaml"], ["things.yaml"], ["compositional.yaml"]])
-def test_every_shipped_config_builds_its_run_specs(extra: list[str]) -> None:
+@pytest.mark.parametrize("files", [["config.yaml"], ["limber.yaml"], ["things.yaml"], ["config.yaml", "compositional.yaml"]])
+def test_every_shipped_config_builds_its_run_specs(files: list[str]) -> None:
     """Every encoder and LM of the shipped configs, with each LM's own training settings, as the
     training and evaluation jobs build them from their params."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    for name in extra:
-        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    config = validated(config)
+    config = validated(preset(*(f"config/{name}" for name in files)))
     for lm, lm_section in config["lms"].items():
         lm_params = {key: value for key, value in lm_section.items() if key != "training"}
         for encoder in config["encoders"].values():
             for objective in ("yesno", "caption"):
                 training = training_config(config, lm, objective, "random")
-                spec = RunSpec.from_config(lm_params, None, "random", encoder, training, objective)
+                spec = RunSpec.from_config(lm=lm_params, lm_weights=None, init="random", encoder=encoder,
+                                           training=training, objective=objective)
                 assert spec.projector()["features"] == encoder["features"]
                 assert spec.training.record() == training
         run = trained_run(lm_params, "", {"init": "pretrained", "seed": "7"}, "p/projector.pt", "f.pt")

@@ -103,7 +103,10 @@ def _job_count(plan: str, rule: str) -> int:
     [
         ("trainig: {lr: 0.1}\n", "config: Additional properties are not allowed ('trainig' was unexpected)"),
         ("training: {lr: fast}\n", "config.training.lr: 'fast' is not of type 'number'"),
-        ("encoders: {bad: {source: hub, layer: -2}}\n", "config.encoders.bad.source: 'hub' is not one of"),
+        ("models: {encoders: {bad: {source: hub, layer: -2}}}\nencoders: [bad]\n",
+         "config.encoders.bad.source: 'hub' is not one of"),
+        ("encoders: [nope]\n", "config.encoders: unknown model id(s) ['nope']"),
+        ("encoders: {dinov2_s: {layer: -1}}\n", "config.encoders: a list of model ids"),
         (
             "experiments: [{encoders: [nope], lms: [smollm2_135m], inits: [pretrained],"
             " conditions: [none], shuffles: [original], seeds: [7]}]\n",
@@ -114,9 +117,16 @@ def _job_count(plan: str, rule: str) -> int:
 def test_bad_config_fails_with_one_clear_line(tmp_path: Path, override: str, message: str) -> None:
     config = tmp_path / "override.yaml"
     config.write_text(override)
-    result = snakemake("-n", "--configfile", str(config), check=False)
+    result = snakemake("-n", "--configfile", "config/config.yaml", str(config), check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def test_an_overlay_alone_is_named_as_not_a_preset(tmp_path: Path) -> None:
+    """A preset stands alone, so an overlay given alone lacks whole sections: the one line says so."""
+    result = snakemake("-n", "--configfile", "config/extended.yaml", check=False)
+    assert result.returncode != 0
+    assert "config: 'dataset' is a required property (a preset stands alone" in result.stdout + result.stderr
 
 
 @pytest.mark.workflow

@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
+from taxvlm.grid import ConfigError, run_settings
 
 
 # A run's folder under results/runs/ (and checkpoints/, logs/...): the rules' wildcard pattern, and
@@ -77,7 +77,11 @@ def schema_error(config: Mapping[str, Any], schema_path: str | Path) -> str | No
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
     if error is None:
         return None
-    return f"{_field(error.absolute_path)}: {error.message}"
+    hint = ""
+    if error.validator == "required" and not error.absolute_path:
+        hint = (" (a preset stands alone: an overlay goes after a whole preset, "
+                "`--configfile config/config.yaml overlay.yaml`; config/README.md)")
+    return f"{_field(error.absolute_path)}: {error.message}{hint}"
 
 
 def expand_experiments(experiments: list[Mapping[str, Any]]) -> list[Run]:
@@ -177,7 +181,7 @@ def training_config(config: Mapping[str, Any], lm: str, objective: str, init: st
         for override in block.get("overrides", []):
             if override.get("objective", objective) == objective and override.get("init", init) == init:
                 merged.update({key: value for key, value in override.items() if key not in ("objective", "init")})
-    return {key: copy.deepcopy(value) for key, value in merged.items() if key not in NOT_RUN_SETTINGS}
+    return run_settings(merged)
 
 
 def _lm_training(config: Mapping[str, Any], lm: str) -> dict[str, Any]:

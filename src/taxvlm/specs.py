@@ -23,7 +23,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError
+from taxvlm.grid import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -68,7 +68,8 @@ class EncoderSpec(_Spec):
 
 @dataclass(frozen=True)
 class LMSpec(_Spec):
-    """One `config.lms` entry without its `training` overrides (those reach `TrainingSpec`)."""
+    """One `config.lms` entry without its `training` overrides: the rule's `lm` param, which planning
+    (`lm_spec` in common.smk) splits from them; they reach `TrainingSpec` through `training_config`."""
 
     source: str
     chat_template: bool
@@ -77,15 +78,13 @@ class LMSpec(_Spec):
     revision: str | None = None
     weights: Mapping[str, Any] | None = None
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], where: str = "config") -> Self:
-        return super().from_config({k: v for k, v in section.items() if k != "training"}, where)
 
 
 @dataclass(frozen=True)
 class TrainingSpec(_Spec):
-    """One run's training settings (`taxvlm.config.training_config`: the global block, the LM's and the
-    matching `overrides`), without the keys that say how runs are scheduled (`fuse`, `fuse_memory_gib`)."""
+    """One run's training settings: the rule's `training` param, which `taxvlm.config.training_config`
+    resolves (the global block, the LM's and the matching `overrides`) without the keys that are no run's
+    setting (`taxvlm.grid.NOT_RUN_SETTINGS`); such a key here is an unknown key."""
 
     projector: str
     prefix_tokens: int
@@ -102,10 +101,6 @@ class TrainingSpec(_Spec):
     eval_every_unit: str
     batching: str
     compile: str
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], where: str = "config") -> Self:
-        return super().from_config({k: v for k, v in section.items() if k not in NOT_RUN_SETTINGS}, where)
 
 
 @dataclass(frozen=True)
@@ -148,6 +143,7 @@ class RunSpec:
     @classmethod
     def from_config(
         cls,
+        *,
         lm: Mapping[str, Any],
         lm_weights: str | Path | None,
         init: str,

@@ -30,8 +30,10 @@ from taxvlm.config import (
 )
 from taxvlm.assets.lock import asset_entries, check_pins, unpinned_report
 from taxvlm.compositional.config import check_compositional, pipeline_runs
+from taxvlm.presets import resolve_preset
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+resolve_preset(config, Path(workflow.basedir) / "config")
 _problem = schema_error(config, SCHEMA)
 if _problem:
     raise ConfigError(_problem)

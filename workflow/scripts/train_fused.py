@@ -23,8 +23,8 @@ members = [
 ]
 train_projectors(
     RunSpec.from_config(
-        sm.params.lm, sm.input.get("lm_weights"), sm.params.init, sm.params.encoder, sm.params.training,
-        sm.params.objective,
+        lm=sm.params.lm, lm_weights=sm.input.get("lm_weights"), init=sm.params.init, encoder=sm.params.encoder,
+        training=sm.params.training, objective=sm.params.objective,
     ),
     SharedFiles(Path(sm.input.features), Path(sm.input.concepts)),
     members,

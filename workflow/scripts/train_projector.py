@@ -16,8 +16,8 @@ rule_log(sm.log[0])
 torch.set_num_threads(sm.threads)
 train_projector(
     RunSpec.from_config(
-        sm.params.lm, sm.input.get("lm_weights"), sm.wildcards.init, sm.params.encoder, sm.params.training,
-        sm.wildcards.objective,
+        lm=sm.params.lm, lm_weights=sm.input.get("lm_weights"), init=sm.wildcards.init, encoder=sm.params.encoder,
+        training=sm.params.training, objective=sm.wildcards.objective,
     ),
     SharedFiles(Path(sm.input.features), Path(sm.input.concepts)),
     Member(
