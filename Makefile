@@ -17,7 +17,7 @@ $(error make run needs Debian's apt-get to download the Tux Paint stamps (tuxpai
 endif
 endif
 
-.PHONY: run test faults bench lint env test-env lock apt-lists browser docs
+.PHONY: run test faults perf lint env test-env lock apt-lists browser docs
 
 env: $(VENV)/.installed
 
@@ -83,11 +83,11 @@ faults: test-env
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m faults tests/test_faults.py --durations=10 \
 		$(if $(FAULT_SEED),--fault-seed $(FAULT_SEED))
 
-bench: env
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/fused.py
-	$(BIN)/python benchmarks/packed.py
-	$(BIN)/python benchmarks/compile.py
+perf: env
+	$(BIN)/python perf/run.py
+	$(BIN)/python perf/fused.py
+	$(BIN)/python perf/packed.py
+	$(BIN)/python perf/compile.py
 
 lint: test-env
 	$(BIN)/snakemake --lint

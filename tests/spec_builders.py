@@ -17,7 +17,7 @@ from taxvlm.specs import (
     EncoderSpec,
     FrozenLM,
     LMSpec,
-    RunSpec,
+    TrainingSetup,
     TrainedRun,
     TrainingSpec,
     with_schema_defaults,
@@ -42,10 +42,10 @@ def training_spec(**keys: Any) -> TrainingSpec:
     return TrainingSpec.from_config({**run_settings(with_schema_defaults({}, "training")), **keys})
 
 
-def run_spec(
+def training_setup(
     lm_dir: Path, training: dict[str, Any], encoder: dict[str, Any], init: str = "pretrained", objective: str = "yesno"
-) -> RunSpec:
-    return RunSpec(frozen_lm(lm_dir, init), encoder_spec(**encoder), training_spec(**training), objective)
+) -> TrainingSetup:
+    return TrainingSetup(frozen_lm(lm_dir, init), encoder_spec(**encoder), training_spec(**training), objective)
 
 
 def trained_run(lm_dir: Path, run_dir: Path, features: Path, seed: int, init: str = "pretrained") -> TrainedRun:

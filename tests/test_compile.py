@@ -30,7 +30,7 @@ from taxvlm.training import loop as loop_mod
 from taxvlm.training.loop import Member, SharedFiles, train_projectors
 from taxvlm.training.objective import batch_loss
 
-from spec_builders import frozen_lm, run_spec
+from spec_builders import frozen_lm, training_setup
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
 ENCODER = TOY_ENCODER
@@ -95,7 +95,7 @@ def _train(root: Path, lm_dir: Path, name: str, compile_mode: str) -> list[Path]
         for t, seed in (("a", 7), ("b", 8))
     ]
     training = {**TRAINING, "compile": compile_mode}
-    train_projectors(run_spec(lm_dir, training, ENCODER), SharedFiles(root / "f.pt"), members, device="cpu")
+    train_projectors(training_setup(lm_dir, training, ENCODER), SharedFiles(root / "f.pt"), members, device="cpu")
     return [m.out_dir for m in members]
 
 

@@ -82,7 +82,7 @@ N_KILLS = 12
 MAX_TRIES = 4  # per kill: a kill that finds its stage done forces the stage's rules to run again
 
 # Compared for completeness only, not content: report.html (Snakemake's report embeds the time it was
-# made and the jobs' runtimes). Not compared: results/benchmarks/ (each job's measured time and
+# made and the jobs' runtimes). Not compared: results/timings/ (each job's measured time and
 # memory), logs/ (timestamps, progress lines), .snakemake/ (Snakemake's own metadata). Training checkpoints (results/checkpoints/) are
 # transient: present while a training runs, deleted when it ends; a kill may leave one, which the
 # rerun resumes from (test_operations checks that resumption is bit-identical).
@@ -116,12 +116,12 @@ def stage_of(rule: str) -> str:
 # ------------------------------------------------------------------------------ comparing results
 def result_files(root: Path) -> dict[str, Path]:
     """Every output file (results/, and the converted models under resources/) by relative path, but
-    temporaries, training checkpoints and Snakemake's benchmark timings (results/benchmarks/)."""
+    temporaries, training checkpoints and the job timings (Snakemake's `benchmark:` files, results/timings/)."""
     out = {}
     for top in ("results", "resources"):
         for path in (root / top).rglob("*"):
             rel = path.relative_to(root)
-            if any(TMP.fullmatch(part) for part in rel.parts) or rel.parts[1] in ("checkpoints", "benchmarks") or \
+            if any(TMP.fullmatch(part) for part in rel.parts) or rel.parts[1] in ("checkpoints", "timings") or \
                     path.name == Path(PARTIAL_REPORT).name:
                 continue
             if path.is_file() and not path.is_symlink():

@@ -17,7 +17,7 @@ from taxvlm.io import read_tsv, write_tsv
 from taxvlm.training.memory import member_activation_bytes
 from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors
 
-from spec_builders import run_spec, trained_run
+from spec_builders import training_setup, trained_run
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
 TRAINING = {**TOY_TRAINING, "epochs": 2, "checkpoint_every": 5, "eval_every": 1}
@@ -48,7 +48,7 @@ def _members(root: Path, name: str) -> list[Member]:
 
 def _fused(root: Path, lm_dir: Path, name: str) -> list[Member]:
     members = _members(root, name)
-    train_projectors(run_spec(lm_dir, TRAINING, ENCODER), SharedFiles(root / "f.pt"), members, device="cpu")
+    train_projectors(training_setup(lm_dir, TRAINING, ENCODER), SharedFiles(root / "f.pt"), members, device="cpu")
     return members
 
 
@@ -58,7 +58,7 @@ def test_fused_runs_equal_their_unfused_runs(toy: Path, tiny_lm_dir: Path) -> No
     for fused in _fused(toy, tiny_lm_dir, "fused"):
         alone = toy / "alone" / fused.out_dir.name
         train_projector(
-            run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"),
+            training_setup(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"),
             Member(fused.train_tsv, fused.seed, alone, toy / "alone.ckpt", fused.val_tsv), device="cpu",
         )  # fmt: skip
         curves = [read_tsv(run / "curve.tsv").astype(float) for run in (fused.out_dir, alone)]
@@ -121,7 +121,7 @@ def test_sub_stacked_group_trains_the_projectors_of_one_stack(
     one_stack = _fused(toy, tiny_lm_dir, "one_stack")
     caplog.set_level(logging.INFO, logger="taxvlm.training.memory")
     members = _members(toy, "sub_stacks")
-    train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu",
+    train_projectors(training_setup(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu",
                      memory_gib=2.5 * _member_estimate(tiny_lm_dir) / 2**30)  # fmt: skip
     assert "fused stack: 2 of 3 member(s) per LM pass" in caplog.text
     for a, b in zip(one_stack, members):

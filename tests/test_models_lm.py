@@ -30,7 +30,7 @@ from taxvlm.training.kept_points import steps_every
 from taxvlm.training.loop import epoch_order, Member, SharedFiles, train_projector
 from taxvlm.training.objective import answer_loss, training_ids
 
-from spec_builders import frozen_lm, lm_spec, run_spec, trained_run
+from spec_builders import frozen_lm, lm_spec, training_setup, trained_run
 
 NAMES = ["cat", "owl", "axolotl", "ñandú"]  # an/a, a name outside the tokenizer's training corpus
 TRAINING = {
@@ -97,7 +97,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path ne
 def _train(toy: dict[str, Path], lm_dir: Path, name: str, device: str = "cpu", **overrides) -> Path:
     out = toy["root"] / name
     train_projector(
-        run_spec(lm_dir, {**TRAINING, **overrides}, ENCODER),
+        training_setup(lm_dir, {**TRAINING, **overrides}, ENCODER),
         SharedFiles(toy["features"]),
         Member(toy["train"], 7, out, toy["root"] / f"{name}.ckpt"),
         device=device,
@@ -309,7 +309,7 @@ def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Pat
     trained task's validation accuracy rises (the criterion training length is chosen on)."""
     out = toy["root"] / "validated"
     train_projector(
-        run_spec(tiny_lm_dir, {**TRAINING, "val_every": 1.5}, ENCODER), SharedFiles(toy["features"]),
+        training_setup(tiny_lm_dir, {**TRAINING, "val_every": 1.5}, ENCODER), SharedFiles(toy["features"]),
         Member(toy["train"], 7, out, toy["root"] / "validated.ckpt", toy["test"]), device="cpu",
     )  # fmt: skip
     curve = read_tsv(out / "val_curve.tsv").astype(float)
@@ -320,7 +320,7 @@ def test_validation_curve_tracks_learning(toy: dict[str, Path], tiny_lm_dir: Pat
     assert curve["pair_accuracy"].iloc[-1] >= 0.8
     ended = toy["root"] / "validated_at_end"
     train_projector(
-        run_spec(tiny_lm_dir, {**TRAINING, "val_every": 0}, ENCODER), SharedFiles(toy["features"]),
+        training_setup(tiny_lm_dir, {**TRAINING, "val_every": 0}, ENCODER), SharedFiles(toy["features"]),
         Member(toy["train"], 7, ended, toy["root"] / "ended.ckpt", toy["test"]), device="cpu",
     )  # fmt: skip
     assert read_tsv(ended / "val_curve.tsv").astype(float)["step"].tolist() == [20]  # the trained end only
@@ -545,7 +545,7 @@ def test_caption_training_learns_to_name_the_leaf(toy: dict[str, Path], tiny_lm_
     write_tsv(pd.DataFrame(columns=["hypernym", "question_form", "article"]), root / "hypernyms.tsv")
     out = root / "captioned"
     train_projector(
-        run_spec(tiny_lm_dir, {**TRAINING, "epochs": 10, "batch_size": 8, "val_every": 5}, ENCODER, objective="caption"),
+        training_setup(tiny_lm_dir, {**TRAINING, "epochs": 10, "batch_size": 8, "val_every": 5}, ENCODER, objective="caption"),
         SharedFiles(toy["features"], root / "concepts.tsv"),
         Member(root / "train_captions.tsv", 7, out, root / "captioned.ckpt", toy["test"]), device="cpu",
     )  # fmt: skip

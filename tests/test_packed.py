@@ -22,7 +22,7 @@ from taxvlm.evaluation.scoring import continuation_logits
 from taxvlm.training.loop import Member, SharedFiles, train_projector, train_projectors
 from taxvlm.training.objective import fused_batch_losses
 
-from spec_builders import frozen_lm, run_spec
+from spec_builders import frozen_lm, training_setup
 from toy_runs import TOY_ENCODER, TOY_TRAINING, separable_toy
 
 ENCODER = TOY_ENCODER
@@ -128,13 +128,13 @@ def test_fused_packed_training_equals_unfused_two_pass_training(
     packed = objective_mod.packed_continuation_logits
     monkeypatch.setattr(objective_mod, "packed_continuation_logits", lambda *a: calls.append(1) or packed(*a))
     members = [Member(toy / f"{t}.tsv", s, toy / "fused" / t, toy / "ckpt" / t, toy / "val.tsv") for t, s in SEEDS]
-    train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu")
+    train_projectors(training_setup(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu")
     assert len(calls) == 3  # one packed pass per fused step
     monkeypatch.setattr(objective_mod, "packed_continuation_logits", continuation_logits)
     for m in members:
         alone = toy / "alone" / m.out_dir.name
         alone_member = Member(m.train_tsv, m.seed, alone, toy / "alone.ckpt", m.val_tsv)
-        train_projector(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), alone_member, device="cpu")
+        train_projector(training_setup(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), alone_member, device="cpu")
         curves = [read_tsv(run / "curve.tsv").astype(float) for run in (m.out_dir, alone)]
         assert len(curves[0]) == 3 and (curves[0]["loss"] - curves[1]["loss"]).abs().max() < 1e-5
         vals = [read_tsv(run / "val_curve.tsv").astype(float) for run in (m.out_dir, alone)]
@@ -150,13 +150,13 @@ def test_lm_that_cannot_take_the_mask_trains_with_rows_and_says_why_once(
     monkeypatch.setattr(packed_mod, "MASKABLE", ("eager",))
     members = [Member(toy / f"{t}.tsv", s, toy / "refused" / t, toy / "ckpt" / f"r{t}", None) for t, s in SEEDS]
     with caplog.at_level(logging.WARNING, logger="taxvlm.models.packed"):
-        train_projectors(run_spec(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu")
+        train_projectors(training_setup(tiny_lm_dir, TRAINING, ENCODER), SharedFiles(toy / "f.pt"), members, device="cpu")
     warnings = [r.getMessage() for r in caplog.records if r.name == "taxvlm.models.packed"]
     assert len(warnings) == 1 and str(tiny_lm_dir) in warnings[0] and "'sdpa' takes no custom" in warnings[0]
     config = json.loads((members[0].out_dir / "train_config.json").read_text())
     assert config["batching"] == "rows" and config["training"]["batching"] == "images"
     rows = toy / "rows"
-    train_projector(run_spec(tiny_lm_dir, {**TRAINING, "batching": "rows"}, ENCODER), SharedFiles(toy / "f.pt"),
+    train_projector(training_setup(tiny_lm_dir, {**TRAINING, "batching": "rows"}, ENCODER), SharedFiles(toy / "f.pt"),
                     Member(toy / "a.tsv", 7, rows, toy / "rows.ckpt"), device="cpu")  # fmt: skip
     curves = [read_tsv(run / "curve.tsv").astype(float) for run in (members[0].out_dir, rows)]
     assert (curves[0]["loss"] - curves[1]["loss"]).abs().max() < 1e-5  # the rows order (images' differs)
@@ -174,7 +174,7 @@ def test_probe_catches_a_mask_that_misses_the_sliding_layers(
 
 
 def test_tiny_gemma3_takes_the_benchmarks_head_dim() -> None:
-    """`benchmarks/packed.py` builds Gemma-3-270m's shape: head_dim 256 with 640 hidden / 4 heads."""
+    """`perf/packed.py` builds Gemma-3-270m's shape: head_dim 256 with 640 hidden / 4 heads."""
     from taxvlm.assets.tiny import _tiny_lm_config, build_tiny_tokenizer
 
     options = {"architecture": "gemma3", "hidden_size": 640, "num_attention_heads": 4, "head_dim": 256}

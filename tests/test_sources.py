@@ -76,3 +76,40 @@ def test_no_job_imports_planning_so_editing_planning_reruns_no_job() -> None:
     for script in sorted((REPO / "workflow/scripts").glob("*.py")):
         imported = names(script_sources(SRC, script)) & planning_files
         assert not imported, f"{script.name} imports planning modules {sorted(imported)} (share through taxvlm.grid)"
+
+
+# Rules that run a script named after another rule, which owns the logic they share.
+SHARED_SCRIPTS = {
+    "compositional_wordnet": ("install_wordnet", "WordNet for the compositional stage, whatever the dataset kind"),
+    "compositional_fetch_benchmark": ("fetch_asset", "a pinned download, as every asset's"),
+    "compositional_fetch_coco": ("fetch_asset", "a pinned download, as every asset's"),
+    "compositional_coco_negatives": ("compositional_negatives", "the same negatives, of COCO's captions"),
+    "compositional_benchmark_vlm": ("compositional_score_vlm", "the same scoring, of a benchmark's pairs"),
+    "compositional_benchmark_open_clip": ("compositional_score_open_clip", "the same scoring, of a benchmark"),
+    "compositional_benchmark_faithful": ("compositional_score_open_clip", "the faithful models, scored the same way"),
+    "compositional_benchmark_features": ("extract_features", "the same encoder features, of a benchmark's images"),
+    "tune_candidate": ("train_projector", "a tuning candidate trains as a grid run does"),
+}
+
+
+def rule_scripts() -> dict[str, str]:
+    """Every rule of the workflow's rule files → the script it runs (fused rules by their family name)."""
+    found = {}
+    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^ *rule (\w+):\n(.*?)(?=^ *rule \w+:|\Z)", text, re.M | re.S):
+            script = re.search(r'^\s*script:\s*\n\s*f?"\.\./scripts/(\w+)\.py"', match.group(2), re.M)
+            if script:
+                found[match.group(1)] = script.group(1)
+    return found
+
+
+def test_every_rule_runs_the_script_named_after_it() -> None:
+    scripts = rule_scripts()
+    assert len(scripts) >= 45, scripts  # the parser found the rules
+    assert scripts.get("train_projector") == "train_projector"
+    named_otherwise = {rule: script for rule, script in scripts.items() if script != rule}
+    expected = {rule: owner for rule, (owner, _) in SHARED_SCRIPTS.items()}
+    assert named_otherwise == expected, sorted(set(named_otherwise.items()) ^ set(expected.items()))
+    on_disk = {path.stem for path in (REPO / "workflow/scripts").glob("*.py")}
+    assert on_disk == set(scripts.values()) | {"train_fused"}, on_disk ^ (set(scripts.values()) | {"train_fused"})

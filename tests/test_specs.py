@@ -10,7 +10,7 @@ import yaml
 
 from taxvlm.config import training_config
 from taxvlm.grid import NOT_RUN_SETTINGS, ConfigError, run_settings
-from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, RunSpec, TrainingSpec, trained_run, with_schema_defaults
+from taxvlm.specs import SCHEMA_PATH, EncoderSpec, LMSpec, TrainingSetup, TrainingSpec, trained_run, with_schema_defaults
 
 from spec_builders import preset, validated
 
@@ -72,7 +72,7 @@ def test_every_shipped_config_builds_its_run_specs(files: list[str]) -> None:
         for encoder in config["encoders"].values():
             for objective in ("yesno", "caption"):
                 training = training_config(config, lm, objective, "random")
-                spec = RunSpec.from_config(lm=lm_params, lm_weights=None, init="random", encoder=encoder,
+                spec = TrainingSetup.from_config(lm=lm_params, lm_weights=None, init="random", encoder=encoder,
                                            training=training, objective=objective)
                 assert spec.projector()["features"] == encoder["features"]
                 assert spec.training.record() == training

@@ -131,7 +131,7 @@ class TrainedRun:
 
 
 @dataclass(frozen=True)
-class RunSpec:
+class TrainingSetup:
     """What a projector training is, apart from its rows, seed and files: the settings every run of a
     fused group shares (`taxvlm.training.loop.train_projectors`)."""
 
@@ -150,7 +150,7 @@ class RunSpec:
         encoder: Mapping[str, Any],
         training: Mapping[str, Any],
         objective: str,
-    ) -> RunSpec:
+    ) -> TrainingSetup:
         """From a training rule's params (`lm`, `encoder`, `training`), its optional `lm_weights` input
         and the run's init and objective."""
         return cls(

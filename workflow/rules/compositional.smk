@@ -41,7 +41,7 @@ BENCHMARK_SCORED = compositional_benchmark_scored()
 rule compositional_wordnet:
     input:
         sdist=f"resources/downloads/{COMP_SECTION['wordnet_asset']}",
-        code=script_code("assets_wordnet.py"),
+        code=script_code("install_wordnet.py"),
     output:
         directory("resources/compositional/nltk_data"),
     log:
@@ -49,7 +49,7 @@ rule compositional_wordnet:
     conda:
         "../../envs/taxvlm.yaml"
     script:
-        "../scripts/assets_wordnet.py"
+        "../scripts/install_wordnet.py"
 
 
 rule compositional_negatives:
@@ -65,7 +65,7 @@ rule compositional_negatives:
     log:
         "logs/compositional/negatives.log",
     benchmark:
-        "results/benchmarks/compositional/negatives.tsv"
+        "results/timings/compositional/negatives.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
@@ -87,7 +87,7 @@ rule compositional_score_vlm:
     log:
         f"logs/compositional/score_vlm/{RUN}.log",
     benchmark:
-        f"results/benchmarks/compositional/score_vlm/{RUN}.tsv"
+        f"results/timings/compositional/score_vlm/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -110,7 +110,7 @@ rule compositional_text_features:
     log:
         "logs/compositional/text_features/{lm}/{init}.log",
     benchmark:
-        "results/benchmarks/compositional/text_features/{lm}/{init}.tsv"
+        "results/timings/compositional/text_features/{lm}/{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -138,7 +138,7 @@ rule compositional_pipeline:
     log:
         f"logs/compositional/pipeline/{RUN}/{{ablation}}.log",
     benchmark:
-        f"results/benchmarks/compositional/pipeline/{RUN}/{{ablation}}.tsv"
+        f"results/timings/compositional/pipeline/{RUN}/{{ablation}}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -176,7 +176,7 @@ rule compositional_coco_negatives:
     log:
         "logs/compositional/coco_negatives.log",
     benchmark:
-        "results/benchmarks/compositional/coco_negatives.tsv"
+        "results/timings/compositional/coco_negatives.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
@@ -197,7 +197,7 @@ rule compositional_faithful:
     log:
         "logs/compositional/faithful/{clip}/{ablation}.log",
     benchmark:
-        "results/benchmarks/compositional/faithful/{clip}/{ablation}.tsv"
+        "results/timings/compositional/faithful/{clip}/{ablation}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -214,13 +214,13 @@ rule compositional_score_open_clip:
     input:
         negatives=f"{COMP}/negatives.tsv",
         images=f"{DATA}/images.tsv",
-        code=script_code("compositional_open_clip.py"),
+        code=script_code("compositional_score_open_clip.py"),
     output:
         f"{COMP}/scored/open_clip/{{clip}}.tsv",
     log:
         "logs/compositional/score_open_clip/{clip}.log",
     benchmark:
-        "results/benchmarks/compositional/score_open_clip/{clip}.tsv"
+        "results/timings/compositional/score_open_clip/{clip}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -230,12 +230,12 @@ rule compositional_score_open_clip:
         spec=lambda wc: COMP_SECTION["open_clip"][wc.clip],
         image_root=".",
     script:
-        "../scripts/compositional_open_clip.py"
+        "../scripts/compositional_score_open_clip.py"
 
 
 rule compositional_fetch_benchmark:
     input:
-        code=script_code("assets_fetch.py"),
+        code=script_code("fetch_asset.py"),
     output:
         "resources/compositional/benchmarks/{benchmark}/{bfile}.json",
     log:
@@ -248,12 +248,12 @@ rule compositional_fetch_benchmark:
             **COMP_SECTION["benchmarks"][wc.benchmark]["files"][wc.bfile],
         },
     script:
-        "../scripts/assets_fetch.py"
+        "../scripts/fetch_asset.py"
 
 
 rule compositional_fetch_coco:
     input:
-        code=script_code("assets_fetch.py"),
+        code=script_code("fetch_asset.py"),
     output:
         "resources/compositional/coco_annotations.zip",
     log:
@@ -263,7 +263,7 @@ rule compositional_fetch_coco:
     params:
         spec={"source": "url", **FAITHFUL.get("coco_annotations", {})},
     script:
-        "../scripts/assets_fetch.py"
+        "../scripts/fetch_asset.py"
 
 
 rule compositional_benchmark_items:
@@ -290,13 +290,13 @@ rule compositional_benchmark_items:
 rule compositional_benchmark_open_clip:
     input:
         bench_items=f"{COMP}/benchmarks/{{benchmark}}/items.tsv",
-        code=script_code("compositional_open_clip.py"),
+        code=script_code("compositional_score_open_clip.py"),
     output:
         f"{COMP}/benchmarks/{{benchmark}}/open_clip/{{clip}}.tsv",
     log:
         "logs/compositional/benchmark_open_clip/{benchmark}/{clip}.log",
     benchmark:
-        "results/benchmarks/compositional/benchmark_open_clip/{benchmark}/{clip}.tsv"
+        "results/timings/compositional/benchmark_open_clip/{benchmark}/{clip}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -306,7 +306,7 @@ rule compositional_benchmark_open_clip:
         spec=lambda wc: COMP_SECTION["open_clip"][wc.clip],
         image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],
     script:
-        "../scripts/compositional_open_clip.py"
+        "../scripts/compositional_score_open_clip.py"
 
 
 rule compositional_benchmark_images:
@@ -319,7 +319,7 @@ rule compositional_benchmark_images:
     log:
         "logs/compositional/benchmark_images/{benchmark}.log",
     benchmark:
-        "results/benchmarks/compositional/benchmark_images/{benchmark}.tsv"
+        "results/timings/compositional/benchmark_images/{benchmark}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
@@ -332,13 +332,13 @@ rule compositional_benchmark_features:
     input:
         images=f"{COMP}/benchmarks/{{benchmark}}/images.tsv",
         weights=lambda wc: weights_dir("encoders", wc.encoder),
-        code=script_code("features_extract.py"),
+        code=script_code("extract_features.py"),
     output:
         f"{COMP}/benchmarks/{{benchmark}}/features/{{encoder}}.pt",
     log:
         "logs/compositional/benchmark_features/{benchmark}/{encoder}.log",
     benchmark:
-        "results/benchmarks/compositional/benchmark_features/{benchmark}/{encoder}.tsv"
+        "results/timings/compositional/benchmark_features/{benchmark}/{encoder}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["feature_threads"]
@@ -348,7 +348,7 @@ rule compositional_benchmark_features:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],
     script:
-        "../scripts/features_extract.py"
+        "../scripts/extract_features.py"
 
 
 rule compositional_benchmark_vlm:
@@ -363,7 +363,7 @@ rule compositional_benchmark_vlm:
     log:
         f"logs/compositional/benchmark_vlm/{{benchmark}}/{RUN}.log",
     benchmark:
-        f"results/benchmarks/compositional/benchmark_vlm/{{benchmark}}/{RUN}.tsv"
+        f"results/timings/compositional/benchmark_vlm/{{benchmark}}/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -380,13 +380,13 @@ rule compositional_benchmark_faithful:
     input:
         bench_items=f"{COMP}/benchmarks/{{benchmark}}/items.tsv",
         model=f"{COMP}/faithful/{FAITHFUL.get('model', 'none')}/{{ablation}}/model.pt",
-        code=script_code("compositional_open_clip.py"),
+        code=script_code("compositional_score_open_clip.py"),
     output:
         f"{COMP}/benchmarks/{{benchmark}}/faithful/{{ablation}}.tsv",
     log:
         "logs/compositional/benchmark_faithful/{benchmark}/{ablation}.log",
     benchmark:
-        "results/benchmarks/compositional/benchmark_faithful/{benchmark}/{ablation}.tsv"
+        "results/timings/compositional/benchmark_faithful/{benchmark}/{ablation}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -396,7 +396,7 @@ rule compositional_benchmark_faithful:
         spec=COMP_SECTION["open_clip"].get(FAITHFUL.get("model"), {}),
         image_root=lambda wc: COMP_SECTION["benchmarks"][wc.benchmark]["image_root"],
     script:
-        "../scripts/compositional_open_clip.py"
+        "../scripts/compositional_score_open_clip.py"
 
 
 rule compositional_collect:

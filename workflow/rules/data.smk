@@ -4,7 +4,7 @@
 rule build_dataset:
     input:
         unpack(dataset_inputs),
-        code=script_code("data_dataset.py"),
+        code=script_code("build_dataset.py"),
     output:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
@@ -15,14 +15,14 @@ rule build_dataset:
     log:
         "logs/build_dataset.log",
     benchmark:
-        "results/benchmarks/build_dataset.tsv"
+        "results/timings/build_dataset.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     params:
         dataset=config["dataset"],
         split=config["split"],
     script:
-        "../scripts/data_dataset.py"
+        "../scripts/build_dataset.py"
 
 
 rule build_questions:
@@ -30,7 +30,7 @@ rule build_questions:
         concepts=f"{DATA}/concepts.tsv",
         pairs=f"{DATA}/pairs.tsv",
         hypernyms=f"{DATA}/hypernyms.tsv",
-        code=script_code("data_questions.py"),
+        code=script_code("build_questions.py"),
     output:
         f"{DATA}/questions.tsv",
     log:
@@ -40,7 +40,7 @@ rule build_questions:
     params:
         questions=config["questions"],
     script:
-        "../scripts/data_questions.py"
+        "../scripts/build_questions.py"
 
 
 rule materialize_condition:
@@ -51,7 +51,7 @@ rule materialize_condition:
         images=f"{DATA}/images.tsv",
         captions=f"{DATA}/captions.tsv",
         questions=f"{DATA}/questions.tsv",
-        code=script_code("data_condition.py"),
+        code=script_code("materialize_condition.py"),
     output:
         train=f"{CONDITION_DIR}/train.tsv",
         train_captions=f"{CONDITION_DIR}/train_captions.tsv",
@@ -71,4 +71,4 @@ rule materialize_condition:
         conditions=config["conditions"],
         shuffles=config["shuffles"],
     script:
-        "../scripts/data_condition.py"
+        "../scripts/materialize_condition.py"

@@ -25,7 +25,7 @@ rule evaluate_projector:
     log:
         f"logs/evaluate_projector/{YESNO_RUN}.log",
     benchmark:
-        f"results/benchmarks/evaluate_projector/{YESNO_RUN}.tsv"
+        f"results/timings/evaluate_projector/{YESNO_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -46,13 +46,13 @@ rule name_projector:
         concepts=f"{DATA}/concepts.tsv",
         hypernyms=f"{DATA}/hypernyms.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("evaluate_naming.py"),
+        code=script_code("name_projector.py"),
     output:
         f"{RUN_DIR}/naming.tsv",
     log:
         f"logs/name_projector/{RUN}.log",
     benchmark:
-        f"results/benchmarks/name_projector/{RUN}.tsv"
+        f"results/timings/name_projector/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -62,4 +62,4 @@ rule name_projector:
         lm=lambda wc: lm_spec(wc.lm),
         batch_size=config["evaluation"]["batch_size"],
     script:
-        "../scripts/evaluate_naming.py"
+        "../scripts/name_projector.py"

@@ -5,13 +5,13 @@ rule extract_features:
     input:
         images=f"{DATA}/images.tsv",
         weights=lambda wc: weights_dir("encoders", wc.encoder),
-        code=script_code("features_extract.py"),
+        code=script_code("extract_features.py"),
     output:
         FEATURES,
     log:
         "logs/extract_features/{encoder}.log",
     benchmark:
-        "results/benchmarks/extract_features/{encoder}.tsv"
+        "results/timings/extract_features/{encoder}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["feature_threads"]
@@ -21,4 +21,4 @@ rule extract_features:
         spec=lambda wc: config["encoders"][wc.encoder],
         batch_size=config["compute"]["feature_batch_size"],
     script:
-        "../scripts/features_extract.py"
+        "../scripts/extract_features.py"

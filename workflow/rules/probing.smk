@@ -33,7 +33,7 @@ rule probe_states:
         train_config=f"{YESNO_RUN_DIR}/train_config.json",
         predictions=f"{YESNO_RUN_DIR}/predictions.tsv",
         lm_weights=lambda wc: weights_dir("lms", wc.lm),
-        code=script_code("probing_states.py"),
+        code=script_code("probe_states.py"),
     output:
         (
             directory(f"{PROBE}/{YESNO_RUN}/states")
@@ -43,7 +43,7 @@ rule probe_states:
     log:
         f"logs/probe_states/{YESNO_RUN}.log",
     benchmark:
-        f"results/benchmarks/probe_states/{YESNO_RUN}.tsv"
+        f"results/timings/probe_states/{YESNO_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -60,14 +60,14 @@ rule probe_states:
             "name_suffix": name_suffix(config["questions"]["template"]),
         },
     script:
-        "../scripts/probing_states.py"
+        "../scripts/probe_states.py"
 
 
 rule probe_fit:
     input:
         states=[f"{PROBE}/{run.path}/states" for run in PROBE_RUNS],
         pairs=f"{DATA}/pairs.tsv",
-        code=script_code("probing_fit.py"),
+        code=script_code("probe_fit.py"),
     output:
         **PROBE_FIT,
         figure=report(
@@ -88,7 +88,7 @@ rule probe_fit:
     log:
         "logs/probe_fit.log",
     benchmark:
-        "results/benchmarks/probe_fit.tsv"
+        "results/timings/probe_fit.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["probe"]["threads"]
@@ -99,4 +99,4 @@ rule probe_fit:
             for key in ("positions", "tasks", "folds", "Cs", "max_iter", "seed")
         },
     script:
-        "../scripts/probing_fit.py"
+        "../scripts/probe_fit.py"

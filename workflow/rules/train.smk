@@ -22,7 +22,7 @@ rule train_projector:
     log:
         f"logs/train_projector/{RUN}.log",
     benchmark:
-        f"results/benchmarks/train_projector/{RUN}.tsv"
+        f"results/timings/train_projector/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -53,7 +53,7 @@ for group in FUSED_GROUPS:
         log:
             f"logs/train_fused/{group.name}.log",
         benchmark:
-            f"results/benchmarks/train_fused/{group.name}.tsv"
+            f"results/timings/train_fused/{group.name}.tsv"
         conda:
             "../../envs/taxvlm.yaml"
         threads: config["compute"]["train_threads"]

@@ -23,7 +23,7 @@ rule tune_candidate:
     log:
         f"logs/tune_candidate/{TUNE_RUN}.log",
     benchmark:
-        f"results/benchmarks/tune_candidate/{TUNE_RUN}.tsv"
+        f"results/timings/tune_candidate/{TUNE_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
     threads: config["compute"]["train_threads"]
@@ -46,7 +46,7 @@ rule tune:
             )
             for target, c in TUNE_PLAN
         ],
-        code=script_code("tune_summary.py"),
+        code=script_code("tune.py"),
     output:
         table="results/tuning/tuning.tsv",
         markdown="results/tuning/tuning.md",
@@ -61,4 +61,4 @@ rule tune:
             for key in ("lm", "condition", "seed", "epochs", "tolerance")
         },
     script:
-        "../scripts/tune_summary.py"
+        "../scripts/tune.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from taxvlm.rulelog import rule_log
-from taxvlm.specs import RunSpec
+from taxvlm.specs import TrainingSetup
 from taxvlm.training.loop import Member, SharedFiles, train_projectors
 
 sm = snakemake  # noqa: F821
@@ -22,7 +22,7 @@ members = [
     )
 ]
 train_projectors(
-    RunSpec.from_config(
+    TrainingSetup.from_config(
         lm=sm.params.lm, lm_weights=sm.input.get("lm_weights"), init=sm.params.init, encoder=sm.params.encoder,
         training=sm.params.training, objective=sm.params.objective,
     ),

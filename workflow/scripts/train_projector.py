@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 from taxvlm.rulelog import rule_log
-from taxvlm.specs import RunSpec
+from taxvlm.specs import TrainingSetup
 from taxvlm.training.loop import Member, SharedFiles, train_projector
 
 sm = snakemake  # noqa: F821
 rule_log(sm.log[0])
 torch.set_num_threads(sm.threads)
 train_projector(
-    RunSpec.from_config(
+    TrainingSetup.from_config(
         lm=sm.params.lm, lm_weights=sm.input.get("lm_weights"), init=sm.wildcards.init, encoder=sm.params.encoder,
         training=sm.params.training, objective=sm.wildcards.objective,
     ),

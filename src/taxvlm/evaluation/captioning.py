@@ -10,7 +10,7 @@ images. Every prefix `[head][image][prompt]` has the same length (k image tokens
 the attention mask is all ones and no row is padded: each row attends to exactly what a decode of that
 image alone would (`generate_caption_ids_reference`, one image at a time, is the tests' oracle). A
 hand-written KV-cache decoder that dropped finished rows was measured against it and removed: on
-SmolLM2-135M it was no faster (`benchmarks/results-captioning.md`), and issue 31 kept it only at >= 1.5x.
+SmolLM2-135M it was no faster (`perf/results-captioning.md`), and issue 31 kept it only at >= 1.5x.
 
 Scoring (`score_captions`): pycocoevalcap's scorers (pure Python; the maintained COCO caption code).
 - `Cider` there is **CIDEr-D**, the variant the COCO server reports (Vedantam et al. 2015, §4.2):

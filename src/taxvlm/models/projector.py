@@ -61,5 +61,5 @@ class Projector(nn.Module):
 
 
 def build_projector(spec: dict[str, Any], d_vis: int, d_lm: int) -> Projector:
-    """The projector of `spec` (`taxvlm.specs.RunSpec.projector`, as projector.pt stores it)."""
+    """The projector of `spec` (`taxvlm.specs.TrainingSetup.projector`, as projector.pt stores it)."""
     return Projector(spec["projector"], spec["features"], d_vis, d_lm, spec["prefix_tokens"], spec["feature_norm"])

@@ -50,7 +50,7 @@ from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
 from taxvlm.training.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed, rng
-from taxvlm.specs import RunSpec, TrainingSpec
+from taxvlm.specs import TrainingSetup, TrainingSpec
 from taxvlm.training.kept_points import kept_point, steps_every
 from taxvlm.training.memory import fused_stack_size, peak_memory
 from taxvlm.training.objective import fused_batch_losses, training_ids
@@ -71,7 +71,7 @@ class SharedFiles:
 
 @dataclass(frozen=True)
 class Member:
-    """One run of a fused group (`train_projectors`): what may differ between runs of one `RunSpec`."""
+    """One run of a fused group (`train_projectors`): what may differ between runs of one `TrainingSetup`."""
 
     train_tsv: Path
     seed: int
@@ -84,7 +84,7 @@ class Member:
 class _Shared:
     """What a group's runs share: the run settings, the frozen LM and the feature cache."""
 
-    spec: RunSpec
+    spec: TrainingSetup
     files: SharedFiles
     model: nn.Module
     tokenizer: Any
@@ -142,7 +142,7 @@ class MemberState:
     order_epoch: int = -1
 
 
-def train_projector(spec: RunSpec, files: SharedFiles, member: Member, device: str = "auto") -> None:
+def train_projector(spec: TrainingSetup, files: SharedFiles, member: Member, device: str = "auto") -> None:
     """Write `projector.pt`, `curve.tsv`, `val_curve.tsv` and `train_config.json` to the member's
     `out_dir`; resume from its `resume_path` when it matches this run, and delete it at the end.
     `member.train_tsv` is the objective's table (`train.tsv` or `train_captions.tsv`). A fused group
@@ -151,7 +151,7 @@ def train_projector(spec: RunSpec, files: SharedFiles, member: Member, device: s
 
 
 def train_projectors(
-    spec: RunSpec, files: SharedFiles, members: list[Member], device: str = "auto", memory_gib: float | None = None
+    spec: TrainingSetup, files: SharedFiles, members: list[Member], device: str = "auto", memory_gib: float | None = None
 ) -> None:
     """Train the `members`' projectors together (module docstring: fused training); each member
     writes exactly the files and resume states its unfused run would. `memory_gib` bounds the members
@@ -195,7 +195,7 @@ def _deterministic(enabled: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous)
 
 
-def _load_shared(spec: RunSpec, files: SharedFiles, device: str) -> _Shared:
+def _load_shared(spec: TrainingSetup, files: SharedFiles, device: str) -> _Shared:
     """Load what the members share once: the feature cache and the frozen LM."""
     dev = resolve_device(device)
     flush_denormals_on_cpu(dev)
@@ -223,7 +223,7 @@ def _new_projector(
     return projector, optimizer, warmup_cosine(optimizer, schedule.warmup, schedule.total)
 
 
-def _run_config(spec: RunSpec, seed: int, batching: str) -> dict[str, Any]:
+def _run_config(spec: TrainingSetup, seed: int, batching: str) -> dict[str, Any]:
     """The run's settings as train_config.json records them (and the resume fingerprint hashes),
     with the batching that ran (`rows` where the LM cannot run `images` packed)."""
     return {

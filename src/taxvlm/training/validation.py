@@ -26,7 +26,7 @@ from taxvlm.evaluation.decision import absolute, pair_id
 from taxvlm.io import read_tsv
 from taxvlm.models.lms import PromptFormat, build_prompt
 from taxvlm.evaluation.scoring import naming_frame, naming_phrases, score_questions
-from taxvlm.specs import RunSpec
+from taxvlm.specs import TrainingSetup
 
 VAL_BATCH_SIZE = 64
 VAL_COLUMNS = ["step", "epoch", "n", "accuracy", "pair_accuracy", "yes_rate"]
@@ -88,7 +88,7 @@ def naming_validation_scores(
 
 
 def validation_scorer(
-    spec: RunSpec,
+    spec: TrainingSetup,
     concepts_tsv: Path | None,
     model: nn.Module,
     tokenizer: Any,

@@ -7,7 +7,7 @@ ViT-L/14 shape (`--encoder dinov2_l`, random weights) or DINOv2-S; bf16 autocast
 pipeline runs it. The rate printed is the step's own loop (decode → preprocess → encode → fp16 cache),
 model loading excluded.
 
-Run: `.venv/bin/python benchmarks/features.py [--device cuda] [--encoder dinov2_l] [--images 2048]
+Run: `.venv/bin/python perf/features.py [--device cuda] [--encoder dinov2_l] [--images 2048]
 [--batch-sizes 32 128] [--workers 8]`.
 """
 

@@ -1,5 +1,5 @@
 """The benchmark's contenders must compute the same thing, or its ratios compare different work; this
-also keeps `make bench` in step with the package's signatures (a renamed argument once broke it)."""
+also keeps `make perf` in step with the package's signatures (a renamed argument once broke it)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+PERF = Path(__file__).resolve().parents[1] / "perf"
+sys.path.insert(0, str(PERF))
 
 import measure  # noqa: E402
 import workload  # noqa: E402
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in BENCHMARKS.glob("*.py")))
+@pytest.mark.parametrize("name", sorted(path.stem for path in PERF.glob("*.py")))
 def test_every_benchmark_module_imports(name: str) -> None:
-    """`make bench` runs these scripts: an import they lost (a moved function) fails here, not there."""
+    """`make perf` runs these scripts: an import they lost (a moved function) fails here, not there."""
     importlib.import_module(name)
 
 

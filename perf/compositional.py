@@ -5,7 +5,7 @@ the same step without hard negatives, per hard negative added": the table gives 
 throughput(K) / throughput(0) and its K-th root (the factor per added negative; target ≥ 0.9). The
 text side is cached, so a negative costs rows of a `[B, d]` matmul and of the loss, not an encoder pass.
 
-    .venv/bin/python benchmarks/compositional.py [--device cpu|cuda] [--reps 20] [--out FILE]
+    .venv/bin/python perf/compositional.py [--device cpu|cuda] [--reps 20] [--out FILE]
 
 Shapes are the default's: EfficientNet-Lite0 pooled features (1280), SmolLM2-135M width (576), the
 `mlp` projector with 4 prefix tokens, batch 128 (CE-CLIP's per-GPU batch), random data.
@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-compositional.md"))
+    parser.add_argument("--out", type=Path, default=Path("perf/results-compositional.md"))
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: least disturbed by a busy machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -4,17 +4,17 @@ tests' oracle), on the same model, projector and features.
 
 At commit 64d84db this benchmark also timed a hand-written KV-cache decoder that dropped finished rows;
 issue 31 kept it only if >= 1.5x faster than batched `generate`. On SmolLM2-135M it was not (its
-table: `benchmarks/results-captioning.md`), so the package now decodes with `generate`.
+table: `perf/results-captioning.md`), so the package now decodes with `generate`.
 
 Models (`--lm`): `tiny` (default; the tests' tiny random Llama), `smollm2-shape` (SmolLM2-135M's
 published shape with random weights: no files needed; random logits rarely pick EOS, so every caption
 runs to `--max-new-tokens`), `real` (the converted SmolLM2-135M in `resources/models/lms/smollm2_135m`,
 or `--models DIR`). Features: random pooled `[N, 1280]` (EfficientNet-Lite0's width) through a random
 `mlp` projector to 4 prefix tokens, as `config/config.yaml`. Both contenders produce the same token
-ids (checked and printed). Timing as `benchmarks/run.py`: one warm-up call each, then the contenders
+ids (checked and printed). Timing as `perf/run.py`: one warm-up call each, then the contenders
 alternate within each repetition; medians.
 
-Run: `.venv/bin/python benchmarks/captioning.py [--lm tiny|smollm2-shape|real] [--images 32]
+Run: `.venv/bin/python perf/captioning.py [--lm tiny|smollm2-shape|real] [--images 32]
 [--batch-size 64] [--max-new-tokens 20] [--reps 2] [--device cpu|cuda] [--out FILE]`.
 """
 
@@ -116,7 +116,7 @@ def main() -> None:
         )
     print("\n".join(lines))
     if args.out:
-        command = f"`benchmarks/captioning.py {' '.join(sys.argv[1:])}`"
+        command = f"`perf/captioning.py {' '.join(sys.argv[1:])}`"
         args.out.write_text("\n\n".join(["# Captioning decode", command, "\n".join(lines)]) + "\n")
 
 

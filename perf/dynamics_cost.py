@@ -1,10 +1,10 @@
 """Projected GPU cost of evaluation along training (`training.eval_every`) for the paper grid.
 
 Reads each LM's measured scoring rate (questions/s of our scorer) from the table "The paper's LMs on
-this machine" in `benchmarks/results-h200.md` (written by `benchmarks/run.py --device cuda --paper-lms`)
+this machine" in `perf/results-h200.md` (written by `perf/run.py --device cuda --paper-lms`)
 and prints, for `config/things.yaml`'s runs, the extra evaluation passes that keeping a point every
 `--every` epochs adds (each kept point before the last is one more pass over the test questions) and
-their GPU hours. Run: `python benchmarks/dynamics_cost.py [--every 1]`.
+their GPU hours. Run: `python perf/dynamics_cost.py [--every 1]`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projection import things_runs, things_workload  # noqa: E402
 from workload import EPOCHS, PAPER_LMS, ROOT, SAME_SHAPE  # noqa: E402
 
-RESULTS = ROOT / "benchmarks/results-h200.md"
+RESULTS = ROOT / "perf/results-h200.md"
 
 
 def measured_qps(text: str) -> dict[str, float]:

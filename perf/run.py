@@ -17,7 +17,7 @@ rep by rep (so background load hits both alike), medians reported:
   published shapes (random weights) with DINOv2-L/14-shaped features, and the grid of
   `config/things.yaml` projected from those measured rates.
 
-Run: `.venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--random-weights] [--paper-lms]
+Run: `.venv/bin/python perf/run.py [--quick] [--device cpu|cuda] [--random-weights] [--paper-lms]
 [--models DIR] [--out FILE]`.
 """
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny random models, a few iterations (smoke run)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", type=Path, default=None, help="markdown file (default benchmarks/results[-quick].md)")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file (default perf/results[-quick].md)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per measurement (after 1 warm-up)")
     parser.add_argument("--models", type=Path, default=ROOT / "resources/models", help="folder of the converted models")
     parser.add_argument("--random-weights", action="store_true",
