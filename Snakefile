@@ -31,7 +31,7 @@ wildcard_constraints:
     init="pretrained|random",
     condition=r"none|full|random\d+(pair)?|systematic\d+",
     shuffle="original|across|within",
-    objective="yesno|caption",
+    objective=_alternation(OBJECTIVES),
     seed=r"\d+",
     asset=_alternation(asset_entries(config["assets"])),
 

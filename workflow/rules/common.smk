@@ -15,7 +15,7 @@ from taxvlm.placement import gpu_job_resources, host_mem_mb, model_billions, run
 from taxvlm.provenance import config_fingerprint
 from taxvlm.sources import script_sources
 from taxvlm.tune import candidate_name, tuning_plan
-from taxvlm.grid import ConfigError
+from taxvlm.grid import OBJECTIVES, ConfigError
 from taxvlm.config import (
     RUN_PATH,
     check_references,
