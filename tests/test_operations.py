@@ -232,7 +232,7 @@ def test_finished_run_has_nothing_to_do(base_run) -> None:
 
 @pytest.mark.workflow
 def test_changing_one_lms_learning_rate_reruns_only_that_lms_jobs(base_run) -> None:
-    table, jobs = dry_run(base_run[0], "lms: {tiny_llama_b: {training: {lr: 0.05}}}\n")
+    table, jobs = dry_run(base_run[0], "training: {by_lm: {tiny_llama_b: {lr: 0.05}}}\n")
     assert table == Counter({"train_projector": 2, "evaluate_projector": 2, "name_projector": 2, "probe_states": 1,
                              **AGGREGATION, **CONFIG_CHANGED}), table
     assert {wc["lm"] for rule, wc in jobs if "lm" in wc} == {"tiny_llama_b"}
@@ -248,7 +248,7 @@ def test_adding_a_seed_adds_only_that_seeds_jobs(base_run) -> None:
 
 @pytest.mark.workflow
 def test_changing_an_encoder_layer_reruns_its_features_and_downstream_only(base_run) -> None:
-    table, _ = dry_run(base_run[0], "encoders: {tiny_vit: {layer: -1}}\n")
+    table, _ = dry_run(base_run[0], "models: {encoders: {tiny_vit: {layer: -1}}}\n")
     assert table == Counter({"extract_features": 1, "train_projector": N_RUNS, **PER_RUN_EVALUATION,
                              **AGGREGATION, **CONFIG_CHANGED}), table
 
@@ -307,7 +307,7 @@ def test_touching_files_without_changing_them_reruns_nothing(base_run) -> None:
 
 
 # Fused training of tiny_llama_b's runs in groups of 2: [none, systematic1], [full] (config order).
-FUSED_OVERRIDE = OPS_OVERRIDE.replace("    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2}\n").replace(
+FUSED_OVERRIDE = OPS_OVERRIDE.replace("analysis:\n", "training: {by_lm: {tiny_llama_b: {fuse: 2}}}\nanalysis:\n").replace(
     "lms: [tiny_llama_b]\n    inits: [pretrained]\n    conditions: [none, full]",
     "lms: [tiny_llama_b]\n    inits: [pretrained]\n    conditions: [none, systematic1, full]")
 FUSED_RUNS = [f"results/runs/tiny_vit/tiny_llama_b/pretrained/{c}/original/yesno/seed{s}/projector.pt"
@@ -403,7 +403,7 @@ def test_killed_training_resumes_from_its_checkpoint(base_run, tmp_path: Path) -
 # tiny_llama_b's two runs as one fused group, long enough to be caught mid-run: checkpoints every 10
 # steps, 200 steps in all (its `none` run; `full` has 80), a quarter of the unfused test's length.
 LONG_FUSED_OVERRIDE = OPS_OVERRIDE.replace(
-    "    chat_template: false\n", "    chat_template: false\n    training: {fuse: 2, epochs: 10, checkpoint_every: 10}\n")
+    "analysis:\n", "training: {by_lm: {tiny_llama_b: {fuse: 2, epochs: 10, checkpoint_every: 10}}}\nanalysis:\n")
 LONG_FUSED_RUNS = [f"results/runs/tiny_vit/tiny_llama_b/pretrained/{c}/original/yesno/seed7/projector.pt"
                    for c in ("none", "full")]
 
@@ -469,7 +469,8 @@ def assert_same(a, b, where: str = "projector") -> None:
 def test_failed_job_leaves_nothing_trusted_and_keep_going_finishes_the_rest(base_run, tmp_path: Path) -> None:
     workdir = clone_run(base_run[0], tmp_path / "failure")
     override = (
-        "lms:\n  broken: {source: hf, id: /nonexistent/taxvlm-missing-lm}\n"
+        "models:\n  lms:\n    broken: {source: hf, id: /nonexistent/taxvlm-missing-lm}\n"
+        "lms: [tiny_llama, tiny_llama_b, broken]\n"
         "experiments:" + OPS_OVERRIDE.split("experiments:")[1]
         + "  - encoders: [tiny_vit]\n    lms: [broken]\n    inits: [pretrained]\n"
         "    conditions: [none]\n    shuffles: [original]\n    seeds: [7]\n"

@@ -70,6 +70,16 @@ def test_wrong_names_are_one_line_naming_the_field(config: dict, message: str) -
         resolve_models(config, REGISTRY)
 
 
+def test_a_preset_sets_how_one_lm_trains_over_the_lms_own_training_block() -> None:
+    config = {"models": {"lms": {"mine": {"source": "hf", "training": {"lr": 0.1, "epochs": 2}}}},
+              "lms": ["mine", "smollm2_135m"], "training": {"lr": 0.01, "by_lm": {"mine": {"lr": 0.5}}}}  # fmt: skip
+    resolve_models(config, REGISTRY)
+    assert config["lms"]["mine"]["training"] == {"lr": 0.5, "epochs": 2}
+    assert "training" not in config["lms"]["smollm2_135m"] and config["training"] == {"lr": 0.01}
+    with pytest.raises(ConfigError, match=r"config.training.by_lm: \['gemma3_270m'\] not in config.lms"):
+        resolve_models({"lms": ["smollm2_135m"], "training": {"by_lm": {"gemma3_270m": {"lr": 1.0}}}}, REGISTRY)
+
+
 def test_an_id_declared_twice_in_the_registry_is_an_error(tmp_path: Path) -> None:
     folder = _write(tmp_path, "a.yaml", {"lms": {"x": {"source": "hf"}}})
     _write(folder, "b.yaml", {"lms": {"x": {"source": "hf", "id": "other"}}})

@@ -77,6 +77,7 @@ def overlay(base_url: str, archives: list[Path], gpus_per_job: int = 0) -> dict:
         "assets": assets,
         "dataset": {"max_concepts": MAX_CONCEPTS, "things": {"images_assets": list(assets)}},
         "models": tiny["models"],
+        "tuning": tiny["tuning"],
         "encoders": tiny["encoders"],
         "lms": tiny["lms"],
         "training": {key: tiny["training"][key] for key in ("epochs", "batch_size", "checkpoint_every")},

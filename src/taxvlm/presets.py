@@ -7,7 +7,9 @@ The model registry: `config/models/*.yaml` each hold `encoders:` and/or `lms:` m
 `config.encoders` / `config.lms` entries take it) plus the `assets` its weights are built from. A
 preset lists the ids it uses (`encoders: [dinov2_l]`); a model of the user's own goes under the
 config's `models:` in the same shape, so that a preset never redeclares a shipped model and a shipped
-id always means the same weights, whatever preset names it (results are filed under the id).
+id always means the same weights, whatever preset names it (results are filed under the id). How a
+preset trains one of its LMs is the preset's choice, not the model's: `training.by_lm.<id>` (the keys
+of `training`) goes over the LM's own `training` block.
 
 The dataset declarations: `config/datasets/<kind>.yaml` holds what every preset on that dataset shares
 (its downloads, and for the Tux Paint stamps the WordNet targets and hand-picked senses); a preset with
@@ -59,7 +61,8 @@ def load_registry(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 def resolve_models(config: dict[str, Any], folder: Path) -> None:
     """In place: each family's list of ids becomes its id → spec mapping (registry entries, and the
-    config's own `models:`), the used models' `assets` join `config.assets`, and `models` goes."""
+    config's own `models:`), the used models' `assets` join `config.assets`, `training.by_lm` goes into
+    the LMs' own `training` blocks, and `models` and `by_lm` go."""
     registry = load_registry(folder)
     where = {(family, model_id): str(folder) for family in FAMILIES for model_id in registry[family]}
     _add(registry, where, config.pop("models", None) or {}, "config.models")
@@ -79,6 +82,13 @@ def resolve_models(config: dict[str, Any], folder: Path) -> None:
                 f"(a model of your own goes under `models.{family}`)"
             )
         config[family] = {model_id: _spec(registry[family][model_id], family, model_id, config) for model_id in ids}
+    by_lm = config.get("training", {}).pop("by_lm", None) or {}
+    unknown = sorted(set(by_lm) - set(config.get("lms", {})))
+    if unknown:
+        raise ConfigError(f"config.training.by_lm: {unknown} not in config.lms ({sorted(config.get('lms', {}))})")
+    for model_id, settings in by_lm.items():
+        own = config["lms"][model_id].setdefault("training", {})
+        update_config(own, copy.deepcopy(settings))
 
 
 def _add(registry: dict[str, dict[str, dict[str, Any]]], where: dict[tuple[str, str], str],
