@@ -52,19 +52,23 @@ def resolve_preset(config: dict[str, Any], config_dir: Path) -> None:
 
 def load_registry(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """family → id → entry from every `*.yaml` under `folder`; an id declared twice is an error."""
+    return _load(folder)[0]
+
+
+def _load(folder: Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], str]]:
+    """The registry, and the file that declares each (family, id)."""
     registry: dict[str, dict[str, dict[str, Any]]] = {family: {} for family in FAMILIES}
     where: dict[tuple[str, str], str] = {}
     for path in sorted(folder.glob("*.yaml")):
         _add(registry, where, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
-    return registry
+    return registry, where
 
 
 def resolve_models(config: dict[str, Any], folder: Path) -> None:
     """In place: each family's list of ids becomes its id → spec mapping (registry entries, and the
     config's own `models:`), the used models' `assets` join `config.assets`, `training.by_lm` goes into
     the LMs' own `training` blocks, and `models` and `by_lm` go."""
-    registry = load_registry(folder)
-    where = {(family, model_id): str(folder) for family in FAMILIES for model_id in registry[family]}
+    registry, where = _load(folder)
     _add(registry, where, config.pop("models", None) or {}, "config.models")
     for family in FAMILIES:
         if family not in config:

@@ -79,7 +79,6 @@ class LMSpec(_Spec):
     weights: Mapping[str, Any] | None = None
 
 
-
 @dataclass(frozen=True)
 class TrainingSpec(_Spec):
     """One run's training settings: the rule's `training` param, which `taxvlm.config.training_config`
