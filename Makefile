@@ -17,7 +17,7 @@ $(error make run needs Debian's apt-get to download the Tux Paint stamps (tuxpai
 endif
 endif
 
-.PHONY: run test faults perf lint env test-env lock apt-lists browser docs
+.PHONY: run test faults perf lint env test-env lock apt-lists browser docs config-docs
 
 env: $(VENV)/.installed
 
@@ -88,6 +88,10 @@ perf: env
 	$(BIN)/python perf/fused.py
 	$(BIN)/python perf/packed.py
 	$(BIN)/python perf/compile.py
+
+# The config schema and config/README.md's key reference are generated from the settings tree.
+config-docs: env
+	$(BIN)/python -m taxvlm.settings.generate --schema workflow/schemas/config.schema.yaml --readme config/README.md
 
 lint: test-env
 	$(BIN)/snakemake --lint

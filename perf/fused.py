@@ -46,7 +46,10 @@ from taxvlm.io import atomic_path, write_tsv
 from taxvlm.training.memory import member_activation_bytes, peak_memory
 from taxvlm.models.lms import build_prompt, load_lm
 from taxvlm.models.projector import build_projector
-from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, TrainingSetup, TrainingSpec, with_schema_defaults
+from taxvlm.settings.models import EncoderSpec, LMSpec
+from taxvlm.settings.schema import fill_defaults
+from taxvlm.settings.training import TrainingSpec
+from taxvlm.specs import FrozenLM, TrainingSetup
 from taxvlm.training.loop import epoch_order, Member, SharedFiles, train_projector, train_projectors
 from taxvlm.training.objective import batch_loss, fused_batch_losses
 
@@ -67,11 +70,11 @@ MEMORY_SIZES = [1, 2, 4]  # G of the estimate-vs-measured table
 
 def frozen_lm(lm_dir: Path) -> FrozenLM:
     """The pretrained LM in `lm_dir`, its spec completed by the schema's defaults as the workflow's is."""
-    return FrozenLM(LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*")), lm_dir, "pretrained")
+    return FrozenLM(LMSpec.from_config({"source": "hf"}), lm_dir, "pretrained")
 
 
 def training_setup(lm_dir: Path, training: dict) -> TrainingSetup:
-    encoder = EncoderSpec.from_config(with_schema_defaults(ENCODER, "encoders", "*"))
+    encoder = EncoderSpec.from_config(fill_defaults(ENCODER, "encoders", "*"))
     return TrainingSetup(frozen_lm(lm_dir), encoder, TrainingSpec.from_config(training), "yesno")
 
 

@@ -17,7 +17,9 @@ from torch import nn
 from taxvlm.io import read_tsv
 from taxvlm.models.encoders import Encoder, load_encoder
 from taxvlm.models.lms import PromptFormat, build_prompt, load_lm
-from taxvlm.specs import EncoderSpec, FrozenLM, LMSpec, with_schema_defaults
+from taxvlm.settings.models import EncoderSpec, LMSpec
+from taxvlm.settings.schema import fill_defaults
+from taxvlm.specs import FrozenLM
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "results/data/images.tsv"
@@ -172,11 +174,11 @@ def build_setup(quick: bool, device: str, models: Path, random_weights: bool) ->
 
 def hf_lm(lm_dir: Path, init: str) -> FrozenLM:
     """The LM in `lm_dir`, its spec completed by the schema's defaults as the workflow's is."""
-    return FrozenLM(LMSpec.from_config(with_schema_defaults({"source": "hf"}, "lms", "*")), lm_dir, init)
+    return FrozenLM(LMSpec.from_config({"source": "hf"}), lm_dir, init)
 
 
 def encoder_spec(section: dict[str, Any]) -> EncoderSpec:
-    return EncoderSpec.from_config(with_schema_defaults(section, "encoders", "*"))
+    return EncoderSpec.from_config(fill_defaults(section, "encoders", "*"))
 
 
 def random_dinov2(options: dict[str, Any], dev: torch.device) -> Encoder:

@@ -1,5 +1,5 @@
 """Specs for tests, built the way the workflow builds them: the schema's defaults filled in, then
-the typed spec (`taxvlm.specs`), so a test never states a default of its own."""
+the typed section (`taxvlm.settings`), so a test never states a default of its own."""
 
 from __future__ import annotations
 
@@ -9,23 +9,18 @@ from typing import Any
 import yaml
 from snakemake.utils import update_config, validate
 
-from taxvlm.config import keep_lm_training_overrides
 from taxvlm.grid import run_settings
 from taxvlm.presets import resolve_preset
-from taxvlm.specs import (
-    SCHEMA_PATH,
-    EncoderSpec,
-    FrozenLM,
-    LMSpec,
-    TrainingSetup,
-    TrainedRun,
-    TrainingSpec,
-    with_schema_defaults,
-)
+from taxvlm.settings.models import EncoderSpec, LMSpec
+from taxvlm.settings.schema import fill_defaults
+from taxvlm.settings.training import TrainingSpec
+from taxvlm.specs import FrozenLM, TrainedRun, TrainingSetup
 
 
 def lm_spec(**keys: Any) -> LMSpec:
-    return LMSpec.from_config(with_schema_defaults({"source": "hf", **keys}, "lms", "*"))
+    """An `lms` entry with its defaults, without its `training` block (as planning's `lm_spec` splits it)."""
+    entry = fill_defaults({"source": "hf", **keys}, "lms", "*")
+    return LMSpec.from_config({key: value for key, value in entry.items() if key != "training"})
 
 
 def frozen_lm(weights_dir: Path | None, init: str = "pretrained", **keys: Any) -> FrozenLM:
@@ -33,13 +28,13 @@ def frozen_lm(weights_dir: Path | None, init: str = "pretrained", **keys: Any) -
 
 
 def encoder_spec(**keys: Any) -> EncoderSpec:
-    return EncoderSpec.from_config(with_schema_defaults({"source": "timm", "layer": -2, **keys}, "encoders", "*"))
+    return EncoderSpec.from_config(fill_defaults({"source": "timm", "layer": -2, **keys}, "encoders", "*"))
 
 
 def training_spec(**keys: Any) -> TrainingSpec:
     """`keys` over the schema's defaults, unvalidated: tests also train for `epochs: 0` (the untrained
     baseline), which a config may not ask for."""
-    return TrainingSpec.from_config({**run_settings(with_schema_defaults({}, "training")), **keys})
+    return TrainingSpec.from_config({**run_settings(fill_defaults({}, "training")), **keys})
 
 
 def training_setup(
@@ -54,18 +49,18 @@ def trained_run(lm_dir: Path, run_dir: Path, features: Path, seed: int, init: st
 
 def section(value: dict[str, Any], *path: str) -> dict[str, Any]:
     """A config section as the workflow's functions receive it: `value` with the schema's defaults."""
-    return with_schema_defaults(value, *path)
+    return fill_defaults(value, *path)
+
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
 def validated(config: dict[str, Any]) -> dict[str, Any]:
     """A whole config as `workflow/rules/common.smk` leaves it: validated by Snakemake, which fills the
-    schema's defaults, with each LM's `training` overrides kept as written."""
-    with keep_lm_training_overrides(config):
-        validate(config, str(SCHEMA_PATH))
+    schema's defaults."""
+    validate(config, str(SCHEMA))
     return config
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def preset(*files: str, root: Path = REPO) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from taxvlm.config import keep_lm_training_overrides, schema_error, training_config
+from taxvlm.config import schema_error
 from taxvlm.models.guard import RandomInitError, require_pretrained
 
 from spec_builders import FOLDER_DATASET, encoder_spec, frozen_lm, preset, section
@@ -113,20 +113,6 @@ def test_lm_training_override_is_validated(override: dict, message: str) -> None
     config = _config()
     config["lms"]["smollm2_135m"]["training"] = override
     assert schema_error(config, SCHEMA) == message
-
-
-def test_validation_defaults_do_not_turn_into_overrides() -> None:
-    """Snakemake's validate fills schema defaults; an LM's override must still set only what it names."""
-    from snakemake.utils import validate
-
-    config = _config()
-    config["training"]["epochs"] = 7
-    config["lms"]["smollm2_135m"]["training"] = {"lr": 0.5}
-    with keep_lm_training_overrides(config):
-        validate(config, str(SCHEMA))
-    resolved = training_config(config, "smollm2_135m", "yesno", "pretrained")
-    assert (resolved["lr"], resolved["epochs"]) == (0.5, 7)
-    assert config["lms"]["gemma3_270m"]["training"] == {}
 
 
 def test_weights_option_typo_is_named() -> None:

@@ -19,7 +19,7 @@ from taxvlm.config import (
     training_config,
 )
 from taxvlm.grid import ConfigError
-from taxvlm.specs import with_schema_defaults
+from taxvlm.settings.schema import fill_defaults
 
 from spec_builders import preset, validated
 
@@ -35,7 +35,7 @@ def test_grid_is_the_sorted_union_of_blocks() -> None:
     block = {"encoders": ["e"], "lms": ["l"], "inits": ["pretrained"], "conditions": ["none", "full"],
              "shuffles": ["original"], "seeds": [7]}
     overlapping = {**block, "conditions": ["full"], "seeds": [7, 42]}
-    runs = expand_experiments(with_schema_defaults([block, overlapping], "experiments"))
+    runs = expand_experiments(fill_defaults([block, overlapping], "experiments"))
     assert runs == sorted(runs)
     assert len(runs) == 3  # (none,7), (full,7), (full,42): (full,7) counted once
     assert {run.objective for run in runs} == {"yesno"}  # a block without `objectives` trains on questions

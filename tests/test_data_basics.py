@@ -8,12 +8,12 @@ import pytest
 from taxvlm.data import lexicon, splits
 from taxvlm.data.errors import DataError
 from taxvlm.data.questions import make_questions
-from taxvlm.specs import with_schema_defaults
+from taxvlm.settings.schema import fill_defaults
 
 from spec_builders import section
 
 
-FRACTIONS = with_schema_defaults({}, "split")["fractions"]  # 70/5/25
+FRACTIONS = fill_defaults({}, "split")["fractions"]  # 70/5/25
 
 
 @pytest.mark.parametrize(

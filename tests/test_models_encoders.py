@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ from taxvlm.features import extract_features
 from taxvlm.io import write_tsv
 from taxvlm.models.encoders import load_encoder
 from taxvlm.models.projector import build_projector
-from taxvlm.specs import EncoderSpec, with_schema_defaults
+from taxvlm.settings.models import EncoderSpec
+from taxvlm.settings.schema import fill_defaults
 
 from spec_builders import encoder_spec
 
@@ -78,7 +78,7 @@ def test_timm_final_layer_is_the_pre_logits_features(
         pre_logits = encoder.model.forward_head(encoder.model.forward_features(pixels), pre_logits=True)
     assert pooled.shape == (2, dim) == pre_logits.shape and tok.shape[-1] == dim == encoder.model.num_features
     torch.testing.assert_close(pooled, pre_logits)
-    inner, _ = _encode(load_encoder(replace(spec, layer=-2), tmp_path / name), _images(2))
+    inner, _ = _encode(load_encoder(spec.model_copy(update={"layer": -2}), tmp_path / name), _images(2))
     assert inner.shape[-1] < dim
     assert encoder.meta["layer"] == "final" and encoder.meta["pooled"] == "forward_head(pre_logits=True)"
 
@@ -95,7 +95,7 @@ def test_layer_must_be_stated(spec: dict, match: str) -> None:
     """No source-independent default: the role of the encoder decides the layer, so the spec says it
     (the schema requires it; `final` is for timm only)."""
     with pytest.raises(ValueError, match=match):
-        load_encoder(EncoderSpec.from_config(with_schema_defaults(spec, "encoders", "*")), None)
+        load_encoder(EncoderSpec.from_config(fill_defaults(spec, "encoders", "*")), None)
 
 
 def test_timm_loads_tiny_kwargs_and_saved_weights(tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_open_clip_local_file(tmp_path: Path) -> None:
 
 def test_unknown_source_names_the_field() -> None:
     with pytest.raises(ValueError, match="'source'"):
-        load_encoder(replace(encoder_spec(), source="onnx"), None)
+        load_encoder(encoder_spec().model_copy(update={"source": "onnx"}), None)
 
 
 def test_feature_cache_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,4 +214,4 @@ def test_open_clip_hub_tag_comes_from_id(monkeypatch: pytest.MonkeyPatch) -> Non
         load_encoder(spec, None)
     assert asked["pretrained"] == "webli"
     with pytest.raises(ValueError, match="needs `id`"):
-        load_encoder(replace(spec, id=None), None)
+        load_encoder(spec.model_copy(update={"id": None}), None)

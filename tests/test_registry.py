@@ -9,7 +9,7 @@ import yaml
 
 from taxvlm.grid import ConfigError
 from taxvlm.presets import FAMILIES, load_registry, resolve_models, resolve_preset
-from taxvlm.specs import with_schema_defaults
+from taxvlm.settings.schema import fill_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "config/models"
@@ -27,9 +27,9 @@ def test_every_registry_entry_is_a_valid_model_with_valid_assets(family: str) ->
     assert entries, f"no {family} in the registry"
     for model_id, entry in entries.items():
         spec = {key: value for key, value in entry.items() if key != "assets"}
-        with_schema_defaults(spec, family, "*")  # raises ConfigError naming the bad key
+        fill_defaults(spec, family, "*")  # raises ConfigError naming the bad key
         if entry.get("assets"):
-            with_schema_defaults(entry["assets"], "assets")
+            fill_defaults(entry["assets"], "assets")
         weights = entry.get("weights", {}).get("asset", [])
         for asset in [weights] if isinstance(weights, str) else weights:
             assert asset in entry.get("assets", {}), f"{family}.{model_id}: its weights' asset {asset} is not declared with it"

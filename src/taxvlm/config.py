@@ -1,6 +1,6 @@
 """Planning: config checks, the experiment grid and its fused groups, config warnings.
 
-The JSON schema (workflow/schemas/config.schema.yaml) checks types and fills defaults; this module
+The JSON schema (generated from `taxvlm.settings`) checks types and fills defaults; this module
 adds what a schema cannot express (cross-references between sections) and turns the union of
 experiment grids into the list of runs, so the workflow and the tests share one definition.
 
@@ -10,11 +10,10 @@ its words through `taxvlm.grid`, so that editing planning reruns no job (`tests/
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,19 +249,6 @@ def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
         size = fuse_limit(config, key[1])
         groups += [FusedGroup(tuple(runs[i : i + size])) for i in range(0, len(runs), size)]
     return groups
-
-
-@contextlib.contextmanager
-def keep_lm_training_overrides(config: dict[str, Any]) -> Iterator[None]:
-    """Keep each LM's `training` block as written while Snakemake's `validate` fills schema defaults.
-
-    The block references the `training` schema (so a typo or a wrong type fails), whose defaults
-    `validate` would copy into it; every LM would then override every global training setting.
-    """
-    saved = {name: copy.deepcopy(spec.get("training", {})) for name, spec in config.get("lms", {}).items()}
-    yield
-    for name, override in saved.items():
-        config["lms"][name]["training"] = override
 
 
 def unpinned_models(config: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ from taxvlm.devices import resolve_device
 from taxvlm.io import CorruptResultError, read_tsv, save_pt
 from taxvlm.models.encoders import Preprocess, load_encoder
 from taxvlm.progress import Progress
-from taxvlm.specs import EncoderSpec
+from taxvlm.settings.models import EncoderSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,105 +1,20 @@
-"""Typed, complete settings of the models and the training, built once from the validated config.
+"""The records jobs build from their rule's params: which frozen LM a job loads, what a training
+shares, what a trained run's files are. Their settings are sections of the settings tree
+(`taxvlm.settings`), so each key's type and default is written once, there.
 
-The JSON schema (`workflow/schemas/config.schema.yaml`) is the one source of defaults: Snakemake's
-`validate` fills them in before any job starts, so a spec reads every key it needs without a
-fallback, and a key the schema fills but the mapping lacks is an error naming it (a config that
-skipped validation, or a schema default that was dropped), never a silent second default.
-Keys the schema leaves optional without a default (a hub `id`, a `revision`, local `weights`) are
-`None` when absent.
-
-`record()` gives the mapping back exactly as the config had it (what `train_config.json`, the
-checkpoint fingerprint and the feature cache record), so typing the settings changes no output.
+A section keeps the mapping it was built from (`record()`): what `train_config.json`, the
+checkpoint fingerprint and the feature cache record, so typing the settings changes no output.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import jsonschema
-import yaml
-from referencing import Registry, Resource
-
-from taxvlm.grid import ConfigError
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class _Spec:
-    """`from_config` / `record` for a frozen dataclass whose fields are config keys."""
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], where: str = "config") -> Self:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(section) - names)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__} (known: {sorted(names)})")
-        required = {f.name for f in fields(cls) if f.default is MISSING}  # type: ignore[arg-type]
-        missing = sorted(required - set(section))
-        if missing:
-            raise ConfigError(
-                f"{where}: missing {missing}; the schema requires these or fills their defaults, so this mapping "
-                "was not validated"
-            )
-        return cls(**copy.deepcopy(dict(section)))
-
-    def record(self) -> dict[str, Any]:
-        """The config mapping this spec was built from (optional keys left out when absent)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        return copy.deepcopy({key: value for key, value in values.items() if value is not None})
-
-
-@dataclass(frozen=True)
-class EncoderSpec(_Spec):
-    """One `config.encoders` entry."""
-
-    source: str
-    layer: int | str
-    features: str
-    image_size: int
-    name: str | None = None
-    id: str | None = None
-    revision: str | None = None
-    weights: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class LMSpec(_Spec):
-    """One `config.lms` entry without its `training` overrides: the rule's `lm` param, which planning
-    (`lm_spec` in common.smk) splits from them; they reach `TrainingSpec` through `training_config`."""
-
-    source: str
-    chat_template: bool
-    random_init_seed: int
-    id: str | None = None
-    revision: str | None = None
-    weights: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class TrainingSpec(_Spec):
-    """One run's training settings: the rule's `training` param, which `taxvlm.config.training_config`
-    resolves (the global block, the LM's and the matching `overrides`) without the keys that are no run's
-    setting (`taxvlm.grid.NOT_RUN_SETTINGS`); such a key here is an unknown key."""
-
-    projector: str
-    prefix_tokens: int
-    feature_norm: str
-    lr: float
-    weight_decay: float
-    warmup_fraction: float
-    epochs: float
-    batch_size: int
-    grad_clip: float
-    checkpoint_every: int
-    val_every: float
-    eval_every: float
-    eval_every_unit: str
-    batching: str
-    compile: str
+from taxvlm.settings.models import EncoderSpec, LMSpec
+from taxvlm.settings.training import TrainingSpec
 
 
 @dataclass(frozen=True)
@@ -180,36 +95,3 @@ def trained_run(
     wildcards: `init`, `seed`), and its projector and feature files."""
     frozen = FrozenLM.from_config(lm, lm_weights, keys["init"])
     return TrainedRun(frozen, int(keys["seed"]), Path(projector), Path(features))
-
-
-def with_schema_defaults(value: Any, *path: str, schema_path: Path = SCHEMA_PATH) -> Any:
-    """`value` (the config section at `path`, e.g. `("lms", "*")` for one LM) with the schema's
-    defaults filled in, as Snakemake's `validate` fills them: for tests, benchmarks and notebooks that
-    build a spec without a whole workflow config. A `*` step is an entry of a name → spec mapping, a
-    `[]` step an item of a list; no step at all fills a whole config."""
-    schema = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
-    steps = {"*": "/additionalProperties", "[]": "/items"}
-    pointer = "".join(steps.get(step, f"/properties/{step}") for step in path)
-    registry = Registry().with_resource(_SCHEMA_URI, Resource.from_contents(schema))
-    filled = copy.deepcopy(value)
-    error = jsonschema.exceptions.best_match(
-        _FillingValidator({"$ref": f"{_SCHEMA_URI}#{pointer}"}, registry=registry).iter_errors(filled)
-    )
-    if error is not None:
-        raise ConfigError(f"config.{'.'.join(path)}: {error.message}")
-    return filled
-
-
-_SCHEMA_URI = "urn:taxvlm:config-schema"
-
-
-def _fill_defaults(validator: Any, properties: Mapping[str, Any], instance: Any, schema: Any) -> Any:
-    """The `properties` keyword, after writing each absent property's `default` into the instance."""
-    if isinstance(instance, dict):
-        for name, sub in properties.items():
-            if isinstance(sub, dict) and "default" in sub:
-                instance.setdefault(name, copy.deepcopy(sub["default"]))
-    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
-
-
-_FillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_defaults})

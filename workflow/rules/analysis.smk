@@ -151,7 +151,7 @@ rule textprobe:
         "results/timings/textprobe/{lm}_{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("evaluate"),
     params:
@@ -176,7 +176,7 @@ rule upper_bound:
         "results/timings/upper_bound/{lm}_{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("evaluate"),
     params:

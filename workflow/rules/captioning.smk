@@ -40,7 +40,7 @@ rule caption_decode:
         f"results/timings/caption_decode/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("decode"),
     params:

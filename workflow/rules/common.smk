@@ -23,7 +23,6 @@ from taxvlm.config import (
     expand_experiments,
     fuse_memory_gib,
     fused_groups,
-    keep_lm_training_overrides,
     schema_error,
     training_config,
     unpinned_models,
@@ -31,14 +30,17 @@ from taxvlm.config import (
 from taxvlm.assets.lock import asset_entries, check_pins, unpinned_report
 from taxvlm.compositional.config import check_compositional, pipeline_runs
 from taxvlm.presets import resolve_preset
+from taxvlm.settings.tree import Config
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 resolve_preset(config, Path(workflow.basedir) / "config")
 _problem = schema_error(config, SCHEMA)
 if _problem:
     raise ConfigError(_problem)
-with keep_lm_training_overrides(config):
-    validate(config, str(SCHEMA))
+validate(config, str(SCHEMA))
+# The typed view of the validated config (`taxvlm.settings.tree`): what planning reads as values.
+# Params stay the mappings as written, so that typing them reruns nothing.
+SETTINGS = Config.from_config(config)
 check_references(config)
 CONFIG_FINGERPRINT = config_fingerprint(config)
 check_compositional(config)
@@ -53,7 +55,7 @@ if unpinned_models(config):
     )
 
 RUNS = expand_experiments(config["experiments"])
-check_twins(RUNS, config["analysis"]["require_twin"])
+check_twins(RUNS, SETTINGS.analysis.require_twin)
 FUSED_GROUPS = fused_groups(config)
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
@@ -66,7 +68,7 @@ RUN = RUN_PATH
 RUN_DIR = f"results/runs/{RUN}"
 YESNO_RUN = RUN.replace("{objective}", "yesno")
 YESNO_RUN_DIR = f"results/runs/{YESNO_RUN}"
-GPU = config["compute"]["gpus_per_job"]
+GPU = SETTINGS.compute.gpus_per_job
 
 
 def _alternation(names):
@@ -154,7 +156,7 @@ def metric_sources():
         (run.keys() | {"readout": "yesno"}, f"{run_dir(run)}/predictions.tsv")
         for run in YESNO_RUNS
     ]
-    if config["evaluation"]["naming"]:
+    if SETTINGS.evaluation.naming:
         sources += [
             (run.keys() | {"readout": "naming"}, f"{run_dir(run)}/naming.tsv")
             for run in RUNS

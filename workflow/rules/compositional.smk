@@ -90,7 +90,7 @@ rule compositional_score_vlm:
         f"results/timings/compositional/score_vlm/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -113,7 +113,7 @@ rule compositional_text_features:
         "results/timings/compositional/text_features/{lm}/{init}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -141,7 +141,7 @@ rule compositional_pipeline:
         f"results/timings/compositional/pipeline/{RUN}/{{ablation}}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     params:
         section=COMP_SECTION,
     script:
@@ -200,7 +200,7 @@ rule compositional_faithful:
         "results/timings/compositional/faithful/{clip}/{ablation}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -223,7 +223,7 @@ rule compositional_score_open_clip:
         "results/timings/compositional/score_open_clip/{clip}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -299,7 +299,7 @@ rule compositional_benchmark_open_clip:
         "results/timings/compositional/benchmark_open_clip/{benchmark}/{clip}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -341,7 +341,7 @@ rule compositional_benchmark_features:
         "results/timings/compositional/benchmark_features/{benchmark}/{encoder}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["feature_threads"]
+    threads: SETTINGS.compute.feature_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -366,7 +366,7 @@ rule compositional_benchmark_vlm:
         f"results/timings/compositional/benchmark_vlm/{{benchmark}}/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:
@@ -389,7 +389,7 @@ rule compositional_benchmark_faithful:
         "results/timings/compositional/benchmark_faithful/{benchmark}/{ablation}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("compositional"),
     params:

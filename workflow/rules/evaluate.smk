@@ -28,7 +28,7 @@ rule evaluate_projector:
         f"results/timings/evaluate_projector/{YESNO_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("evaluate"),
     params:
@@ -55,7 +55,7 @@ rule name_projector:
         f"results/timings/name_projector/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("evaluate"),
     params:

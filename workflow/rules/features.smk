@@ -14,7 +14,7 @@ rule extract_features:
         "results/timings/extract_features/{encoder}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["feature_threads"]
+    threads: SETTINGS.compute.feature_threads
     resources:
         **gpu_job("features"),
     params:

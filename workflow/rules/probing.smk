@@ -37,7 +37,7 @@ rule probe_states:
     output:
         (
             directory(f"{PROBE}/{YESNO_RUN}/states")
-            if config["probe"]["keep_states"]
+            if SETTINGS.probe.keep_states
             else temp(directory(f"{PROBE}/{YESNO_RUN}/states"))
         ),
     log:
@@ -46,7 +46,7 @@ rule probe_states:
         f"results/timings/probe_states/{YESNO_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("probe"),
     params:
@@ -91,7 +91,7 @@ rule probe_fit:
         "results/timings/probe_fit.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["probe"]["threads"]
+    threads: SETTINGS.probe.threads
     params:
         runs=[run.keys() for run in PROBE_RUNS],
         settings={

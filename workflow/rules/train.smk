@@ -25,7 +25,7 @@ rule train_projector:
         f"results/timings/train_projector/{RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("train"),
     params:
@@ -56,7 +56,7 @@ for group in FUSED_GROUPS:
             f"results/timings/train_fused/{group.name}.tsv"
         conda:
             "../../envs/taxvlm.yaml"
-        threads: config["compute"]["train_threads"]
+        threads: SETTINGS.compute.train_threads
         resources:
             **gpu_job("train", lm=group.runs[0].lm, members=len(group.runs)),
         params:

@@ -26,7 +26,7 @@ rule tune_candidate:
         f"results/timings/tune_candidate/{TUNE_RUN}.tsv"
     conda:
         "../../envs/taxvlm.yaml"
-    threads: config["compute"]["train_threads"]
+    threads: SETTINGS.compute.train_threads
     resources:
         **gpu_job("tune", lm=TUNING["lm"]),
     params:

@@ -7,7 +7,7 @@ import torch
 
 from taxvlm.features import extract_features
 from taxvlm.rulelog import rule_log
-from taxvlm.specs import EncoderSpec
+from taxvlm.settings.models import EncoderSpec
 
 rule_log(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)

@@ -36,7 +36,7 @@ from torch import nn
 
 from taxvlm.models.guard import check_loading_info, require_pretrained
 from taxvlm.models.origin import loaded_from
-from taxvlm.specs import EncoderSpec
+from taxvlm.settings.models import EncoderSpec
 
 Preprocess = Callable[[Any], torch.Tensor]  # PIL image → [3, H, W]
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # [B,3,H,W] → tokens, pooled

@@ -50,7 +50,8 @@ from taxvlm.models.projector import build_projector
 from taxvlm.progress import Progress
 from taxvlm.training.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed, rng
-from taxvlm.specs import TrainingSetup, TrainingSpec
+from taxvlm.settings.training import TrainingSpec
+from taxvlm.specs import TrainingSetup
 from taxvlm.training.kept_points import kept_point, steps_every
 from taxvlm.training.memory import fused_stack_size, peak_memory
 from taxvlm.training.objective import fused_batch_losses, training_ids

@@ -38,7 +38,7 @@ from taxvlm.grid import OBJECTIVES
 from taxvlm.models.lms import CAPTION_PROMPT, build_prompt, caption_prompt
 from taxvlm.models.packed import packed_continuation_logits
 from taxvlm.evaluation.scoring import continuation_logits
-from taxvlm.specs import LMSpec
+from taxvlm.settings.models import LMSpec
 
 
 def answer_losses(
