@@ -14,6 +14,7 @@ from taxvlm.presets import resolve_preset
 from taxvlm.settings.models import EncoderSpec, LMSpec
 from taxvlm.settings.schema import fill_defaults
 from taxvlm.settings.training import TrainingSpec
+from taxvlm.settings.tree import Config
 from taxvlm.specs import FrozenLM, TrainedRun, TrainingSetup
 
 
@@ -47,9 +48,13 @@ def trained_run(lm_dir: Path, run_dir: Path, features: Path, seed: int, init: st
     return TrainedRun(frozen_lm(lm_dir, init), seed, run_dir / "projector.pt", features)
 
 
-def section(value: dict[str, Any], *path: str) -> dict[str, Any]:
-    """A config section as the workflow's functions receive it: `value` with the schema's defaults."""
-    return fill_defaults(value, *path)
+def section(value: dict[str, Any], *path: str) -> Any:
+    """A config section as a job types it: `value` with the schema's defaults, as the tree's class of
+    the section at `path` (e.g. `("analysis", "textprobe")`)."""
+    model: Any = Config
+    for step in path:
+        model = model.model_fields[step].annotation
+    return model.from_config(fill_defaults(value, *path), f"config.{'.'.join(path)}")
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,4 +80,10 @@ def preset(*files: str, root: Path = REPO) -> dict[str, Any]:
 
 
 # The `folder` dataset as build_dataset receives it; the section's paths reach it resolved, as `inputs`.
-FOLDER_DATASET = {**section({"kind": "folder"}, "dataset"), "folder": {}}
+FOLDER_DATASET = section({"kind": "folder", "folder": {"images": "images", "hypernyms": "hypernyms.tsv"}}, "dataset")
+
+
+def things_dataset(leaf_set: str) -> Any:
+    """The `things` dataset as build_dataset receives it (its files reach it resolved, as `inputs`)."""
+    files = {"images_assets": ["things_images"], "categories": "categories.tsv", "pairs": "pairs.tsv"}
+    return section({"kind": "things", "things": {**files, "leaf_set": leaf_set}}, "dataset")

@@ -220,8 +220,8 @@ def test_paired_and_calibrated_rules_disagree_with_absolute_and_each_other():
 def test_run_textprobe_outputs(tiny_lm, data, tmp_path, template):
     model, tokenizer = tiny_lm
     tokenizer.chat_template = template
-    probe_cfg = section({}, "analysis", "textprobe")
-    items, summary, prompt = run_textprobe(model, tokenizer, *data, probe_cfg=probe_cfg, batch_size=4)
+    probe = section({}, "analysis", "textprobe")
+    items, summary, prompt = run_textprobe(model, tokenizer, *data, probe=probe, batch_size=4)
     assert prompt.chat == (template is not None)
     assert list(items.columns) == list(ITEM_COLUMNS) and list(summary.columns) == list(SUMMARY_COLUMNS)
     n_pairs = sum(n is not None for *_, n in MATCHED)
@@ -259,4 +259,4 @@ def test_unknown_phrasing_names_the_field(tiny_lm, data):
     model, tokenizer = tiny_lm
     with pytest.raises(ValueError, match="analysis.textprobe.caption"):
         bad = section({"caption": ["nope"]}, "analysis", "textprobe")
-        run_textprobe(model, tokenizer, *data, probe_cfg=bad, batch_size=4)
+        run_textprobe(model, tokenizer, *data, probe=bad, batch_size=4)

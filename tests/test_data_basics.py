@@ -7,7 +7,9 @@ import pytest
 
 from taxvlm.data import lexicon, splits
 from taxvlm.data.errors import DataError
+from taxvlm.grid import ConfigError
 from taxvlm.data.questions import make_questions
+from taxvlm.settings.dataset import Split
 from taxvlm.settings.schema import fill_defaults
 
 from spec_builders import section
@@ -79,10 +81,16 @@ def test_split_is_seeded_and_ignores_listing_order() -> None:
     assert sorted(first.values()).count("test") == 3
 
 
-@pytest.mark.parametrize("fractions", [{"train": 1.2, "val": 0.0, "test": -0.2}, {"train": 0.5}])
-def test_bad_fractions_are_named(fractions: dict) -> None:
-    with pytest.raises(DataError, match="split.fractions"):
-        splits.fractions_from({"fractions": fractions})
+@pytest.mark.parametrize(
+    "fractions, message",
+    [
+        ({"train": 1.2, "val": 0.0, "test": -0.2}, r"config\.split\.fractions\.train: Input should be less than or equal to 1"),
+        ({"train": 0.5}, r"split\.fractions must sum to 1"),
+    ],
+)
+def test_bad_fractions_are_named(fractions: dict, message: str) -> None:
+    with pytest.raises((DataError, ConfigError), match=message):
+        splits.fractions_from(Split.from_config({"fractions": fractions}, "config.split"))
 
 
 def _toy_taxonomy() -> tuple[pd.DataFrame, pd.DataFrame]:

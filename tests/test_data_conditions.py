@@ -24,8 +24,9 @@ from taxvlm.data.materialize import materialize_condition
 from taxvlm.data.questions import build_questions
 from taxvlm.data.shuffles import shuffle_map
 from taxvlm.io import read_json, read_tsv
+from taxvlm.settings.dataset import Conditions, Shuffles
 
-from spec_builders import section
+from spec_builders import section, things_dataset
 
 THINGSPLUS = Path(__file__).parents[1] / "data/thingsplus"
 PAIRS_TSV = THINGSPLUS / "xu2026_leaf_hypernym_pairs.tsv"
@@ -35,8 +36,8 @@ SYSTEMATIC10 = [
     "container", "personal hygiene item", "dessert", "clothing", "furniture", "breakfast food",
     "scientific equipment", "garden tool", "part of car", "sea animal",
 ]
-CONDITIONS_CFG = {"seed": 0, "systematic_categories": {10: SYSTEMATIC10}}
-SHUFFLES_CFG = {"seed": 0}
+CONDITIONS_CFG = Conditions.from_config({"seed": 0, "systematic_categories": {10: SYSTEMATIC10}})
+SHUFFLES_CFG = Shuffles(seed=0)
 CONDITIONS = ["none", "full", "random50", "random50pair", "systematic10"]
 SHUFFLES = ["original", "across", "within"]
 PAPER_UNSEEN_SHARE = {10: 0.17, 30: 0.48, 50: 0.70, 70: 0.85, 90: 0.96}
@@ -62,7 +63,7 @@ def _build_paper_data(root: Path) -> Path:
         "images": root / "images", "categories": THINGSPLUS / "category53_longFormat.tsv", "pairs": PAIRS_TSV,
         "hypernym_forms": FORMS_TSV,
     }
-    dataset = {**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "xu2026"}}
+    dataset = things_dataset("xu2026")
     build_dataset(dataset, section({"seed": 0}, "split"), inputs, data)
     build_questions(
         data / "concepts.tsv", data / "pairs.tsv", data / "hypernyms.tsv", section({}, "questions"),
@@ -265,7 +266,7 @@ def test_bad_condition_and_shuffle_names(paper: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="shuffle 'sideways'"):
         shuffle_map("sideways", read_tsv(paper / "pairs.tsv"), SHUFFLES_CFG)
     with pytest.raises(DataError, match="unknown hypernym"):
-        materialize_condition("systematic2", "original", paper, {"seed": 0, "systematic_categories": {"2": ["dessert", "robot"]}},
+        materialize_condition("systematic2", "original", paper, Conditions.from_config({"seed": 0, "systematic_categories": {"2": ["dessert", "robot"]}}),
                               SHUFFLES_CFG, tmp_path)
     with pytest.raises(DataError, match="outside"):
         materialize_condition("random101", "original", paper, CONDITIONS_CFG, SHUFFLES_CFG, tmp_path)

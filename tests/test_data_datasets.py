@@ -11,8 +11,9 @@ from PIL import Image
 from taxvlm.data.datasets import build_dataset, rule_targets
 from taxvlm.data.errors import DataError, MissingDataError
 from taxvlm.io import read_json, read_tsv
+from taxvlm.settings.dataset import TargetRule
 
-from spec_builders import FOLDER_DATASET, section
+from spec_builders import FOLDER_DATASET, section, things_dataset
 
 SPLIT = section({"seed": 0}, "split")
 
@@ -118,10 +119,10 @@ def test_things_leaf_sets(tmp_path: Path) -> None:
     )
     pairs = _write(tmp_path / "pairs.tsv", "concept\thypernym\nowl\tbird\nbandanna\tclothing\n")
     inputs = {"images": tmp_path / "images", "categories": categories, "pairs": pairs}
-    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "all")
+    build_dataset(things_dataset("all"), SPLIT, inputs, tmp_path / "all")
     assert len(read_tsv(tmp_path / "all" / "pairs.tsv")) == 4
     assert set(read_tsv(tmp_path / "all" / "concepts.tsv").name) == {"bat", "owl"}
-    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "xu2026"}}, SPLIT, inputs, tmp_path / "xu")
+    build_dataset(things_dataset("xu2026"), SPLIT, inputs, tmp_path / "xu")
     concepts = read_tsv(tmp_path / "xu" / "concepts.tsv")
     assert dict(zip(concepts.concept, concepts.name)) == {"bandanna": "bandanna", "owl": "owl"}
     hypernyms = read_tsv(tmp_path / "xu" / "hypernyms.tsv")
@@ -138,14 +139,14 @@ def test_things_hypernym_forms(tmp_path: Path) -> None:
         tmp_path / "forms.tsv", "hypernym\tquestion_form\nclothing\titem of clothing\npart of car\tcar part\n"
     )
     inputs = {"images": tmp_path / "images", "categories": categories, "hypernym_forms": forms}
-    build_dataset({**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT, inputs, tmp_path / "d")
+    build_dataset(things_dataset("all"), SPLIT, inputs, tmp_path / "d")
     hypernyms = read_tsv(tmp_path / "d" / "hypernyms.tsv")
     assert hypernyms.values.tolist() == [["clothing", "item of clothing", "an"], ["part of car", "car part", "a"]]
     assert set(read_tsv(tmp_path / "d" / "pairs.tsv").hypernym) == {"clothing", "part of car"}
     typo = _write(tmp_path / "typo.tsv", "hypernym\tquestion_form\npart of a car\tcar part\n")
     with pytest.raises(DataError, match=r"typo.tsv: question_form for hypernym\(s\) not in the taxonomy"):
         build_dataset(
-            {**section({"kind": "things"}, "dataset"), "things": {"leaf_set": "all"}}, SPLIT,
+            things_dataset("all"), SPLIT,
             {**inputs, "hypernym_forms": typo}, tmp_path / "e",
         )  # fmt: skip
 
@@ -233,6 +234,8 @@ def stamps(tmp_path: Path) -> Path:
 
 
 TUX = {
+    "asset": "tuxpaint_stamps",
+    "wordnet_asset": "wordnet",
     "skip_folders": ["cartoon"],
     "hypernym_source": "wordnet",
     "target_synsets": ["animal.n.01", "bird.n.01", "tool.n.01", "musical_instrument.n.01"],
@@ -245,7 +248,7 @@ TUX = {
 
 
 def _build_tux(stamps: Path, out: Path, **overrides) -> None:
-    build_dataset({**section({"kind": "tuxpaint"}, "dataset"), "tuxpaint": {**TUX, **overrides}}, SPLIT,
+    build_dataset(section({"kind": "tuxpaint", "tuxpaint": {**TUX, **overrides}}, "dataset"), SPLIT,
                   {"stamps": stamps, "nltk_data": Path("unused")}, out, wordnet=FakeWordNet())
 
 
@@ -340,12 +343,12 @@ def test_the_target_rule_picks_familiar_specific_synsets_above_enough_stamps() -
         "owl": FakeSynset("owl.n.01", bird), "crow": FakeSynset("crow.n.01", bird),
         "wren": FakeSynset("wren.n.01", bird), "cod": FakeSynset("cod.n.01", fish),
     }  # fmt: skip
-    rule = {"min_leaves": 3, "min_depth": 2, "min_count": 5}
+    rule = TargetRule(min_leaves=3, min_depth=2, min_count=5)
     # animal and organism cover the same 4 stamps: only the more specific (animal) is kept; organism is
     # too shallow anyway; chordate is unfamiliar; fish covers 1 stamp
     assert [s.name() for s in rule_targets(senses, rule)] == ["animal.n.01", "bird.n.01"]
-    assert [s.name() for s in rule_targets(senses, rule | {"min_depth": 1})] == ["animal.n.01", "bird.n.01"]
-    assert [s.name() for s in rule_targets(senses, rule | {"min_leaves": 1})] == [
+    assert [s.name() for s in rule_targets(senses, rule.model_copy(update={"min_depth": 1}))] == ["animal.n.01", "bird.n.01"]
+    assert [s.name() for s in rule_targets(senses, rule.model_copy(update={"min_leaves": 1}))] == [
         "animal.n.01", "bird.n.01", "fish.n.01",
     ]
 

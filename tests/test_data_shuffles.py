@@ -7,6 +7,7 @@ import pytest
 
 from taxvlm.data.errors import DataError
 from taxvlm.data.shuffles import shuffle_map, within_groups
+from taxvlm.settings.dataset import Shuffles
 
 ANIMAL, MAMMAL_PET, BIRD, PET = (
     frozenset({"animal"}), frozenset({"animal", "mammal", "pet"}), frozenset({"animal", "bird"}),
@@ -55,7 +56,7 @@ def test_singletons_move_into_the_most_specific_subset_group() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_within_map_deranges_groups_and_orphans(seed: int) -> None:
     groups, _ = within_groups(_pairs(SETS))
-    sigma = shuffle_map("within", _pairs(SETS), {"seed": seed})
+    sigma = shuffle_map("within", _pairs(SETS), Shuffles(seed=seed))
     assert sorted(sigma) == sorted(sigma.values()) == sorted(SETS)
     assert all(leaf != image for leaf, image in sigma.items())
     for _, members in groups:
@@ -68,16 +69,16 @@ def test_a_lone_orphan_joins_a_three_cycle(seed: int) -> None:
     sets = {leaf: label for leaf, label in SETS.items() if leaf != "o2"}
     groups, orphans = within_groups(_pairs(sets))
     group_of = {leaf: label for label, members in groups for leaf in members}
-    sigma = shuffle_map("within", _pairs(sets), {"seed": seed})
+    sigma = shuffle_map("within", _pairs(sets), Shuffles(seed=seed))
     assert orphans == ["o1"]
     assert sorted(sigma) == sorted(sigma.values()) and all(leaf != image for leaf, image in sigma.items())
     cycle = _cycle(sigma, "o1")
     assert len(cycle) == 3
     first, second = (leaf for leaf in cycle if leaf != "o1")
     assert group_of[first] == group_of[second]  # was a 2-cycle inside one group
-    assert sigma == shuffle_map("within", _pairs(sets), {"seed": seed})
+    assert sigma == shuffle_map("within", _pairs(sets), Shuffles(seed=seed))
 
 
 def test_a_single_leaf_cannot_be_shuffled() -> None:
     with pytest.raises(DataError, match="cannot be deranged"):
-        shuffle_map("within", _pairs({"o1": frozenset({"tool"})}), {"seed": 0})
+        shuffle_map("within", _pairs({"o1": frozenset({"tool"})}), Shuffles(seed=0))

@@ -61,3 +61,18 @@ def test_a_section_names_its_bad_key_in_one_line() -> None:
     with pytest.raises(ConfigError) as err:
         EncoderSpec.from_config({"source": "hf", "layer": -2, "image_size": "big"}, "encoder")
     assert str(err.value) == "encoder.image_size: Input should be a valid integer"
+
+
+def test_every_key_says_what_it_means() -> None:
+    """A key without a meaning would leave its reference line empty; a converter's options are the
+    converter's arguments (listed with it), and `convert` is the tag that picks the converter."""
+    from taxvlm.settings.schema import config_schema
+
+    silent = [
+        f"{name}.{key}"
+        for name, node in config_schema()["$defs"].items()
+        if not name.endswith("Options")
+        for key, sub in node.get("properties", {}).items()
+        if "description" not in sub and "$ref" not in sub and key != "convert"
+    ]
+    assert silent == []

@@ -71,11 +71,23 @@ def test_no_job_imports_planning_so_editing_planning_reruns_no_job() -> None:
     """Rules take their script's imports as inputs, so a planning module in a job's imports would make
     a planning edit (the fused groups, a config warning) rerun features and training."""
     planning = modules_the_rules_import() - set(SHARED_WITH_JOBS)
-    assert {"config", "presets", "placement", "sources", "probing.selection"} <= planning
+    assert {"config", "presets", "placement", "sources", "probing.selection", "settings.tree"} <= planning
     planning_files = {module.replace(".", "/") + ".py" for module in planning}
     for script in sorted((REPO / "workflow/scripts").glob("*.py")):
         imported = names(script_sources(SRC, script)) & planning_files
         assert not imported, f"{script.name} imports planning modules {sorted(imported)} (share through taxvlm.grid)"
+
+
+def test_a_job_depends_only_on_the_settings_sections_it_reads() -> None:
+    """Jobs type their params with the tree's sections; the tree is one module per section, so editing
+    a section (its meanings included) reruns only the jobs that read it."""
+    base = {"settings/__init__.py", "settings/base.py", "settings/models.py"}
+    assert _settings_read_by("extract_features.py") == base
+    assert _settings_read_by("train_projector.py") == base | {"settings/training.py"}
+
+
+def _settings_read_by(script: str) -> set[str]:
+    return {f for f in names(script_sources(SRC, REPO / "workflow/scripts" / script)) if f.startswith("settings/")}
 
 
 # Rules that run a script named after another rule, which owns the logic they share.

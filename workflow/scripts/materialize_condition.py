@@ -8,13 +8,14 @@ from pathlib import Path
 
 from taxvlm.data.materialize import materialize_condition
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.dataset import Conditions, Shuffles
 
 rule_log(snakemake.log[0])  # noqa: F821
 materialize_condition(
     snakemake.wildcards.condition,
     snakemake.wildcards.shuffle,
     Path(snakemake.input.concepts).parent,
-    snakemake.params.conditions,
-    snakemake.params.shuffles,
+    Conditions.from_config(snakemake.params.conditions, "config.conditions"),
+    Shuffles.from_config(snakemake.params.shuffles, "config.shuffles"),
     Path(snakemake.output.train).parent,
 )

@@ -20,6 +20,7 @@ import torch
 
 from taxvlm.analysis.textprobe import textprobe_job
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.analysis import TextProbe
 from taxvlm.specs import FrozenLM
 
 rule_log(snakemake.log[0])  # noqa: F821
@@ -28,7 +29,7 @@ start = time.perf_counter()
 items, summary, prompt = textprobe_job(
     FrozenLM.from_config(snakemake.params.lm, snakemake.input.get("lm_weights"), snakemake.wildcards.init),
     snakemake.input,
-    snakemake.params.probe,
+    TextProbe.from_config(snakemake.params.probe, "config.analysis.textprobe"),
     {"lm": snakemake.wildcards.lm, "init": snakemake.wildcards.init},
     snakemake.output,
 )

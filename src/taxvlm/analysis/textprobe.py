@@ -57,6 +57,7 @@ from taxvlm.io import write_tsv
 from taxvlm.models.lms import load_lm
 from taxvlm.progress import Progress
 from taxvlm.seeding import rng
+from taxvlm.settings.analysis import TextProbe
 from taxvlm.specs import FrozenLM
 
 # Fields: leaf / hyp (bare names), a_leaf / a_hyp (with article), leaves / hyps (plural).
@@ -71,12 +72,6 @@ MINIMAL_PAIR_PHRASINGS: dict[str, str] = {
     "kind_of": "{a_leaf} is a kind of {hyp}.",
     "plural": "{leaves} are {hyps}.",
     "cloze": "This is {a_leaf}. It is a kind of {hyp}.",
-}
-DEFAULT_PROBE_CFG: dict = {
-    "yesno": list(YESNO_PHRASINGS),
-    "caption": list(CAPTION_PHRASINGS),
-    "minimal_pairs": list(MINIMAL_PAIR_PHRASINGS),
-    "max_pairs": None,
 }
 ITEM_COLUMNS: tuple[str, ...] = (
     "probe",
@@ -435,22 +430,20 @@ def run_textprobe(
     concepts_tsv: str | os.PathLike[str],
     hypernyms_tsv: str | os.PathLike[str],
     questions_tsv: str | os.PathLike[str],
-    probe_cfg: Mapping,
+    probe: TextProbe,
     batch_size: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, TextPrompt]:
-    """Every probe of one (model, tokenizer) on the dataset's matched pairs → (items, summary, prompt).
-
-    `probe_cfg` keys (defaults in DEFAULT_PROBE_CFG): `yesno`, `caption`, `minimal_pairs` (phrasing
-    names), `max_pairs` (seeded subsample, or None for all), `seed` (of that subsample; the schema's
-    default); other keys are ignored.
-    """
-    cfg = DEFAULT_PROBE_CFG | dict(probe_cfg)
+    """Every probe of one (model, tokenizer) on the dataset's matched pairs → (items, summary, prompt):
+    the phrasings `probe` names (absent: all of a family; [] none), on its seeded `max_pairs` subsample."""
+    phrasings = {}
     for key, known in (
         ("yesno", YESNO_PHRASINGS),
         ("caption", CAPTION_PHRASINGS),
         ("minimal_pairs", MINIMAL_PAIR_PHRASINGS),
     ):
-        unknown = sorted(set(cfg[key]) - set(known))
+        named = getattr(probe, key)
+        phrasings[key] = list(known) if named is None else named
+        unknown = sorted(set(phrasings[key]) - set(known))
         if unknown:
             raise ValueError(f"analysis.textprobe.{key}: unknown phrasing(s) {unknown}; known: {sorted(known)}")
     questions = read_table(questions_tsv, ["leaf", "kind", "asked", "answer", "text", "target"])
@@ -458,17 +451,17 @@ def run_textprobe(
         read_table(concepts_tsv, ["concept", "name", "article"]),
         read_table(hypernyms_tsv, ["hypernym", "question_form", "article"]),
     )
-    pairs = matched_pairs(questions, int(cfg["seed"]), cfg["max_pairs"])
+    pairs = matched_pairs(questions, probe.seed, probe.max_pairs)
     prompt = text_prompt(tokenizer)
     model.eval()
     families = []
-    if cfg["yesno"]:
-        families.append(yesno_items(model, prompt, pairs, leaves, hypernyms, cfg["yesno"], batch_size))
-    if cfg["caption"]:
-        families.append(caption_items(model, prompt, pairs, leaves, cfg["caption"], batch_size))
-    if cfg["minimal_pairs"]:
+    if phrasings["yesno"]:
+        families.append(yesno_items(model, prompt, pairs, leaves, hypernyms, phrasings["yesno"], batch_size))
+    if phrasings["caption"]:
+        families.append(caption_items(model, prompt, pairs, leaves, phrasings["caption"], batch_size))
+    if phrasings["minimal_pairs"]:
         families.append(
-            minimal_pair_items(model, tokenizer, pairs, leaves, hypernyms, cfg["minimal_pairs"], batch_size)
+            minimal_pair_items(model, tokenizer, pairs, leaves, hypernyms, phrasings["minimal_pairs"], batch_size)
         )
     items = pd.concat(families, ignore_index=True)
     return items, summarize(items), prompt
@@ -510,7 +503,7 @@ def textprobe_correlations(
 def textprobe_job(
     lm: FrozenLM,
     inputs: Mapping[str, str | os.PathLike[str]],
-    probe_cfg: Mapping,
+    probe: TextProbe,
     labels: Mapping[str, str],
     outputs: Mapping[str, str | os.PathLike[str]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, TextPrompt]:
@@ -519,8 +512,8 @@ def textprobe_job(
     leading columns. `inputs`: `concepts`, `hypernyms`, `questions` tables."""
     model, tokenizer = load_lm(lm, resolve_device("auto"))
     items, summary, prompt = run_textprobe(
-        model, tokenizer, inputs["concepts"], inputs["hypernyms"], inputs["questions"], probe_cfg,
-        int(probe_cfg["batch_size"]),
+        model, tokenizer, inputs["concepts"], inputs["hypernyms"], inputs["questions"], probe,
+        probe.batch_size,
     )  # fmt: skip
     write_textprobe(items, summary, labels, outputs["per_item"], outputs["summary"])
     return items, summary, prompt

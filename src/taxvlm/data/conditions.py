@@ -14,14 +14,13 @@ training seeds, and `random50` / `random50pair` draw the same leaves.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from taxvlm.data.errors import DataError
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Conditions
 
 _PATTERN = re.compile(r"(none|full)|random(\d+)(pair)?|systematic(\d+)")
 
@@ -81,14 +80,13 @@ def random_draws(pairs: pd.DataFrame, pct: int, seed: int) -> dict[str, list[str
     }
 
 
-def systematic_categories(n: int, hypernyms: list[str], conditions_cfg: Mapping[str, Any]) -> list[str]:
-    """The configured list for N (keys may be ints or strings in YAML), else N drawn with the seed."""
-    explicit = conditions_cfg["systematic_categories"]
-    given = explicit.get(n, explicit.get(str(n)))
+def systematic_categories(n: int, hypernyms: list[str], conditions: Conditions) -> list[str]:
+    """The configured list for N, else N drawn with the seed."""
+    given = conditions.systematic_categories.get(str(n))
     if given is None:
         if n > len(hypernyms):
             raise DataError(f"systematic{n}: only {len(hypernyms)} hypernyms to choose from")
-        drawn = rng(int(conditions_cfg["seed"]), "systematic", n).choice(hypernyms, n, replace=False)
+        drawn = rng(conditions.seed, "systematic", n).choice(hypernyms, n, replace=False)
         return sorted(drawn.tolist())
     unknown = sorted(set(given) - set(hypernyms))
     if unknown:
@@ -102,16 +100,16 @@ def _all_pairs_of(pairs: pd.DataFrame, leaves: set[str]) -> frozenset[tuple[str,
     return frozenset((c, h) for c, h in zip(pairs.concept, pairs.hypernym) if c in leaves)
 
 
-def removal(name: str, pairs: pd.DataFrame, conditions_cfg: Mapping[str, Any]) -> Removal:
+def removal(name: str, pairs: pd.DataFrame, conditions: Conditions) -> Removal:
     """The pairs (and for systematic the categories) removed from training by condition `name`."""
     condition = parse_condition(name)
-    seed = int(conditions_cfg["seed"])
+    seed = conditions.seed
     if condition.kind == "none":
         return Removal(frozenset())
     if condition.kind == "full":
         return Removal(_all_pairs_of(pairs, set(pairs.concept)))
     if condition.kind == "systematic":
-        categories = systematic_categories(condition.amount, sorted(set(pairs.hypernym)), conditions_cfg)
+        categories = systematic_categories(condition.amount, sorted(set(pairs.hypernym)), conditions)
         leaves = set(pairs.concept[pairs.hypernym.isin(categories)])
         return Removal(_all_pairs_of(pairs, leaves), tuple(categories))
     draws = random_draws(pairs, condition.amount, seed)

@@ -37,6 +37,7 @@ from taxvlm.data.captions import CAPTION_COLUMNS, dataset_captions, english_capt
 from taxvlm.data.errors import DataError, MissingDataError, nfc, read_table, require_cells
 from taxvlm.io import atomic_path, write_json, write_tsv
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Dataset, Folder, Split, TargetRule, Things, Tuxpaint
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +155,13 @@ def question_forms(
 # --------------------------------------------------------------------------- things
 
 
-def read_things(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
+def read_things(cfg: Things, inputs: Mapping[str, Path]) -> DatasetTables:
     """THINGS images + THINGSplus categories; `leaf_set: xu2026` takes the leaves and pairs of
     `inputs["pairs"]` (the paper's 2,040 pairs) instead of every categorised concept. The optional
     `inputs["hypernym_forms"]` gives question forms (module docstring)."""
     categories = read_table(inputs["categories"], ["category", "uniqueID", "Word"])
     require_cells(categories, ["category", "uniqueID"], inputs["categories"])
-    leaf_set = cfg["leaf_set"]
+    leaf_set = cfg.leaf_set
     if leaf_set == "all":
         pairs = pairs_frame(zip(categories.uniqueID, categories.category))
         named_by, id_column = categories, "uniqueID"
@@ -208,7 +209,7 @@ def _folder_concept(concept: str, rows: pd.DataFrame) -> dict[str, str]:
     return concept_row(concept, name, _folder_article(concept, rows.get("article", [])))
 
 
-def read_folder(cfg: Mapping[str, Any], inputs: Mapping[str, Path]) -> DatasetTables:
+def read_folder(cfg: Folder, inputs: Mapping[str, Path]) -> DatasetTables:
     """`images/<concept>/<files>` plus a `concept<TAB>hypernym` TSV (optional `name`, `article`
     columns; `article` is `a`, `an`, `none` or empty = lexicon; optional `question_form` of the
     row's hypernym, empty = its name). Folders absent from the TSV are excluded (no hypernym);
@@ -307,7 +308,7 @@ def synset_by_name(wordnet: WordNet, name: str, field_name: str) -> Synset:
     raise DataError(f"{field_name}: unknown WordNet synset {name!r}")
 
 
-def rule_targets(senses: Mapping[str, Synset], rule: Mapping[str, Any]) -> list[Synset]:
+def rule_targets(senses: Mapping[str, Synset], rule: TargetRule) -> list[Synset]:
     """The target synsets a written rule picks from the stamps' own senses, before any result is seen.
 
     **Decision** (`dataset.tuxpaint.target_rule`): every WordNet noun above at least `min_leaves` of
@@ -326,9 +327,9 @@ def rule_targets(senses: Mapping[str, Synset], rule: Mapping[str, Any]) -> list[
     chosen = [
         nodes[name]
         for name, concepts in covered.items()
-        if len(concepts) >= int(rule["min_leaves"])
-        and nodes[name].min_depth() >= int(rule["min_depth"])
-        and nodes[name].lemmas()[0].count() >= int(rule["min_count"])
+        if len(concepts) >= rule.min_leaves
+        and nodes[name].min_depth() >= rule.min_depth
+        and nodes[name].lemmas()[0].count() >= rule.min_count
     ]
     kept: dict[frozenset[str], Synset] = {}
     for node in sorted(chosen, key=lambda n: (-n.min_depth(), n.name())):
@@ -370,14 +371,14 @@ def _stamp_files(root: Path, skip: set[str]) -> list[Path]:
 
 
 def _match_stamps(
-    wordnet: WordNet, root: Path, cfg: Mapping[str, Any], targets: list[Synset]
+    wordnet: WordNet, root: Path, cfg: Tuxpaint, targets: list[Synset]
 ) -> tuple[dict[str, list[_Stamp]], dict[str, str]]:
     """Group stamps by concept id (several stamps may name the same noun); a stamp without an English
     caption or without a WordNet noun → excluded, with the reason."""
-    overrides = cfg["synset_overrides"]
+    overrides = cfg.synset_overrides
     by_concept: dict[str, list[_Stamp]] = {}
     excluded: dict[str, str] = {}
-    for path in _stamp_files(root, set(cfg["skip_folders"])):
+    for path in _stamp_files(root, set(cfg.skip_folders)):
         caption, no_caption = english_caption((root / path).with_name(f"{mirrored_of(path.stem)}.txt"))
         if no_caption:
             excluded[str(path)] = no_caption
@@ -413,14 +414,14 @@ def _stamp_hypernyms(
 
 
 def write_views(
-    concept: str, sources: list[Path], out_dir: Path, cfg: Mapping[str, Any], captions: list[str] | None = None
+    concept: str, sources: list[Path], out_dir: Path, cfg: Tuxpaint, captions: list[str] | None = None
 ) -> pd.DataFrame:
     """`views_per_concept` seeded views, cycling over the concept's stamps, as PNGs in out_dir; with
     `captions` (one per source), each view carries the caption of its stamp (`caption` column)."""
-    size, seed = int(cfg["image_size"]), int(cfg["seed"])
+    size, seed = cfg.image_size, cfg.seed
     pictures = [Image.open(path) for path in sources]
     rows = []
-    for index in range(int(cfg["views_per_concept"])):
+    for index in range(cfg.views_per_concept):
         view = make_view(pictures[index % len(pictures)], size, rng(seed, "view", concept, index))
         stem = f"{concept}_{index:02d}"
         path = out_dir / concept / f"{stem}.png"
@@ -432,24 +433,24 @@ def write_views(
 
 
 def read_tuxpaint(
-    cfg: Mapping[str, Any], inputs: Mapping[str, Path], out_dir: Path, wordnet: WordNet
+    cfg: Tuxpaint, inputs: Mapping[str, Path], out_dir: Path, wordnet: WordNet
 ) -> DatasetTables:
     """Tux Paint stamps named by WordNet nouns; hypernyms per `hypernym_source`; views written
     under `out_dir/images/`. Concepts without any hypernym are excluded (reason recorded)."""
     root = Path(inputs["stamps"])
     targets = [
         synset_by_name(wordnet, name, "dataset.tuxpaint.target_synsets")
-        for name in cfg.get("target_synsets", [])
+        for name in cfg.target_synsets or []
     ]
     by_concept, excluded = _match_stamps(wordnet, root, cfg, targets)
-    if cfg["target_rule"] is not None:
+    if cfg.target_rule is not None:
         listed = {target.name() for target in targets}
-        picked = rule_targets({c: stamps[0].synset for c, stamps in by_concept.items()}, cfg["target_rule"])
+        picked = rule_targets({c: stamps[0].synset for c, stamps in by_concept.items()}, cfg.target_rule)
         targets += [node for node in picked if node.name() not in listed]
         log.info("target synsets: %d listed + %d by the rule", len(listed), len(targets) - len(listed))
     concepts, pairs, images = [], [], []
     for concept, stamps in sorted(by_concept.items()):
-        hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg["hypernym_source"])
+        hypernyms = _stamp_hypernyms(wordnet, stamps, targets, cfg.hypernym_source)
         if not hypernyms:
             excluded[concept] = f"{NO_HYPERNYM} ({stamps[0].synset.name()})"
             continue
@@ -496,11 +497,11 @@ def one_leaf_hypernyms(pairs: pd.DataFrame) -> list[str]:
 
 
 def _split_images(
-    tables: DatasetTables, split_cfg: Mapping[str, Any]
+    tables: DatasetTables, split: Split
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Add the `split` column; concepts with too few images are dropped (with a warning)."""
-    fractions = splits.fractions_from(split_cfg)
-    min_images, seed = int(split_cfg["min_images"]), int(split_cfg["seed"])
+    fractions = splits.fractions_from(split)
+    min_images, seed = split.min_images, split.seed
     counts = tables.images.groupby("concept").size()
     too_few = {
         concept: f"too few images ({n} < {min_images} or no train/test image)"
@@ -550,11 +551,11 @@ def sample_concepts(concepts: set[str], max_concepts: int | None, seed: int) -> 
 
 
 def _write_tables(
-    tables: DatasetTables, split_cfg: Mapping[str, Any], out_dir: Path, max_concepts: int | None, seed: int
+    tables: DatasetTables, split: Split, out_dir: Path, max_concepts: int | None, seed: int
 ) -> None:
     unreadable = unreadable_images(tables.images)
     tables.images = tables.images[~tables.images.path.astype(str).isin(unreadable)]
-    images, too_few = _split_images(tables, split_cfg)
+    images, too_few = _split_images(tables, split)
     excluded = {**tables.excluded, **unreadable, **too_few}
     with_images = set(images.concept)
     with_pairs = set(tables.pairs.concept)
@@ -600,8 +601,8 @@ def _load_wordnet(inputs: Mapping[str, Path]) -> WordNet:
 
 
 def build_dataset(
-    dataset_cfg: Mapping[str, Any],
-    split_cfg: Mapping[str, Any],
+    dataset: Dataset,
+    split: Split,
     inputs: Mapping[str, Path],
     out_dir: Path,
     wordnet: WordNet | None = None,
@@ -609,7 +610,7 @@ def build_dataset(
     """Read the configured dataset kind and write concepts/pairs/hypernyms/images/captions tables +
     summary.json.
 
-    `inputs` (resolved paths) per `dataset_cfg["kind"]`:
+    `inputs` (resolved paths) per `dataset.kind`:
     - `things`: `images` (`<concept>/*.jpg` tree), `categories` (THINGSplus
       category53_longFormat.tsv), `pairs` (leaf–hypernym TSV, used when `leaf_set: xu2026`),
       optionally `hypernym_forms` (`hypernym`, `question_form` TSV) and `captions` (`image_id`,
@@ -618,19 +619,19 @@ def build_dataset(
       optionally `captions`;
     - `tuxpaint`: `stamps` (the extracted stamps folder, category folders at its top),
       `nltk_data` (nltk data dir with corpora/wordnet; unused when `wordnet` is passed).
-    `wordnet` injects a WordNet reader (tests use a small fake). `dataset_cfg["max_concepts"]` keeps a
+    `wordnet` injects a WordNet reader (tests use a small fake). `dataset.max_concepts` keeps a
     seeded sample (`sample_seed`) of the usable concepts.
     """
-    kind = dataset_cfg["kind"]
-    section = dataset_cfg[kind]
+    kind = dataset.kind
+    section = getattr(dataset, kind)
+    if section is None:
+        raise DataError(f"dataset.{kind}: missing section for dataset kind '{kind}'")
     out_dir = Path(out_dir)
     readers: dict[str, Callable[[], DatasetTables]] = {
         "things": lambda: read_things(section, inputs),
         "folder": lambda: read_folder(section, inputs),
         "tuxpaint": lambda: read_tuxpaint(section, inputs, out_dir, wordnet or _load_wordnet(inputs)),
     }
-    if kind not in readers:
-        raise DataError(f"dataset.kind: unknown kind {kind!r}; use one of {sorted(readers)}")
     _write_tables(
-        readers[kind](), split_cfg, out_dir, dataset_cfg["max_concepts"], int(dataset_cfg["sample_seed"])
+        readers[kind](), split, out_dir, dataset.max_concepts, dataset.sample_seed
     )

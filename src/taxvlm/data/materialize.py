@@ -36,6 +36,7 @@ from taxvlm.data.errors import read_table
 from taxvlm.data.shuffles import shuffle_map
 from taxvlm.io import write_json, write_tsv
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Conditions, Shuffles
 
 COLUMNS = ["row_id", "image_id", "image_concept", "question_id", "leaf", "kind", "asked", "answer", "text"]
 TABLES = ("train", "test_seen", "test_unseen", "test_leaf", "val_leaf", "test_null")
@@ -151,8 +152,8 @@ def materialize_condition(
     condition: str,
     shuffle: str,
     data_dir: Path,
-    conditions_cfg: Mapping[str, Any],
-    shuffles_cfg: Mapping[str, Any],
+    conditions: Conditions,
+    shuffles: Shuffles,
     out_dir: Path,
 ) -> None:
     """Read `data_dir/{concepts,pairs,hypernyms,images,captions,questions}.tsv`; write the condition's
@@ -166,11 +167,11 @@ def materialize_condition(
     questions = read_table(
         data_dir / "questions.tsv", ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
     )
-    removed = removal(condition, pairs, conditions_cfg)
-    sigma = shuffle_map(shuffle, pairs, shuffles_cfg)
+    removed = removal(condition, pairs, conditions)
+    sigma = shuffle_map(shuffle, pairs, shuffles)
     tables = condition_tables(questions, images, sigma, removed)
     tables["test_null"], null_unformed = null_table(
-        questions, images, sigma, removed, pairs, int(conditions_cfg["seed"])
+        questions, images, sigma, removed, pairs, conditions.seed
     )
     for name, table in tables.items():
         write_tsv(table, out_dir / f"{name}.tsv")

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
 import pandas as pd
@@ -44,6 +43,7 @@ from taxvlm.data.errors import DataError, read_table
 from taxvlm.data.lexicon import indefinite_article, question_text
 from taxvlm.io import write_tsv
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Questions
 
 COLUMNS = ["question_id", "leaf", "kind", "asked", "answer", "text", "target"]
 HYPERNYM_COLUMNS = ["hypernym", "question_form", "article"]
@@ -232,15 +232,15 @@ FOIL_DRAWS = {"balanced": balanced_foils, "uniform": uniform_foils}
 def make_questions(
     concepts: pd.DataFrame,
     pairs: pd.DataFrame,
-    questions_cfg: Mapping[str, Any],
+    questions: Questions,
     hypernyms: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """All questions of all leaves, sorted by question id. `hypernyms` (the columns of
     `hypernyms.tsv`) gives each hypernym's question form; None asks every hypernym by its name."""
     tax = _Taxonomy(concepts, pairs, hypernyms)
-    template, seed = questions_cfg["template"], int(questions_cfg["seed"])
+    template, seed = questions.template, questions.seed
     negatives = negative_leaves(tax, seed)
-    foils = FOIL_DRAWS[questions_cfg["foil_balance"]](tax, seed)
+    foils = FOIL_DRAWS[questions.foil_balance](tax, seed)
     rows = [
         row
         for leaf in tax.leaves
@@ -254,11 +254,11 @@ def build_questions(
     concepts_tsv: Path,
     pairs_tsv: Path,
     hypernyms_tsv: Path,
-    questions_cfg: Mapping[str, Any],
+    questions: Questions,
     out_path: Path,
 ) -> None:
     """Write questions.tsv from concepts.tsv, pairs.tsv and hypernyms.tsv."""
     concepts = read_table(concepts_tsv, ["concept", "name", "article"])
     pairs = read_table(pairs_tsv, ["concept", "hypernym"])
     hypernyms = read_table(hypernyms_tsv, HYPERNYM_COLUMNS)
-    write_tsv(make_questions(concepts, pairs, questions_cfg, hypernyms), out_path)
+    write_tsv(make_questions(concepts, pairs, questions, hypernyms), out_path)

@@ -19,13 +19,13 @@ Every map is checked to be one-to-one and, except `original`, to have no fixed p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from taxvlm.data.errors import DataError
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Shuffles
 
 SHUFFLES = ("original", "across", "within")
 Group = tuple[frozenset[str], list[str]]  # (hypernym set label, member leaves)
@@ -102,9 +102,9 @@ def check_derangement(mapping: Mapping[str, str], allow_fixed_points: bool = Fal
         raise DataError(f"shuffle map has fixed points: {fixed[:10]}")
 
 
-def shuffle_map(shuffle: str, pairs: pd.DataFrame, shuffles_cfg: Mapping[str, Any]) -> dict[str, str]:
+def shuffle_map(shuffle: str, pairs: pd.DataFrame, shuffles: Shuffles) -> dict[str, str]:
     """σ for `shuffle` over the leaves of `pairs`, checked (see `check_derangement`)."""
-    seed = int(shuffles_cfg["seed"])
+    seed = shuffles.seed
     leaves = sorted(set(pairs.concept))
     if shuffle == "original":
         mapping = {leaf: leaf for leaf in leaves}

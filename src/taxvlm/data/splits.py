@@ -23,22 +23,17 @@ from collections.abc import Mapping, Sequence
 
 from taxvlm.data.errors import DataError
 from taxvlm.seeding import rng
+from taxvlm.settings.dataset import Split
 
 SPLITS = ("train", "val", "test")
 
 
-def fractions_from(split_cfg: Mapping) -> dict[str, float]:
-    """The configured fractions (the schema fills each split's default), checked to lie in [0, 1] and
-    to sum to 1."""
-    fractions = dict(split_cfg["fractions"])
-    for name, value in fractions.items():
-        if name not in SPLITS:
-            raise DataError(f"split.fractions: unknown split {name!r}; expected {list(SPLITS)}")
-        if not 0.0 <= float(value) <= 1.0:
-            raise DataError(f"split.fractions.{name} = {value} is outside [0, 1]")
+def fractions_from(split: Split) -> dict[str, float]:
+    """The configured fractions (each in [0, 1], as the settings check), checked to sum to 1."""
+    fractions = {name: float(getattr(split.fractions, name)) for name in SPLITS}
     if not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-9):
         raise DataError(f"split.fractions must sum to 1, got {fractions}")
-    return {name: float(fractions[name]) for name in SPLITS}
+    return fractions
 
 
 def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:

@@ -18,7 +18,7 @@ class TextProbe(Section):
     minimal_pairs: list[str] | None = optional(description="minimal-pair phrasing names (default all)")
     max_pairs: int | None = optional(nullable=True, ge=1, description="cap on matched pairs probed")
     seed: int = Field(0, description="seed of the `max_pairs` subsample")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="texts per batch")
 
 
 class Bootstrap(Section):

@@ -55,5 +55,5 @@ class Download(Section):
     """One pinned file (fetched by URL, verified by sha256; null = not pinned yet: the download then stops
     and prints the hash to paste after checking it)."""
 
-    url: str
-    sha256: str | None = Field(pattern=SHA256)
+    url: str = Field(description="where the file is fetched from (no credentials: `~/.netrc`)")
+    sha256: str | None = Field(pattern=SHA256, description="expected hash; null stops the first download with the hash")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from taxvlm.settings.base import Section, optional, section
 
@@ -22,9 +22,9 @@ class TargetRule(Section):
     same stamps only the most specific (`taxvlm.data.datasets.rule_targets`, docs/protocol.md §3);
     `results/data/hypernyms.tsv` lists what it picked."""
 
-    min_leaves: int = Field(3, ge=1)
-    min_depth: int = Field(5, ge=0)
-    min_count: int = Field(5, ge=0)
+    min_leaves: int = Field(3, ge=1, description="matched stamps below the noun")
+    min_depth: int = Field(5, ge=0, description="levels below `entity`")
+    min_count: int = Field(5, ge=0, description="SemCor tags of its first lemma")
 
 
 class Tuxpaint(Section):
@@ -45,8 +45,8 @@ class Tuxpaint(Section):
     )
     target_rule: TargetRule | None = Field(None, description="null = `target_synsets` only")
     synset_overrides: dict[str, str] = Field({}, description="`{concept: synset}` where the first noun sense is wrong")
-    views_per_concept: int = Field(12, ge=2)
-    image_size: int = Field(224, ge=16)
+    views_per_concept: int = Field(12, ge=2, description="seeded augmented views of each stamp")
+    image_size: int = Field(224, ge=16, description="side of the rendered views")
     seed: int = Field(0, description="seed of the augmented views")
 
 
@@ -97,9 +97,9 @@ class Fractions(Section):
     """Per concept: file names sorted then shuffled with `split.seed`; largest-remainder rounding, and
     every split with a positive fraction gets at least one image when the concept has enough."""
 
-    train: float = Field(0.7, ge=0, le=1)
-    val: float = Field(0.05, ge=0, le=1)
-    test: float = Field(0.25, ge=0, le=1)
+    train: float = Field(0.7, ge=0, le=1, description="share of each concept's images that trains")
+    val: float = Field(0.05, ge=0, le=1, description="share for validation (tuning, validation curves)")
+    test: float = Field(0.25, ge=0, le=1, description="share for the test sets")
 
 
 class Split(Section):
@@ -111,7 +111,7 @@ class Split(Section):
         ge=2,
         description="concepts with fewer images are excluded with a warning and counted in results/data/summary.json",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seed of the split's shuffle")
 
 
 class Questions(Section):
@@ -120,7 +120,7 @@ class Questions(Section):
     hypernym question is matched with one negative hypernym (a foil) the leaf does not belong to; the
     pair is what the paired decision rules compare."""
 
-    template: str = "Is there {article} {name} in this image?"
+    template: str = Field("Is there {article} {name} in this image?", description="the question's wording")
     seed: int = Field(0, description="seed of the negatives")
     foil_balance: Literal["balanced", "uniform"] = Field(
         "balanced",
@@ -136,7 +136,7 @@ class Conditions(Section):
     removal), `random<pct>pair` (pair-level), `systematic<N>`."""
 
     seed: int = Field(0, description="the one removal draw per condition, shared by all training seeds")
-    systematic_categories: dict[str, list[str]] = Field(
+    systematic_categories: dict[Annotated[str, BeforeValidator(str)], list[str]] = Field(
         {}, description="`{N: [category, ...]}` fixes the categories of `systematicN` (else N are drawn with the seed)"
     )
 

@@ -11,7 +11,9 @@ class Evaluation(Section):
     """How each trained run is scored: yes/no questions (`yesno` runs), naming (every run), captions
     (`caption` runs)."""
 
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(
+        64, ge=1, description="questions per batch of forced-choice scoring (also the text upper bound's)"
+    )
     caption_max_new_tokens: int = Field(
         24, ge=1, description="greedy decoding length of the captioning evaluation (caption runs)"
     )
@@ -30,7 +32,7 @@ class Compute(Section):
     gpus_per_job: int = Field(
         0, ge=0, description="GPUs requested by feature, training, evaluation and probe-state jobs (0 on a CPU)"
     )
-    feature_batch_size: int = Field(32, ge=1)
+    feature_batch_size: int = Field(32, ge=1, description="images per batch of feature extraction")
     feature_threads: int = Field(
         4, ge=1, description="threads of a feature-extraction job (capped by `--cores` locally)"
     )

@@ -24,10 +24,14 @@ class Block(Section):
     conditions: Annotated[list[Annotated[str, Field(pattern=CONDITION)]], Field(min_length=1)] = Field(
         description="deprivation conditions (see `conditions`)"
     )
-    shuffles: Annotated[list[Literal["original", "across", "within"]], Field(min_length=1)]
+    shuffles: Annotated[list[Literal["original", "across", "within"]], Field(min_length=1)] = Field(
+        description="`original`; `across`/`within`: the image-label controls (docs/protocol.md)"
+    )
     objectives: Annotated[list[Literal["yesno", "caption"]], Field(min_length=1)] = Field(
         ["yesno"],
         description="what the projector trains on: `yesno`, the forced-choice questions (the paper); `caption`, "
         "LiMBeR's captions (`[image] A picture of` → the caption + EOS, the loss on the caption tokens only)",
     )
-    seeds: Annotated[list[int], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)] = Field(
+        description="training seeds (data order and projector init; the twin is fixed per LM)"
+    )

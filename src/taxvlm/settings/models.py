@@ -156,7 +156,7 @@ class LMSpec(Section):
     off). A model asked for pretrained weights that loads any weight randomly initialised stops the job
     with an error, never a logged warning."""
 
-    source: Literal["hf"]
+    source: Literal["hf"] = Field(description="`hf` (transformers)")
     id: str | None = optional(description="hub id (a token from HF_TOKEN in the environment only)")
     revision: str | None = optional(
         description="hub commit to load (recorded with the resolved commit in `train_config.json`)"

@@ -13,12 +13,12 @@ class ProbeRuns(Section):
     """Which yes/no runs are probed: each key a list of values, an absent key selects all (a value
     matching no run is an error)."""
 
-    encoders: list[str] | None = optional()
-    lms: list[str] | None = optional()
-    inits: list[Literal["pretrained", "random"]] | None = optional()
-    conditions: list[str] | None = optional()
-    shuffles: list[Literal["original", "across", "within"]] | None = optional()
-    seeds: list[int] | None = optional()
+    encoders: list[str] | None = optional("encoder ids probed")
+    lms: list[str] | None = optional("LM ids probed")
+    inits: list[Literal["pretrained", "random"]] | None = optional("inits probed")
+    conditions: list[str] | None = optional("conditions probed")
+    shuffles: list[Literal["original", "across", "within"]] | None = optional("shuffles probed")
+    seeds: list[int] | None = optional("seeds probed")
 
 
 class Probe(Section):
@@ -36,7 +36,9 @@ class Probe(Section):
         "the k image-prefix positions (per image)",
     )
     tasks: list[Literal["entailment", "transfer", "leaf", "membership"]] = Field(
-        ["entailment", "transfer", "leaf", "membership"], min_length=1
+        ["entailment", "transfer", "leaf", "membership"],
+        min_length=1,
+        description="`entailment` (Yes/No of every test question), `leaf` (which leaf), `membership` (per hypernym, across concepts), `transfer` (seen members → held-out members); config/README.md, `probe`",
     )
     folds: int = Field(3, ge=2, description="outer (membership) and inner (C) CV folds")
     Cs: list[Annotated[float, Field(gt=0)]] = Field(

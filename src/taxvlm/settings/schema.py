@@ -63,7 +63,9 @@ def _tagged(node: dict[str, Any]) -> dict[str, Any]:
         "type": "object",
         "required": [tag],
         "properties": {tag: {"enum": list(forms)}},
-        "allOf": [{"if": {"properties": {tag: {"const": value}}}, "then": {"$ref": ref}} for value, ref in forms.items()],
+        "allOf": [
+            {"if": {"properties": {tag: {"const": value}}}, "then": {"$ref": ref}} for value, ref in forms.items()
+        ],
     }
 
 

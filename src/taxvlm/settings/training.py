@@ -21,13 +21,13 @@ class Override(Section):
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 2})
 
-    objective: Literal["yesno", "caption"] | None = optional()
-    init: Literal["pretrained", "random"] | None = optional()
-    lr: float | None = optional(gt=0)
-    epochs: float | None = optional(gt=0)
-    feature_norm: FeatureNorm | None = optional()
-    weight_decay: float | None = optional(ge=0)
-    warmup_fraction: float | None = optional(ge=0, le=1)
+    objective: Literal["yesno", "caption"] | None = optional("selects the runs of this objective (absent: every)")
+    init: Literal["pretrained", "random"] | None = optional("selects the runs of this init (absent: every)")
+    lr: float | None = optional("sets `training.lr`", gt=0)
+    epochs: float | None = optional("sets `training.epochs`", gt=0)
+    feature_norm: FeatureNorm | None = optional("sets `training.feature_norm`")
+    weight_decay: float | None = optional("sets `training.weight_decay`", ge=0)
+    warmup_fraction: float | None = optional("sets `training.warmup_fraction`", ge=0, le=1)
 
     @model_validator(mode="after")
     def _selects_and_sets(self) -> Self:
@@ -50,17 +50,17 @@ class Training(Section):
         "`none`: raw features (the paper's and LiMBeR's recipe)",
     )
     lr: float = Field(1.0e-3, gt=0, description="AdamW's learning rate")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's weight decay")
     warmup_fraction: float = Field(0.03, ge=0, le=1, description="linear warm-up share of the steps, then cosine")
-    epochs: float = Field(5, gt=0)
-    batch_size: int = Field(16, ge=1)
+    epochs: float = Field(5, gt=0, description="training length (a fraction of an epoch allowed)")
+    batch_size: int = Field(16, ge=1, description="training rows (or a fused group's rows per member) per step")
     overrides: list[Override] = Field(
         [],
         description="settings for the runs of one objective and/or init (as `snakemake tune` chooses them, one per "
         "objective and init; each item needs a selector and a setting); each item's settings replace the keys above "
         "for the runs it selects, an LM's own items apply after the global ones, and a later item after an earlier one",
     )
-    grad_clip: float = Field(1.0, gt=0)
+    grad_clip: float = Field(1.0, gt=0, description="gradient norm clip")
     checkpoint_every: int = Field(200, ge=1, description="steps between resume states (a killed job resumes from it)")
     val_every: float = Field(
         1,
@@ -75,7 +75,7 @@ class Training(Section):
         "the evaluation scores each kept point (`predictions_by_step.tsv`, `analysis/dynamics.tsv`); 0 = only the "
         "end. No kept point is ever used to pick a model. Changing it reruns training",
     )
-    eval_every_unit: Literal["epochs", "steps"] = "epochs"
+    eval_every_unit: Literal["epochs", "steps"] = Field("epochs", description="the unit of `eval_every`")
     batching: Literal["rows", "images"] = Field(
         "rows",
         description="`rows`: i.i.d. batches of question rows (a seeded permutation); `images`: each image's rows "

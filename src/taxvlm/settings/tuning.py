@@ -14,8 +14,8 @@ from taxvlm.settings.training import FeatureNorm
 class Candidate(Section):
     """One setting tried; every other setting as the grid's runs of that objective and init get."""
 
-    lr: float = Field(gt=0)
-    feature_norm: FeatureNorm = "none"
+    lr: float = Field(gt=0, description="the learning rate tried")
+    feature_norm: FeatureNorm = Field("none", description="the feature normalisation tried (`training.feature_norm`)")
 
 
 Candidates = Annotated[list[Candidate], Field(min_length=1)]
@@ -41,7 +41,7 @@ class Tuning(Section):
     the one whose best validation score is highest is chosen."""
 
     lm: str = Field(description="an LM of `lms`")
-    targets: list[Target] = Field(min_length=1)
+    targets: list[Target] = Field(min_length=1, description="what is tuned, each separately")
     condition: str = Field("full", description="the condition the candidates train on")
     seed: int = Field(7, description="the candidates' training seed")
     epochs: float = Field(
@@ -53,4 +53,4 @@ class Tuning(Section):
         description="the best candidate (best validation accuracy at any epoch; ties: the smaller lr) trains for the "
         "first epoch whose validation accuracy is within `tolerance` of that best",
     )
-    candidates: Candidates
+    candidates: Candidates = Field(description="the settings every target tries (unless it has its own)")
