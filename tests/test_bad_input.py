@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from taxvlm.config import schema_error
 from taxvlm.models.guard import RandomInitError, require_pretrained
+from taxvlm.settings.tree import Config
 
 from spec_builders import FOLDER_DATASET, encoder_spec, frozen_lm, preset, section
 
@@ -583,11 +584,11 @@ def test_unpinned_hub_models_are_listed() -> None:
     from taxvlm.config import unpinned_models
 
     things = preset("config/things.yaml")
-    assert unpinned_models(_config()) == []  # the default grid loads only local, hash-pinned weights
+    assert unpinned_models(Config.from_config(_config())) == []  # the default grid loads only local, hash-pinned weights
     # the paper grid pins every hub model whose commit could be verified (config/README.md), SigLIP not
-    assert unpinned_models(things) == ["encoders.siglip_b16"]
+    assert unpinned_models(Config.from_config(things)) == ["encoders.siglip_b16"]
     del things["lms"]["qwen3_0.6b"]["revision"]
-    assert "lms.qwen3_0.6b" in unpinned_models(things)
+    assert "lms.qwen3_0.6b" in unpinned_models(Config.from_config(things))
 
 
 def test_paper_grid_revisions_are_full_commit_hashes() -> None:

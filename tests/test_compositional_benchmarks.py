@@ -139,3 +139,18 @@ def test_a_download_that_is_not_json_names_the_file(tmp_path: Path) -> None:
     page.write_text("<html>Google Drive can't scan this file for viruses</html>", encoding="utf-8")
     with pytest.raises(DataError, match=r"visual_genome_relation\.json: not a JSON file"):
         bm.load_benchmark("aro", "aro_relation", {"vg_relation": page}, {})
+
+
+def test_benchmark_items_from_its_typed_section(tmp_path: Path) -> None:
+    """The `compositional_benchmark_items` job: its config entry typed (`Benchmark`), each file checked
+    against the entry's sha256, items.tsv written."""
+    from taxvlm.compositional.stage import benchmark_items
+    from taxvlm.io import read_tsv
+    from taxvlm.settings.compositional import Benchmark
+
+    path = DATA / "sugarcrepe" / "swap_att.json"
+    entry = {"url": "http://unused", "sha256": sha256_file(path)}
+    spec = Benchmark.from_config({"format": "sugarcrepe", "files": {"swap_att": entry}, "image_root": "coco"})
+    benchmark_items("sugarcrepe", spec, {"swap_att": path}, 0, tmp_path / "items.tsv")
+    items = read_tsv(tmp_path / "items.tsv")
+    assert len(items) > 0 and set(items["type"]) == {"swap_att"}

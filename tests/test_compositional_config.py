@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from taxvlm.compositional.config import check_compositional
-from taxvlm.config import check_references, schema_error
+from taxvlm.config import check_references, expand_experiments, schema_error
 from taxvlm.grid import ConfigError
+from taxvlm.settings.tree import Config
 
 from spec_builders import preset, validated
 
@@ -21,12 +22,17 @@ def merged(*names: str) -> dict:
     return validated(preset("config/config.yaml", *(f"config/{name}" for name in names)))
 
 
+def check(config: dict) -> None:
+    """The compositional cross-checks, as planning runs them on the typed config and the grid's runs."""
+    check_compositional(Config.from_config(config), expand_experiments(config["experiments"]))
+
+
 @pytest.mark.parametrize("name", ["compositional.yaml", "compositional_default.yaml"])
 def test_compositional_configs_validate(name: str) -> None:
     config = merged(name)
     assert schema_error(config, SCHEMA) is None
-    check_references(config)
-    check_compositional(config)
+    check_references(Config.from_config(config))
+    check(config)
 
 
 def test_real_config_has_vit_b32_coco_and_the_four_benchmarks() -> None:
@@ -46,4 +52,4 @@ def test_schema_and_cross_checks_name_the_bad_field() -> None:
     config = merged("compositional.yaml")
     config["compositional"]["contrastive"]["faithful"]["model"] = "nope"
     with pytest.raises(ConfigError, match="compositional.contrastive.faithful.model 'nope'"):
-        check_compositional(config)
+        check(config)

@@ -20,6 +20,8 @@ from taxvlm.compositional import report, stage
 from taxvlm.config import expand_experiments
 from taxvlm.grid import ConfigError
 from taxvlm.io import read_tsv, write_tsv
+from taxvlm.settings.compositional import Compositional, OpenClipModel
+from taxvlm.settings.tree import Config
 
 from spec_builders import preset, trained_run, validated
 
@@ -54,7 +56,8 @@ def test_default_lists_vlms_pipeline_and_faithful_models() -> None:
     assert sum(path.endswith("/curve.tsv") for path in collected) == 8  # every ablation but itc, both modes
     assert "compositional_benchmark_open_clip" not in jobs
     config = _config("compositional_default.yaml")
-    assert [r.init for r in cc.pipeline_runs(config)] == ["pretrained"]
+    runs = expand_experiments(config["experiments"])
+    assert [r.init for r in cc.pipeline_runs(Config.from_config(config), runs)] == ["pretrained"]
 
 
 def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_must_match() -> None:
@@ -69,9 +72,9 @@ def test_real_config_scores_benchmarks_by_faithful_models_and_pipeline_selector_
                    for path in collected)  # faithful mode trains on COCO: not scored on the dataset
     config["compositional"]["contrastive"]["pipeline"]["runs"] = {"condition": "systematic1", "init": "random"}
     with pytest.raises(ConfigError, match="pipeline.runs .* matches no run"):
-        cc.check_compositional(config)
+        cc.check_compositional(Config.from_config(config), runs)
     config["compositional"]["enabled"] = False
-    cc.check_compositional(config)  # a disabled section builds nothing, so it cannot be wrong
+    cc.check_compositional(Config.from_config(config), runs)  # a disabled section builds nothing, so it cannot be wrong
 
 
 def test_a_disabled_stage_plans_nothing_and_its_rules_are_not_read() -> None:
@@ -121,7 +124,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
 
 def test_pipeline_mode_from_files(tmp_path: Path) -> None:
     f = _files(tmp_path)
-    section = {
+    section = Compositional.from_config({
         "types": ["relation", "object"],
         "contrastive": {
             "lambda_imc": 0.3,
@@ -135,7 +138,7 @@ def test_pipeline_mode_from_files(tmp_path: Path) -> None:
             "epochs": 1,
             "pipeline": {"lr": 1e-2, "epochs": 2, "batch_size": 3},
         },
-    }
+    })
     out = tmp_path / "out"
     stage.train_pipeline_mode(f["neg"], f["images"], f["feat"], f["proj"], f["text"], section, "all", 3, out)
     curve, scored = read_tsv(out / "curve.tsv"), read_tsv(out / "scored.tsv")
@@ -236,7 +239,7 @@ def test_vlm_scored_on_a_benchmark_through_its_views(tmp_path: Path, tiny_lm_dir
 def test_random_init_open_clip_is_seeded(tmp_path: Path) -> None:
     from taxvlm.compositional.tiny import TINY_OPEN_CLIP
 
-    spec = {"name": "taxvlm-tiny-seeded", "pretrained": None, "config": TINY_OPEN_CLIP}
+    spec = OpenClipModel(name="taxvlm-tiny-seeded", pretrained=None, config=TINY_OPEN_CLIP)
     first = stage.load_open_clip(spec, tmp_path / "a")[0].state_dict()
     torch.manual_seed(5)
     second = stage.load_open_clip(spec, tmp_path / "b")[0].state_dict()

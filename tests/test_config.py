@@ -20,6 +20,7 @@ from taxvlm.config import (
 )
 from taxvlm.grid import ConfigError
 from taxvlm.settings.schema import fill_defaults
+from taxvlm.settings.tree import Config
 
 from spec_builders import preset, validated
 
@@ -63,7 +64,7 @@ def merged(*names: str) -> dict:
 def test_limber_configs_are_valid_caption_grids(names: tuple[str, ...]) -> None:
     config = merged(*names)
     assert schema_error(config, SCHEMA) is None
-    check_references(config)
+    check_references(Config.from_config(config))
     runs = expand_experiments(config["experiments"])
     assert {run.objective for run in runs} == {"caption"}
     assert {run.init for run in runs} == {"pretrained", "random"}
@@ -84,10 +85,10 @@ def test_limber_config_has_limbers_encoders_and_token_counts() -> None:
 def test_default_and_paper_configs_are_valid() -> None:
     config = default_config()
     assert schema_error(config, SCHEMA) is None
-    check_references(config)
+    check_references(Config.from_config(config))
     things = merged("things.yaml")
     assert schema_error(things, SCHEMA) is None
-    check_references(things)
+    check_references(Config.from_config(things))
 
 
 def test_a_preset_stands_alone_and_takes_no_choice_of_the_cpu_default() -> None:
@@ -107,14 +108,14 @@ def test_unknown_weights_asset_is_named() -> None:
     config = default_config()
     config["lms"]["smollm2_135m"]["weights"]["asset"] = "missing_asset"
     with pytest.raises(ConfigError, match=r"config.lms.smollm2_135m.weights.asset: 'missing_asset'"):
-        check_references(config)
+        check_references(Config.from_config(config))
 
 
 def test_unknown_dataset_asset_is_named() -> None:
     config = default_config()
     config["dataset"]["tuxpaint"]["asset"] = "nope"
     with pytest.raises(ConfigError, match=r"config.dataset.tuxpaint.asset: 'nope'"):
-        check_references(config)
+        check_references(Config.from_config(config))
 
 
 def test_lm_training_overrides_apply_to_that_lm_only() -> None:

@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from taxvlm.grid import ConfigError, run_settings
+from taxvlm.settings.tree import Config
 
 
 # A run's folder under results/runs/ (and checkpoints/, logs/...): the rules' wildcard pattern, and
@@ -123,43 +124,44 @@ def check_twins(runs: list[Run], require_twin: bool) -> None:
             )
 
 
-def check_references(config: Mapping[str, Any]) -> None:
+def check_references(settings: Config) -> None:
     """Fail on names that point nowhere, before any job starts."""
-    assets = config["assets"]
-    for family in ("encoders", "lms"):
-        for name, spec in config[family].items():
-            named = (spec.get("weights") or {}).get("asset", [])
+    assets = settings.assets.model_extra or {}
+    families = {"encoders": settings.encoders, "lms": settings.lms}
+    for family, entries in families.items():
+        for name, spec in entries.items():
+            named = spec.weights.asset if spec.weights and spec.weights.asset else []
             for asset in [named] if isinstance(named, str) else named:
                 if asset not in assets:
                     raise ConfigError(
                         f"config.{family}.{name}.weights.asset: '{asset}' is not defined under config.assets "
                         f"(known: {', '.join(sorted(assets)) or 'none'})"
                     )
-    for index, block in enumerate(config["experiments"]):
-        for family, key in (("encoders", "encoders"), ("lms", "lms")):
-            for name in block[key]:
-                if name not in config[family]:
-                    known = ", ".join(sorted(config[family])) or "none"
+    for index, block in enumerate(settings.experiments):
+        for family, entries in families.items():
+            for name in getattr(block, family):
+                if name not in entries:
+                    known = ", ".join(sorted(entries)) or "none"
                     raise ConfigError(
-                        f"config.experiments[{index}].{key}: '{name}' is not defined under config.{family} "
+                        f"config.experiments[{index}].{family}: '{name}' is not defined under config.{family} "
                         f"(known: {known})"
                     )
-    tuning = config["tuning"]
-    if tuning["lm"] not in config["lms"]:
-        raise ConfigError(f"config.tuning.lm: '{tuning['lm']}' is not defined under config.lms")
-    for index, target in enumerate(tuning["targets"]):
-        if target["encoder"] not in config["encoders"]:
+    tuning = settings.tuning
+    if tuning.lm not in settings.lms:
+        raise ConfigError(f"config.tuning.lm: '{tuning.lm}' is not defined under config.lms")
+    for index, target in enumerate(tuning.targets):
+        if target.encoder not in settings.encoders:
             raise ConfigError(
-                f"config.tuning.targets[{index}].encoder: '{target['encoder']}' is not defined under config.encoders"
+                f"config.tuning.targets[{index}].encoder: '{target.encoder}' is not defined under config.encoders"
             )
-    for name in config["analysis"]["textprobe"].get("lms", []):
-        if name not in config["lms"]:
+    for name in settings.analysis.textprobe.lms or []:
+        if name not in settings.lms:
             raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")
-    dataset = config["dataset"]
-    kind = dataset["kind"]
-    if kind not in dataset:
+    kind = settings.dataset.kind
+    section = getattr(settings.dataset, kind)
+    if section is None:
         raise ConfigError(f"config.dataset.{kind}: missing section for dataset kind '{kind}'")
-    for key, value in dataset[kind].items():
+    for key, value in section.record().items():
         names = value if isinstance(value, list) else [value]
         for name in names if key.endswith(("asset", "assets")) else []:
             if name not in assets:
@@ -251,12 +253,13 @@ def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
     return groups
 
 
-def unpinned_models(config: Mapping[str, Any]) -> list[str]:
+def unpinned_models(settings: Config) -> list[str]:
     """Models loaded from a hub (no local `weights`) without a `revision`: their files may change
     upstream between runs. `timm` encoders cannot be pinned by revision (use local `weights`)."""
+    families = {"encoders": settings.encoders, "lms": settings.lms}
     return [
         f"{family}.{name}"
-        for family in ("encoders", "lms")
-        for name, spec in sorted(config[family].items())
-        if not spec.get("weights") and not spec.get("revision")
+        for family, entries in families.items()
+        for name, spec in sorted(entries.items())
+        if not spec.weights and not spec.revision
     ]

@@ -41,21 +41,21 @@ validate(config, str(SCHEMA))
 # The typed view of the validated config (`taxvlm.settings.tree`): what planning reads as values.
 # Params stay the mappings as written, so that typing them reruns nothing.
 SETTINGS = Config.from_config(config)
-check_references(config)
+check_references(SETTINGS)
 CONFIG_FINGERPRINT = config_fingerprint(config)
-check_compositional(config)
 check_pins(config["assets"])
 if unpinned_report(config["assets"]):
     print(unpinned_report(config["assets"]), file=sys.stderr)
-if unpinned_models(config):
+if unpinned_models(SETTINGS):
     print(
         "warning: hub models without a pinned `revision` (what was loaded is recorded in "
-        f"train_config.json): {', '.join(unpinned_models(config))}",
+        f"train_config.json): {', '.join(unpinned_models(SETTINGS))}",
         file=sys.stderr,
     )
 
 RUNS = expand_experiments(config["experiments"])
 check_twins(RUNS, SETTINGS.analysis.require_twin)
+check_compositional(SETTINGS, RUNS)
 FUSED_GROUPS = fused_groups(config)
 YESNO_RUNS = [run for run in RUNS if run.objective == "yesno"]
 ENCODERS = sorted({run.encoder for run in RUNS})
@@ -332,7 +332,7 @@ def compositional_scored():
     for clip in sorted(COMP_SECTION["open_clip"]):
         scored[f"open_clip/{clip}"] = f"{COMP}/scored/open_clip/{clip}.tsv"
     if "pipeline" in contrastive["modes"]:
-        for run in pipeline_runs(config):
+        for run in pipeline_runs(SETTINGS, RUNS):
             for ablation in contrastive["ablations"]:
                 scored[f"pipeline/{ablation}/{run.path}"] = (
                     f"{COMP}/pipeline/{run.path}/{ablation}/scored.tsv"

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from taxvlm.compositional.stage import benchmark_items
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.compositional import Benchmark
 
 rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 files = dict(zip(sm.params.spec["files"], map(Path, sm.input.files)))
 benchmark_items(
     sm.wildcards.benchmark,
-    dict(sm.params.spec),
+    Benchmark.from_config(sm.params.spec, f"config.compositional.benchmarks.{sm.wildcards.benchmark}"),
     files,
     int(sm.params.seed),
     Path(sm.output[0]),

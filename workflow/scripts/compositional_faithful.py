@@ -8,17 +8,18 @@ import torch
 
 from taxvlm.compositional.stage import train_faithful_mode
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.compositional import Compositional, OpenClipModel
 
 rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)
-section = dict(sm.params.section)
+section = Compositional.from_config(sm.params.section, "config.compositional")
 train_faithful_mode(
     Path(sm.input.negatives),
     Path(sm.input.images),
-    dict(sm.params.spec),
+    OpenClipModel.from_config(sm.params.spec, "config.compositional.open_clip"),
     section,
     sm.wildcards.ablation,
-    int(section["seed"]),
+    section.seed,
     Path(sm.output.model).parent,
 )

@@ -8,6 +8,7 @@ import torch
 
 from taxvlm.compositional.stage import train_pipeline_mode
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.compositional import Compositional
 
 rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -18,7 +19,7 @@ train_pipeline_mode(
     Path(sm.input.features),
     Path(sm.input.projector),
     Path(sm.input.text_features),
-    dict(sm.params.section),
+    Compositional.from_config(sm.params.section, "config.compositional"),
     sm.wildcards.ablation,
     int(sm.wildcards.seed),
     Path(sm.output.model).parent,

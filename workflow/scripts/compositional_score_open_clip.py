@@ -8,6 +8,7 @@ import torch
 
 from taxvlm.compositional.stage import score_open_clip
 from taxvlm.rulelog import rule_log
+from taxvlm.settings.compositional import OpenClipModel
 
 rule_log(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -17,7 +18,7 @@ items = inputs.bench_items if "bench_items" in inputs.keys() else inputs.negativ
 score_open_clip(
     Path(items),
     Path(sm.params.image_root),
-    dict(sm.params.spec),
+    OpenClipModel.from_config(sm.params.spec, "config.compositional.open_clip"),
     Path(sm.output[0]),
     images_path=Path(inputs.images) if "images" in inputs.keys() else None,
     state_path=Path(inputs.model) if "model" in inputs.keys() else None,

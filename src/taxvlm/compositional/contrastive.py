@@ -34,6 +34,7 @@ from taxvlm.compositional.losses import ABLATIONS, Terms, ce_clip_loss, itc_loss
 from taxvlm.models.lms import decoder_forward, pad_right
 from taxvlm.training.schedule import warmup_cosine
 from taxvlm.seeding import derive_seed
+from taxvlm.settings.compositional import Contrastive
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature
 MAX_LOGIT_SCALE = 100.0
@@ -98,9 +99,9 @@ class Recipe:
     lambda_cmr: float
 
     @classmethod
-    def from_config(cls, section: dict[str, Any], **overrides: Any) -> Recipe:
-        keys = cls.__dataclass_fields__
-        values = {k: section[k] for k in keys if k in section} | overrides
+    def from_config(cls, section: Contrastive, **overrides: Any) -> Recipe:
+        """CE-CLIP's recipe as `section` gives it, with `overrides` (the pipeline mode's own)."""
+        values = {key: getattr(section, key) for key in cls.__dataclass_fields__} | overrides
         return cls(**{**values, "betas": tuple(values["betas"])})
 
 

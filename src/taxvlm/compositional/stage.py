@@ -29,6 +29,7 @@ from taxvlm.compositional.tiny import register_open_clip_config
 from taxvlm.data.errors import DataError, read_table
 from taxvlm.io import atomic_dir, load_pt, read_tsv, save_pt, write_json, write_tsv
 from taxvlm.seeding import derive_seed
+from taxvlm.settings.compositional import Benchmark, Compositional, OpenClipModel
 from taxvlm.specs import FrozenLM, TrainedRun
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def test_items(negatives_path: Path, images_path: Path) -> pd.DataFrame:
 
 
 def load_open_clip(
-    spec: dict[str, Any], config_dir: Path, device: str | torch.device = "cpu", seed: int = 0
+    spec: OpenClipModel, config_dir: Path, device: str | torch.device = "cpu", seed: int = 0
 ) -> tuple[Any, Any, Any]:
     """(model, tokenizer, preprocess) of a `compositional.open_clip` entry; an entry with `config`
     registers that architecture under its name first (the offline tiny model). Weights a checkpoint
@@ -54,14 +55,12 @@ def load_open_clip(
     reference scores the same in every run."""
     import open_clip
 
-    if spec.get("config"):
-        register_open_clip_config(spec["name"], spec["config"], config_dir)
+    if spec.config:
+        register_open_clip_config(spec.name, spec.config, config_dir)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "open_clip-init", spec["name"]) % 2**63)
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            spec["name"], pretrained=spec["pretrained"], device=device
-        )
-    return model, open_clip.get_tokenizer(spec["name"]), preprocess
+        torch.manual_seed(derive_seed(seed, "open_clip-init", spec.name) % 2**63)
+        model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=spec.pretrained, device=device)
+    return model, open_clip.get_tokenizer(spec.name), preprocess
 
 
 def compute_text_features(negatives_path: Path, types: list[str], lm: FrozenLM, out: Path) -> None:
@@ -122,7 +121,7 @@ def train_pipeline_mode(
     features_path: Path,
     projector_path: Path,
     text_features_path: Path,
-    section: dict[str, Any],
+    section: Compositional,
     ablation: str,
     seed: int,
     out_dir: Path,
@@ -131,8 +130,10 @@ def train_pipeline_mode(
     from taxvlm.features import load_features
     from taxvlm.models.projector import build_projector
 
-    contrastive = section["contrastive"]
-    recipe = C.Recipe.from_config(contrastive, **_pipeline_overrides(contrastive))
+    pipeline = section.contrastive.pipeline  # its own rate, length and batch: its head starts from scratch
+    recipe = C.Recipe.from_config(
+        section.contrastive, lr=pipeline.lr, epochs=pipeline.epochs, batch_size=pipeline.batch_size
+    )
     ckpt = load_pt(projector_path)
     projector = build_projector(ckpt["spec"], ckpt["d_vis"], ckpt["d_lm"])
     projector.load_state_dict(ckpt["state_dict"])
@@ -142,7 +143,7 @@ def train_pipeline_mode(
     encoder = C.PipelineDualEncoder(projector, data[ckpt["spec"]["features"]], text["features"])
     image_index = {i: n for n, i in enumerate(data["image_ids"])}
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
-    types = list(section["types"])
+    types = list(section.types)
     curve, scored = _train_and_score(
         encoder, negatives, images_path, image_index, text["texts"], recipe, ablation, types, seed
     )
@@ -156,16 +157,11 @@ def train_pipeline_mode(
     _write_model(out_dir, state, curve, scored, {"recipe": recipe.__dict__, "ablation": ablation, "seed": seed})
 
 
-def _pipeline_overrides(contrastive: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline mode's own lr / epochs / batch size (its linear head starts from scratch)."""
-    return {k: v for k, v in contrastive["pipeline"].items() if k in ("lr", "epochs", "batch_size")}
-
-
 def train_faithful_mode(
     negatives_path: Path,
     images_path: Path,
-    spec: dict[str, Any],
-    section: dict[str, Any],
+    spec: OpenClipModel,
+    section: Compositional,
     ablation: str,
     seed: int,
     out_dir: Path,
@@ -177,12 +173,12 @@ def train_faithful_mode(
     image_index = {i: n for n, i in enumerate(images["image_id"])}
     paths = [str(root / p) for p in images["path"]]
     negatives = read_table(negatives_path, ITEM_COLUMNS + ["valid"])
-    types = list(section["types"])
+    types = list(section.types)
     texts = C.all_texts(negatives, types)
     encoder = C.OpenClipDualEncoder(model, tokenizer, preprocess, paths, texts)
-    recipe = C.Recipe.from_config(section["contrastive"])
+    recipe = C.Recipe.from_config(section.contrastive)
     curve, scored = _train_and_score(encoder, negatives, images_path, image_index, texts, recipe, ablation, types, seed)
-    state = {"state_dict": model.state_dict(), "open_clip": spec, "ablation": ablation}
+    state = {"state_dict": model.state_dict(), "open_clip": spec.record(), "ablation": ablation}
     _write_model(out_dir, state, curve, scored, {"recipe": recipe.__dict__, "ablation": ablation, "seed": seed})
 
 
@@ -206,19 +202,19 @@ def coco_captions(annotations_zip: Path, member: str, image_root: str, out_image
 
 
 def benchmark_items(
-    name: str, spec: dict[str, Any], files: dict[str, Path], seed: int, out: Path, nltk_data_dir: Path | None = None
+    name: str, spec: Benchmark, files: dict[str, Path], seed: int, out: Path, nltk_data_dir: Path | None = None
 ) -> None:
     """items.tsv of one benchmark (taxvlm.compositional.benchmarks); for ARO's order sets WordNet
     (`nltk_data_dir`) tags the captions' words for the two tagged perturbations."""
-    sha = {key: f.get("sha256") for key, f in spec["files"].items()}
+    sha = {key: f.sha256 for key, f in spec.files.items()}
     lexicon = None
-    if spec["format"] == "aro_order" and nltk_data_dir is not None:
+    if spec.format == "aro_order" and nltk_data_dir is not None:
         from taxvlm.assets.wordnet import load_wordnet
         from taxvlm.compositional.negatives import lexicon_from_wordnet
 
         captions = [c for path in files.values() for c in _order_captions(path)]
         lexicon = lexicon_from_wordnet(load_wordnet(nltk_data_dir), captions, [])
-    write_tsv(load_benchmark(name, spec["format"], files, sha, seed, lexicon), out)
+    write_tsv(load_benchmark(name, spec.format, files, sha, seed, lexicon), out)
 
 
 def _order_captions(path: Path) -> list[str]:
@@ -231,7 +227,7 @@ def _order_captions(path: Path) -> list[str]:
 def score_open_clip(
     items_path: Path,
     image_root: Path,
-    spec: dict[str, Any],
+    spec: OpenClipModel,
     out: Path,
     images_path: Path | None = None,
     state_path: Path | None = None,

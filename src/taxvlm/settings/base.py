@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from taxvlm.grid import ConfigError
 
@@ -15,9 +15,10 @@ class Section(BaseModel):
     """A config section. Strict, so that `"3"` is not a number here when the schema says it is not
     one; frozen, so that a job cannot change the settings it was given.
 
-    `from_config` keeps the mapping as it was written (`record()`): records (`train_config.json`, the
-    checkpoint fingerprint, the feature cache) hold it unchanged, never a re-serialisation that
-    could turn an `epochs: 5` into `5.0` and so rerun a result for nothing."""
+    Every section keeps the mapping it was validated from, as it was written (`record()`, at every
+    depth of the tree): records (`train_config.json`, the checkpoint fingerprint, the feature cache)
+    hold it unchanged, never a re-serialisation that could turn an `epochs: 5` into `5.0` and so
+    rerun a result for nothing."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     _record: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -30,7 +31,14 @@ class Section(BaseModel):
             first = error.errors()[0]
             place = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
             raise ConfigError(f"{where}{place}: {first['msg']}") from None
-        section._record = copy.deepcopy(dict(mapping))
+        return section
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_record(cls, data: Any, handler: Any) -> Any:
+        section = handler(data)
+        if isinstance(data, Mapping):
+            section._record = copy.deepcopy(dict(data))
         return section
 
     def record(self) -> dict[str, Any]:
