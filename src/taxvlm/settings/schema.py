@@ -29,6 +29,7 @@ def config_schema() -> dict[str, Any]:
 
 
 def _tidy(node: Any) -> Any:
+    """pydantic's schema of `node` in the form described in the module docstring."""
     if isinstance(node, list):
         return [_tidy(item) for item in node]
     if not isinstance(node, dict):
@@ -76,7 +77,7 @@ def fill_defaults(value: Any, *path: str) -> Any:
     schema = config_schema()
     node: Mapping[str, Any] = schema
     for step in path:
-        node = _resolve(schema, node)
+        node = resolve(node, schema["$defs"])
         node = (
             node["additionalProperties"] if step == "*" else node["items"] if step == "[]" else node["properties"][step]
         )
@@ -88,10 +89,11 @@ def fill_defaults(value: Any, *path: str) -> Any:
     return filled
 
 
-def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`node`, or the definition its `$ref` names."""
+def resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`node`, or the definition its `$ref` names with `node`'s other keywords (its default, its
+    meaning) over it."""
     while "$ref" in node:
-        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        node = {**defs[node["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
     return node
 
 
