@@ -18,6 +18,7 @@ from taxvlm.config import (
     schema_error,
     training_config,
 )
+from taxvlm.data.datasets import build_dataset
 from taxvlm.grid import ConfigError
 from taxvlm.settings.schema import fill_defaults
 from taxvlm.settings.tree import Config
@@ -269,3 +270,16 @@ def test_default_profile_prints_no_shell_command_lines() -> None:
     assert not [p.name for p in rules if re.search(r"^\s*shell:", p.read_text(), re.MULTILINE)]
     profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
     assert not profile.get("printshellcmds")
+
+
+def test_a_dataset_kind_without_its_section_is_named() -> None:
+    """The schema cannot require the section `kind` names; planning and the dataset job both refuse
+    its absence through `Dataset.reader`."""
+    config = default_config()
+    config["dataset"]["kind"] = "folder"
+    message = r"^config\.dataset\.folder: missing section for dataset kind 'folder'$"
+    with pytest.raises(ConfigError, match=message):
+        check_references(Config.from_config(config))
+    settings = Config.from_config(config)
+    with pytest.raises(ConfigError, match=message):
+        build_dataset(settings.dataset, settings.split, {}, Path("unused"))

@@ -126,8 +126,8 @@ def check_twins(runs: list[Run], require_twin: bool) -> None:
 
 def check_references(settings: Config) -> None:
     """Fail on names that point nowhere, before any job starts."""
-    assets = settings.assets.model_extra or {}
-    families = {"encoders": settings.encoders, "lms": settings.lms}
+    assets = settings.assets.model_extra
+    families = settings.model_families()
     for family, entries in families.items():
         for name, spec in entries.items():
             named = spec.weights.asset if spec.weights and spec.weights.asset else []
@@ -158,10 +158,7 @@ def check_references(settings: Config) -> None:
         if name not in settings.lms:
             raise ConfigError(f"config.analysis.textprobe.lms: '{name}' is not defined under config.lms")
     kind = settings.dataset.kind
-    section = getattr(settings.dataset, kind)
-    if section is None:
-        raise ConfigError(f"config.dataset.{kind}: missing section for dataset kind '{kind}'")
-    for key, value in section.record().items():
+    for key, value in settings.dataset.reader().record().items():
         names = value if isinstance(value, list) else [value]
         for name in names if key.endswith(("asset", "assets")) else []:
             if name not in assets:
@@ -256,10 +253,9 @@ def fused_groups(config: Mapping[str, Any]) -> list[FusedGroup]:
 def unpinned_models(settings: Config) -> list[str]:
     """Models loaded from a hub (no local `weights`) without a `revision`: their files may change
     upstream between runs. `timm` encoders cannot be pinned by revision (use local `weights`)."""
-    families = {"encoders": settings.encoders, "lms": settings.lms}
     return [
         f"{family}.{name}"
-        for family, entries in families.items()
+        for family, entries in settings.model_families().items()
         for name, spec in sorted(entries.items())
         if not spec.weights and not spec.revision
     ]

@@ -623,9 +623,7 @@ def build_dataset(
     seeded sample (`sample_seed`) of the usable concepts.
     """
     kind = dataset.kind
-    section = getattr(dataset, kind)
-    if section is None:
-        raise DataError(f"dataset.{kind}: missing section for dataset kind '{kind}'")
+    section = dataset.reader()
     out_dir = Path(out_dir)
     readers: dict[str, Callable[[], DatasetTables]] = {
         "things": lambda: read_things(section, inputs),

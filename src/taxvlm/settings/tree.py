@@ -22,10 +22,9 @@ from taxvlm.settings.tuning import Tuning
 class LM(LMSpec):
     """An `lms` entry: the LM and how it trains."""
 
-    training: TrainingOverrides = Field(
-        default_factory=TrainingOverrides,
-        json_schema_extra={"default": {}},
-        description="this LM's own `training` settings over the global block (same keys and types; unknown keys are "
+    training: TrainingOverrides = section(
+        TrainingOverrides,
+        "this LM's own `training` settings over the global block (same keys and types; unknown keys are "
         "errors); changing them reruns only this LM's jobs. A preset sets them with `training.by_lm.<id>`",
     )
 
@@ -53,3 +52,7 @@ class Config(Section):
     compositional: Compositional = section(Compositional)
     probe: Probe = section(Probe)
     experiments: Annotated[list[Block], Field(min_length=1)]
+
+    def model_families(self) -> dict[str, dict[str, EncoderSpec] | dict[str, LM]]:
+        """The frozen models by family (`encoders`, `lms`), as config paths name them."""
+        return {"encoders": self.encoders, "lms": self.lms}
